@@ -1,0 +1,30 @@
+package domain
+
+// Meta identifies a message: its own ID and the ID of the message whose handling recorded it.
+// The aggregate records events with an empty Meta; the unit of work stamps it before commit.
+type Meta struct {
+	ID          string // unique per message; empty until stamped
+	CausationID string // ID of the message being handled when this one was recorded; empty for a root
+}
+
+// Identity returns the message's Meta. Types that embed Meta get it for free.
+func (m Meta) Identity() Meta { return m }
+
+// Event is something that happened in the domain, recorded by an aggregate and published by the
+// unit of work after commit. Implementations are values that embed Meta.
+type Event interface {
+	Identity() Meta
+	// WithIdentity returns a copy of the event carrying m.
+	WithIdentity(m Meta) Event
+}
+
+// OutOfStock records that an order line found no batch to take it.
+type OutOfStock struct {
+	Meta
+	SKU     string
+	OrderID string
+	Qty     int
+}
+
+// WithIdentity returns a copy of the event carrying m.
+func (e OutOfStock) WithIdentity(m Meta) Event { e.Meta = m; return e }

@@ -1,0 +1,172 @@
+// Package domain holds the allocation model of "Architecture Patterns with Python", chapter 8:
+// order lines, batches of stock, the Product aggregate and the events it records.
+//
+// It imports only the standard library. Constructors do not validate; Product's methods do,
+// so a rejected call changes nothing: no allocation, no version bump, no event.
+package domain
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MaxQty is the largest quantity an order line may ask for. Bounding it keeps every sum of
+// quantities far from integer overflow.
+const MaxQty = 1_000_000_000
+
+var (
+	// ErrOutOfStock is wrapped by the error Product.Allocate returns when no batch can take the line.
+	ErrOutOfStock = errors.New("out of stock")
+	// ErrInvalidOrderLine is wrapped by errors about a line that can never be allocated:
+	// an empty order id or sku, or a quantity outside 1..MaxQty.
+	ErrInvalidOrderLine = errors.New("invalid order line")
+	// ErrOrderConflict is wrapped when an order already holds stock with another quantity.
+	ErrOrderConflict = errors.New("order already allocated with another quantity")
+	// ErrSKUMismatch is wrapped when a line or batch names another product's sku.
+	ErrSKUMismatch = errors.New("sku does not match product")
+	// ErrDuplicateBatch is wrapped when a batch reference is already taken.
+	ErrDuplicateBatch = errors.New("duplicate batch reference")
+	// ErrUnknownBatch is wrapped when a batch reference names no batch of the product.
+	ErrUnknownBatch = errors.New("unknown batch reference")
+	// ErrInvalidBatch is wrapped by errors about a batch that cannot be stored: an empty
+	// reference or sku, or a quantity outside 0..MaxQty.
+	ErrInvalidBatch = errors.New("invalid batch")
+)
+
+// OrderLine is one line of a customer order. It is a value: two lines with the same fields
+// are the same line. An order is identified by its OrderID and SKU together.
+type OrderLine struct {
+	OrderID, SKU string
+	Qty          int
+}
+
+// Validate reports why the line can never be allocated, or nil. The error wraps ErrInvalidOrderLine.
+func (l OrderLine) Validate() error {
+	switch {
+	case l.OrderID == "":
+		return fmt.Errorf("%w: empty order id", ErrInvalidOrderLine)
+	case l.SKU == "":
+		return fmt.Errorf("%w: empty sku", ErrInvalidOrderLine)
+	case l.Qty <= 0 || l.Qty > MaxQty:
+		return fmt.Errorf("%w: qty must be between 1 and %d, got %d", ErrInvalidOrderLine, MaxQty, l.Qty)
+	}
+	return nil
+}
+
+// Batch is stock of one sku that order lines are allocated to: on hand in the warehouse when
+// ETA is zero, otherwise arriving at ETA. A batch is identified by its Reference.
+//
+// Allocations are a persistent set: copying a Batch value shares them in O(1), and changing a
+// copy never changes the original. A Batch is not safe for concurrent mutation.
+type Batch struct {
+	Reference string
+	SKU       string
+	ETA       time.Time
+
+	purchased int
+	allocated int
+	lines     *lineNode
+	count     int
+	nextSeq   uint64
+}
+
+// NewBatch returns a batch of qty units of sku. A zero eta means the stock is in the warehouse.
+// It does not validate; see ValidateBatch.
+func NewBatch(ref, sku string, qty int, eta time.Time) *Batch {
+	return &Batch{Reference: ref, SKU: sku, ETA: eta, purchased: qty}
+}
+
+// ValidateBatch reports why a batch with these fields cannot be stored, or nil. The error wraps ErrInvalidBatch.
+func ValidateBatch(ref, sku string, qty int) error {
+	switch {
+	case ref == "":
+		return fmt.Errorf("%w: empty reference", ErrInvalidBatch)
+	case sku == "":
+		return fmt.Errorf("%w: empty sku", ErrInvalidBatch)
+	case qty < 0 || qty > MaxQty:
+		return fmt.Errorf("%w: qty must be between 0 and %d, got %d", ErrInvalidBatch, MaxQty, qty)
+	}
+	return nil
+}
+
+// PurchasedQuantity is the quantity the batch was bought with (or last changed to).
+func (b *Batch) PurchasedQuantity() int { return b.purchased }
+
+// AllocatedQuantity is the sum of the quantities of the lines allocated to the batch.
+func (b *Batch) AllocatedQuantity() int { return b.allocated }
+
+// AvailableQuantity is what is left to allocate. It is negative when the batch is over-allocated.
+func (b *Batch) AvailableQuantity() int { return b.purchased - b.allocated }
+
+// Allocations is the number of lines allocated to the batch.
+func (b *Batch) Allocations() int { return b.count }
+
+// CanAllocate reports whether the line is valid, of the batch's sku and fits in what is available.
+func (b *Batch) CanAllocate(line OrderLine) bool {
+	return line.Validate() == nil && line.SKU == b.SKU && b.AvailableQuantity() >= line.Qty
+}
+
+// Allocate adds the line to the batch if it fits. Allocating a line the batch already holds, or
+// one that does not fit, is a no-op. Since an order is identified by its OrderID and SKU, a line
+// of an order the batch already holds is a no-op whatever its quantity.
+func (b *Batch) Allocate(line OrderLine) {
+	if _, held := lookup(b.lines, line.OrderID, line.SKU); held || !b.CanAllocate(line) {
+		return
+	}
+	b.nextSeq++
+	b.lines = insert(b.lines, &lineNode{line: line, seq: b.nextSeq, prio: keyHash(line.OrderID, line.SKU)})
+	b.allocated += line.Qty
+	b.count++
+}
+
+// Deallocate removes the line if the batch holds exactly that line; otherwise it is a no-op.
+func (b *Batch) Deallocate(line OrderLine) {
+	n, held := lookup(b.lines, line.OrderID, line.SKU)
+	if !held || n.line != line {
+		return
+	}
+	b.lines = remove(b.lines, line.OrderID, line.SKU)
+	b.allocated -= line.Qty
+	b.count--
+}
+
+// Holds returns the line of the order (orderID, sku) that the batch holds, if any.
+func (b *Batch) Holds(orderID, sku string) (OrderLine, bool) {
+	n, ok := lookup(b.lines, orderID, sku)
+	if !ok {
+		return OrderLine{}, false
+	}
+	return n.line, true
+}
+
+// Lines returns the allocated lines in allocation order, oldest first. It costs O(n log n).
+func (b *Batch) Lines() []OrderLine {
+	nodes := make([]*lineNode, 0, b.count)
+	walk(b.lines, func(n *lineNode) bool { nodes = append(nodes, n); return true })
+	sortBySeq(nodes)
+	lines := make([]OrderLine, len(nodes))
+	for i, n := range nodes {
+		lines[i] = n.line
+	}
+	return lines
+}
+
+// sameState reports whether b and o certainly hold the same stored state. It compares the
+// allocation sets by identity, so it may say false for equal sets built separately.
+func (b *Batch) sameState(o *Batch) bool {
+	return b.Reference == o.Reference && b.SKU == o.SKU && b.ETA.Equal(o.ETA) &&
+		b.purchased == o.purchased && b.lines == o.lines
+}
+
+// prefers reports whether b comes before o in allocation order: warehouse stock (zero ETA)
+// first, then the earliest ETA.
+func (b *Batch) prefers(o *Batch) bool {
+	switch {
+	case b.ETA.IsZero():
+		return !o.ETA.IsZero()
+	case o.ETA.IsZero():
+		return false
+	}
+	return b.ETA.Before(o.ETA)
+}

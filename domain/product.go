@@ -1,0 +1,123 @@
+package domain
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+)
+
+// Product is the aggregate: every batch of one sku. All changes to its batches go through it,
+// and it records the events they cause in Events until the unit of work publishes them.
+// VersionNumber goes up by one on every successful allocation.
+//
+// A Product is not safe for concurrent use; each unit of work works on its own Clone.
+type Product struct {
+	SKU           string
+	Batches       []*Batch
+	VersionNumber int
+	Events        []Event
+}
+
+// NewProduct returns a product with the given batches and no pending events. It does not validate.
+func NewProduct(sku string, batches []*Batch) *Product {
+	return &Product{SKU: sku, Batches: batches}
+}
+
+// Clone returns a copy of the product's stored state with no pending events. Changing the copy
+// never changes p. It costs O(len(Batches)), not O(allocations): allocation sets are shared.
+func (p *Product) Clone() *Product {
+	c := &Product{SKU: p.SKU, VersionNumber: p.VersionNumber, Batches: make([]*Batch, len(p.Batches))}
+	copies := make([]Batch, len(p.Batches))
+	for i, b := range p.Batches {
+		copies[i] = *b
+		c.Batches[i] = &copies[i]
+	}
+	return c
+}
+
+// SameState reports whether p and o certainly hold the same stored state (sku, version, batches
+// and their allocations), ignoring pending events. It is O(len(Batches)): it compares allocation
+// sets by identity, so a Clone that was not changed is the same, and a changed one is not.
+func (p *Product) SameState(o *Product) bool {
+	return p.SKU == o.SKU && p.VersionNumber == o.VersionNumber &&
+		slices.EqualFunc(p.Batches, o.Batches, (*Batch).sameState)
+}
+
+// Batch returns the product's batch with the reference, if any.
+func (p *Product) Batch(ref string) (*Batch, bool) {
+	for _, b := range p.Batches {
+		if b.Reference == ref {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// AddBatch appends a batch of the product's sku after validating it. The error wraps
+// ErrInvalidBatch, ErrSKUMismatch or ErrDuplicateBatch, and then nothing changed.
+func (p *Product) AddBatch(b *Batch) error {
+	if err := ValidateBatch(b.Reference, b.SKU, b.purchased); err != nil {
+		return err
+	}
+	if b.SKU != p.SKU {
+		return fmt.Errorf("add batch %s: %w: batch sku %s, product sku %s", b.Reference, ErrSKUMismatch, b.SKU, p.SKU)
+	}
+	if _, ok := p.Batch(b.Reference); ok {
+		return fmt.Errorf("add batch %s: %w", b.Reference, ErrDuplicateBatch)
+	}
+	p.Batches = append(p.Batches, b)
+	return nil
+}
+
+// Allocate allocates the line to the preferred batch that can take it and returns that batch's
+// reference. Warehouse stock (zero ETA) is preferred, then the earliest ETA; batches with equal
+// ETAs keep their order. On success VersionNumber goes up by one.
+//
+// When no batch can take the line, Allocate records one OutOfStock event and returns "" and an
+// error wrapping ErrOutOfStock; VersionNumber does not change.
+//
+// An order is identified by its OrderID and SKU: sending an order that already holds stock again
+// with the same quantity returns its batch and changes nothing; with another quantity it fails with
+// ErrOrderConflict. An invalid line (ErrInvalidOrderLine) or a line of another sku
+// (ErrSKUMismatch) changes nothing and records no event.
+func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
+	if err := line.Validate(); err != nil {
+		return "", fmt.Errorf("allocate order %q: %w", line.OrderID, err)
+	}
+	if line.SKU != p.SKU {
+		return "", fmt.Errorf("allocate order %q: %w: line sku %s, product sku %s", line.OrderID, ErrSKUMismatch, line.SKU, p.SKU)
+	}
+	var best *Batch
+	for _, b := range p.Batches {
+		if held, ok := b.Holds(line.OrderID, line.SKU); ok {
+			if held.Qty != line.Qty {
+				return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
+					line.OrderID, ErrOrderConflict, held.Qty, b.Reference, line.Qty)
+			}
+			return b.Reference, nil
+		}
+		if b.CanAllocate(line) && (best == nil || b.prefers(best)) {
+			best = b
+		}
+	}
+	if best == nil {
+		p.Events = append(p.Events, OutOfStock{SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
+		return "", fmt.Errorf("allocate order %q: %w for %s", line.OrderID, ErrOutOfStock, line.SKU)
+	}
+	best.Allocate(line)
+	p.VersionNumber++
+	return best.Reference, nil
+}
+
+// Allocated returns the quantity held by all batches, so a check can compare it with orders.
+func (p *Product) Allocated() int {
+	total := 0
+	for _, b := range p.Batches {
+		total += b.allocated
+	}
+	return total
+}
+
+func sortBySeq(nodes []*lineNode) {
+	slices.SortFunc(nodes, func(a, b *lineNode) int { return cmp.Compare(a.seq, b.seq) })
+}

@@ -1,0 +1,192 @@
+package fakes
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/stockbus/stockbus/service"
+)
+
+// ErrMailFailed is returned by a Mailer's injected send failures.
+var ErrMailFailed = errors.New("mail send failed")
+
+// Latency draws the time one send takes from a seeded source.
+type Latency func(r *rand.Rand) time.Duration
+
+// Fixed is a latency of exactly d.
+func Fixed(d time.Duration) Latency { return func(*rand.Rand) time.Duration { return d } }
+
+// Uniform is a latency drawn uniformly from [lo, hi].
+func Uniform(lo, hi time.Duration) Latency {
+	return func(r *rand.Rand) time.Duration {
+		if hi <= lo {
+			return lo
+		}
+		return lo + time.Duration(r.Int64N(int64(hi-lo)+1))
+	}
+}
+
+// Exponential is a latency drawn from an exponential distribution with the given mean.
+func Exponential(mean time.Duration) Latency {
+	return func(r *rand.Rand) time.Duration { return time.Duration(r.ExpFloat64() * float64(mean)) }
+}
+
+// MailerOption configures a Mailer.
+type MailerOption func(*Mailer)
+
+// WithLatency makes every send take a time drawn from l (default: no delay).
+func WithLatency(l Latency) MailerOption { return func(m *Mailer) { m.latency = l } }
+
+// WithErrorRate makes each send fail with ErrMailFailed with probability p, after its latency.
+// A failed send delivers nothing.
+func WithErrorRate(p float64) MailerOption { return func(m *Mailer) { m.errorRate = p } }
+
+// WithSeed seeds the mailer's latency and failure draws (default seed 1), so runs replay.
+func WithSeed(seed uint64) MailerOption {
+	return func(m *Mailer) { m.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+}
+
+// WithDedup makes the mailer deliver at most one mail per cause event ID; a repeat is accepted
+// (Send returns nil) but not delivered, and counted as a dedup hit.
+func WithDedup() MailerOption { return func(m *Mailer) { m.dedup = true } }
+
+// MailerStats counts what a Mailer did. Latency is what sends really took, which on a busy
+// machine is longer than what was asked for.
+type MailerStats struct {
+	Delivered    int           // mails captured
+	Failed       int           // sends failed by the injected error rate
+	DedupHits    int           // repeats of an already delivered event, not delivered
+	Sends        int           // calls to Send that got past the context check
+	LatencyTotal time.Duration // the time the delayed sends really took, summed
+	LatencyMax   time.Duration
+	Delayed      int // sends that had a latency to wait for
+}
+
+// MeanLatency is the mean time a delayed send really took, or 0.
+func (s MailerStats) MeanLatency() time.Duration {
+	if s.Delayed == 0 {
+		return 0
+	}
+	return s.LatencyTotal / time.Duration(s.Delayed)
+}
+
+// Mailer is a service.Mailer that captures every delivered mail in order. It is safe for
+// concurrent use; sends wait their latency concurrently.
+type Mailer struct {
+	latency   Latency
+	errorRate float64
+	dedup     bool
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	mails     []service.Mail
+	delivered map[string]bool // cause event IDs, with dedup
+	stats     MailerStats
+}
+
+var _ service.Mailer = (*Mailer)(nil)
+
+// NewMailer returns a mailer that delivers at once and never fails unless options say otherwise.
+func NewMailer(opts ...MailerOption) *Mailer {
+	m := &Mailer{delivered: map[string]bool{}}
+	WithSeed(1)(m)
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// Send captures the mail after the drawn latency, unless the draw says it fails or ctx ends first.
+func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	var delay time.Duration
+	if m.latency != nil {
+		delay = m.latency(m.rng)
+	}
+	fail := m.errorRate > 0 && m.rng.Float64() < m.errorRate
+	m.stats.Sends++
+	m.mu.Unlock()
+
+	if delay > 0 {
+		took, err := wait(ctx, delay)
+		m.mu.Lock()
+		m.stats.Delayed++
+		m.stats.LatencyTotal += took
+		m.stats.LatencyMax = max(m.stats.LatencyMax, took)
+		m.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if fail {
+		m.stats.Failed++
+		return ErrMailFailed
+	}
+	if m.dedup && mail.Cause != nil {
+		id := mail.Cause.Identity().ID
+		if m.delivered[id] {
+			m.stats.DedupHits++
+			return nil
+		}
+		m.delivered[id] = true
+	}
+	m.mails = append(m.mails, mail)
+	m.stats.Delivered++
+	return nil
+}
+
+func wait(ctx context.Context, d time.Duration) (time.Duration, error) {
+	start := time.Now()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return time.Since(start), nil
+	case <-ctx.Done():
+		return time.Since(start), ctx.Err()
+	}
+}
+
+// Mails returns a copy of the delivered mails, in delivery order.
+func (m *Mailer) Mails() []service.Mail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mails)
+}
+
+// Len returns how many mails were delivered.
+func (m *Mailer) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.mails)
+}
+
+// To returns the bodies of the mails delivered to addr, in order.
+func (m *Mailer) To(addr string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var bodies []string
+	for _, mail := range m.mails {
+		if mail.To == addr {
+			bodies = append(bodies, mail.Body)
+		}
+	}
+	return bodies
+}
+
+// Stats returns what the mailer has done so far.
+func (m *Mailer) Stats() MailerStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}

@@ -1,0 +1,75 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
+)
+
+var sink int
+
+func noop(_ context.Context, e domain.OutOfStock) error { sink += e.Qty; return nil }
+
+// BenchmarkHandle measures one event through the bus to one no-op handler; BenchmarkDirectCall is
+// the same handler called directly, so the ratio of the two is the bus's overhead.
+func BenchmarkHandle(b *testing.B) {
+	bus := service.NewBus()
+	service.Subscribe(bus, noop)
+	ctx := context.Background()
+	var e domain.Event = domain.OutOfStock{SKU: "LAMP", Qty: 1}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bus.Handle(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDirectCall(b *testing.B) {
+	ctx := context.Background()
+	var e domain.Event = domain.OutOfStock{SKU: "LAMP", Qty: 1}
+	h := noop
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := h(ctx, e.(domain.OutOfStock)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAllocate is service.Allocate end to end on the fakes: validate, load a copy, allocate,
+// commit, publish nothing. History is how many lines the product already holds; the cost must not
+// grow with it, because the fake store shares allocation sets between copies.
+func BenchmarkAllocate(b *testing.B) {
+	for _, history := range []int{10, 100_000} {
+		b.Run(fmt.Sprintf("history=%d", history), func(b *testing.B) {
+			store := fakes.NewStore()
+			batch := domain.NewBatch("batch", "HOT", domain.MaxQty, time.Time{})
+			for i := range history {
+				batch.Allocate(domain.OrderLine{OrderID: "old-" + strconv.Itoa(i), SKU: "HOT", Qty: 1})
+			}
+			tx, _ := store.Begin(ctx)
+			if err := tx.Add(ctx, domain.NewProduct("HOT", []*domain.Batch{batch})); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				b.Fatal(err)
+			}
+			uow := service.Bootstrap(store, fakes.NewMailer())
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := service.Allocate(ctx, uow, "order-"+strconv.Itoa(i), "HOT", 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

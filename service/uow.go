@@ -1,0 +1,236 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+)
+
+var (
+	// ErrNotFound is wrapped by a Repository when the product it was asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConcurrentUpdate is wrapped by Tx.Commit when a product it would store was changed by
+	// another commit since this transaction loaded it. Nothing was applied; the work can be retried.
+	ErrConcurrentUpdate = errors.New("concurrent update")
+	// ErrRetriesExhausted is wrapped when a unit of work gave up after its retry budget of
+	// concurrent updates. The error wraps the last ErrConcurrentUpdate too.
+	ErrRetriesExhausted = errors.New("retries exhausted")
+	// ErrPublish is wrapped when the work was committed but handling its events failed. The data
+	// stays committed (the book's behaviour): callers can tell this apart from a failed commit.
+	ErrPublish = errors.New("committed, but publishing events failed")
+)
+
+// Repository loads and adds products inside one transaction. Products it returns are the
+// transaction's own copies: changes to them are stored only if the transaction commits.
+type Repository interface {
+	// Add adds a new product and marks it seen.
+	Add(ctx context.Context, p *domain.Product) error
+	// Get returns the product with the sku and marks it seen, or an error wrapping ErrNotFound
+	// (and marks nothing). Getting the same sku twice returns the same product.
+	Get(ctx context.Context, sku string) (*domain.Product, error)
+	// GetByBatchRef returns the product that holds the batch and marks it seen, or an error
+	// wrapping ErrNotFound.
+	GetByBatchRef(ctx context.Context, ref string) (*domain.Product, error)
+}
+
+// Tx is one transaction of a Store: a Repository that remembers the products it has seen.
+type Tx interface {
+	Repository
+	// Seen returns the products added or loaded so far, in first-seen order.
+	Seen() []*domain.Product
+	// Commit stores the changes of every seen product, all or nothing. It fails with an error
+	// wrapping ErrConcurrentUpdate when a seen product changed since it was loaded, and with an
+	// error wrapping domain.ErrDuplicateBatch when a batch reference is already another product's.
+	Commit(ctx context.Context) error
+	// Rollback discards the transaction. It is a no-op after Commit or a previous Rollback.
+	Rollback()
+}
+
+// Store is the system of record: it begins transactions. fakes.Store is an in-memory one;
+// servicetest.TestStore checks any implementation.
+type Store interface {
+	Begin(ctx context.Context) (Tx, error)
+}
+
+// UnitOfWork runs work atomically. It is a transaction starter, not an open transaction: one
+// value serves every call, from many goroutines.
+type UnitOfWork interface {
+	// Do runs fn in a new transaction and commits when fn returns nil, then publishes the events
+	// of every product the transaction saw. When fn fails or panics nothing is stored and
+	// nothing is published.
+	Do(ctx context.Context, fn func(ctx context.Context, repo Repository) error) error
+}
+
+// Dispatcher hands committed events to whatever handles them.
+type Dispatcher func(ctx context.Context, events []domain.Event) error
+
+// DefaultRetries is how many times a unit of work retries after a concurrent update by default.
+const DefaultRetries = 10
+
+// Unlimited as a retry budget retries concurrent updates until the context is done.
+const Unlimited = -1
+
+// Option configures a Transactor.
+type Option func(*Transactor)
+
+// WithRetries sets how many times a conflicting unit of work is retried from the start
+// (default DefaultRetries; 0 never retries; Unlimited never gives up).
+func WithRetries(n int) Option { return func(t *Transactor) { t.retries = n } }
+
+// WithBackoff sets the pause before retry attempt n (1, 2, ...). The default is a jittered
+// exponential backoff: attempt n waits between half and all of 20µs·2^(n-1), capped at 2.56ms.
+func WithBackoff(f func(attempt int) time.Duration) Option {
+	return func(t *Transactor) { t.backoff = f }
+}
+
+// WithDispatcher replaces what happens to events after commit. The default hands them to the
+// bus synchronously (the book's design); an outbox store makes it a no-op.
+func WithDispatcher(d Dispatcher) Option { return func(t *Transactor) { t.dispatch = d } }
+
+// WithBusOptions configures the bus that Bootstrap builds.
+func WithBusOptions(opts ...BusOption) Option {
+	return func(t *Transactor) { t.busOptions = append(t.busOptions, opts...) }
+}
+
+// Transactor is the UnitOfWork over a Store and a Bus. It is safe for concurrent use.
+type Transactor struct {
+	store      Store
+	bus        *Bus
+	retries    int
+	backoff    func(int) time.Duration
+	dispatch   Dispatcher
+	busOptions []BusOption
+	ids        atomic.Uint64
+}
+
+var _ UnitOfWork = (*Transactor)(nil)
+
+// NewUnitOfWork returns a unit of work that runs transactions on store and publishes committed
+// events on bus.
+func NewUnitOfWork(store Store, bus *Bus, opts ...Option) *Transactor {
+	t := &Transactor{store: store, bus: bus, retries: DefaultRetries, backoff: jitteredBackoff}
+	for _, o := range opts {
+		o(t)
+	}
+	if t.dispatch == nil {
+		t.dispatch = func(ctx context.Context, events []domain.Event) error { return t.bus.Handle(ctx, events...) }
+	}
+	return t
+}
+
+// Bus returns the bus the unit of work publishes on.
+func (t *Transactor) Bus() *Bus { return t.bus }
+
+// Do implements UnitOfWork. A commit that fails with ErrConcurrentUpdate is retried from the start
+// (a fresh load; the failed attempt's events are discarded) after a backoff, up to the retry
+// budget; then the error wraps ErrRetriesExhausted. Events are stamped with an ID and the ID of the
+// message being handled on ctx before commit, and published after it in first-seen product order.
+// A publishing error is returned wrapped in ErrPublish; the data stays committed.
+func (t *Transactor) Do(ctx context.Context, fn func(ctx context.Context, repo Repository) error) error {
+	for attempt := 0; ; attempt++ {
+		events, err := t.attempt(ctx, fn)
+		if err == nil {
+			if len(events) == 0 {
+				return nil
+			}
+			if err := t.dispatch(ctx, events); err != nil {
+				return fmt.Errorf("%w: %w", ErrPublish, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrConcurrentUpdate) {
+			return err
+		}
+		if t.retries != Unlimited && attempt >= t.retries {
+			return fmt.Errorf("%w after %d attempts: %w", ErrRetriesExhausted, attempt+1, err)
+		}
+		if err := sleep(ctx, t.backoff(attempt+1)); err != nil {
+			return err
+		}
+	}
+}
+
+func (t *Transactor) attempt(ctx context.Context, fn func(ctx context.Context, repo Repository) error) ([]domain.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	tx, err := t.store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() // a no-op after Commit; discards the work on error and on panic
+	if err := fn(ctx, tx); err != nil {
+		return nil, err
+	}
+	seen := tx.Seen()
+	t.stamp(ctx, seen)
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	var events []domain.Event
+	for _, p := range seen {
+		events = append(events, p.Events...)
+		p.Events = nil
+	}
+	return events, nil
+}
+
+// stamp gives every unstamped event an ID and, when a message is being handled on ctx, its
+// causation ID. Events get IDs before commit so that a store can keep them (an outbox).
+func (t *Transactor) stamp(ctx context.Context, seen []*domain.Product) {
+	cause := handling(ctx).ID
+	next := idSource(ctx)
+	for _, p := range seen {
+		for i, e := range p.Events {
+			if e.Identity().ID == "" {
+				p.Events[i] = e.WithIdentity(domain.Meta{ID: t.nextID(next), CausationID: cause})
+			}
+		}
+	}
+}
+
+func (t *Transactor) nextID(next func() string) string {
+	if next != nil {
+		return next()
+	}
+	return "ev-" + strconv.FormatUint(t.ids.Add(1), 10)
+}
+
+type idsKey struct{}
+
+// WithIDs returns a context whose units of work take event IDs from next instead of the unit of
+// work's own counter. The simulator gives each worker its own seeded sequence this way, so runs
+// replay. next is called from the goroutine that runs the unit of work.
+func WithIDs(ctx context.Context, next func() string) context.Context {
+	return context.WithValue(ctx, idsKey{}, next)
+}
+
+func idSource(ctx context.Context) func() string {
+	next, _ := ctx.Value(idsKey{}).(func() string)
+	return next
+}
+
+func jitteredBackoff(attempt int) time.Duration {
+	ceiling := 20 * time.Microsecond << min(attempt-1, 7) // 20µs .. 2.56ms
+	return ceiling/2 + rand.N(ceiling/2)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
