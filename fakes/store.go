@@ -50,6 +50,7 @@ type Store struct {
 	products map[string]record
 	refs     map[string]string // batch reference -> sku
 	rev      uint64            // last revision handed out; revisions never repeat
+	outbox   outbox
 }
 
 type record struct {
@@ -226,6 +227,11 @@ func (t *tx) apply() error {
 		s.products[e.p.SKU] = record{p: e.p.Clone(), rev: s.rev}
 		for _, b := range e.p.Batches {
 			s.refs[b.Reference] = e.p.SKU
+		}
+	}
+	if s.outbox.enabled {
+		for _, e := range t.entries {
+			s.outbox.add(e.p.Events)
 		}
 	}
 	return nil
