@@ -229,3 +229,27 @@ func TestHandleOnAnotherBusInsideAHandlerIsSeparate(t *testing.T) {
 	require.NoError(t, outer.Handle(context.Background(), note{Name: "a"}))
 	assert.Equal(t, []string{"outer a", "inner x", "outer b"}, j.get())
 }
+
+// kind[N] gives as many distinct event types as a test needs.
+type kind[N any] struct{ domain.Meta }
+
+func (k kind[N]) WithIdentity(m domain.Meta) domain.Event { k.Meta = m; return k }
+
+func TestBusRoutesManyEventTypes(t *testing.T) {
+	bus := service.NewBus()
+	var j journal
+	service.Subscribe(bus, func(context.Context, kind[[1]int]) error { j.add("1"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[2]int]) error { j.add("2"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[3]int]) error { j.add("3"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[4]int]) error { j.add("4"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[5]int]) error { j.add("5"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[6]int]) error { j.add("6"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[7]int]) error { j.add("7"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[8]int]) error { j.add("8"); return nil })
+	require.NoError(t, bus.Handle(ctx, kind[[8]int]{}, kind[[1]int]{}))
+	service.Subscribe(bus, func(context.Context, kind[[9]int]) error { j.add("9"); return nil })
+	service.Subscribe(bus, func(context.Context, kind[[1]int]) error { j.add("1b"); return nil })
+	require.NoError(t, bus.Handle(ctx, kind[[9]int]{}, kind[[1]int]{}, kind[[5]int]{}))
+	assert.Equal(t, []string{"8", "1", "9", "1", "1b", "5"}, j.get())
+	assert.ErrorIs(t, bus.Handle(ctx, note{}), service.ErrNoHandler, "with more types than are scanned")
+}
