@@ -229,11 +229,8 @@ type dispatch struct {
 
 // fail records err against the event being handled; under Propagate it stops the call.
 func (d *dispatch) fail(policy ErrorPolicy, err error) {
-	if d.next < len(d.queue) {
-		e := d.queue[d.next]
-		err = fmt.Errorf("handle %T %s: %w", e, e.Identity().ID, err)
-	}
-	d.errs = append(d.errs, err)
+	e := d.queue[d.next]
+	d.errs = append(d.errs, fmt.Errorf("handle %T %s: %w", e, e.Identity().ID, err))
 	d.stop = d.stop || policy == Propagate
 }
 
@@ -251,11 +248,8 @@ func (d *dispatch) reset() {
 	for i := range d.queue {
 		d.queue[i] = nil // let the events go
 	}
-	if len(d.errs) > 0 {
-		clear(d.errs)
-		d.errs = d.errs[:0]
-	}
-	d.Context, d.queue, d.next, d.handler, d.stop = nil, d.queue[:0], 0, 0, false
+	clear(d.errs)
+	d.Context, d.queue, d.errs, d.next, d.handler, d.stop = nil, d.queue[:0], d.errs[:0], 0, 0, false
 }
 
 type dispatchKey struct{}

@@ -249,6 +249,7 @@ func TestRetriesAreBoundedAndExhaustionIsAnError(t *testing.T) {
 			require.ErrorIs(t, err, service.ErrRetriesExhausted)
 			require.ErrorIs(t, err, service.ErrConcurrentUpdate)
 			assert.EqualValues(t, budget+1, attempts.Load(), "commit attempts")
+			assert.Contains(t, err.Error(), "after "+strconv.Itoa(budget+1)+" attempts")
 			assert.Zero(t, mailer.Len(), "events of failed attempts were published")
 		})
 	}
@@ -312,4 +313,17 @@ func TestWorkCommittedInsideAHandlerJoinsTheRunningQueue(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"note first", "allocate returned", "note second", "out of stock o1 caused by n1"}, j.get())
 	assert.Equal(t, 1, s.mailer.Len(), "the mail was sent before Handle returned")
+}
+
+func TestBackoffReallyWaits(t *testing.T) {
+	store, attempts := conflicting(t, 5, 1<<62)
+	cctx, cancel := context.WithCancel(ctx)
+	uow := service.NewUnitOfWork(store, service.NewBus(), service.WithRetries(service.Unlimited),
+		service.WithBackoff(func(int) time.Duration { return time.Hour }))
+	done := make(chan error)
+	go func() { _, err := service.Allocate(cctx, uow, "o1", "LAMP", 1); done <- err }()
+	time.Sleep(20 * time.Millisecond) // not a timing assertion: without a wait, attempts pile up meanwhile
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.EqualValues(t, 1, attempts.Load(), "attempts while the first backoff was due to last an hour")
 }
