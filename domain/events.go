@@ -28,3 +28,25 @@ type OutOfStock struct {
 
 // WithIdentity returns a copy of the event carrying m.
 func (e OutOfStock) WithIdentity(m Meta) Event { e.Meta = m; return e }
+
+// Allocated records that an order line was allocated to a batch.
+type Allocated struct {
+	Meta
+	OrderID, SKU string
+	Qty          int
+	BatchRef     string
+}
+
+// WithIdentity returns a copy of the event carrying m.
+func (e Allocated) WithIdentity(m Meta) Event { e.Meta = m; return e }
+
+// Deallocated records that an order line lost its allocation because its batch shrank. The line
+// still wants stock: a handler allocates it again.
+type Deallocated struct {
+	Meta
+	OrderID, SKU string
+	Qty          int
+}
+
+// WithIdentity returns a copy of the event carrying m.
+func (e Deallocated) WithIdentity(m Meta) Event { e.Meta = m; return e }

@@ -14,8 +14,11 @@ import (
 )
 
 var (
-	// ErrNoHandler is wrapped when the bus is handed an event type nobody subscribed to.
+	// ErrNoHandler is wrapped when the bus is handed an event or command type that has no handler.
 	ErrNoHandler = errors.New("no handler")
+	// ErrNotMessage is wrapped when Handle is given a value that is neither a domain.Command nor
+	// a domain.Event.
+	ErrNotMessage = errors.New("neither a command nor an event")
 	// ErrHandlerPanic is wrapped by the error the bus returns for a handler that panicked.
 	ErrHandlerPanic = errors.New("handler panicked")
 	// ErrMessageLimit is wrapped when one Handle call reaches its message limit, which stops an
@@ -28,7 +31,10 @@ var (
 // queue. ctx must not be used after the handler returns: the bus reuses it.
 type HandlerFunc func(ctx context.Context, e domain.Event) error
 
-// Middleware wraps a handler, for example to retry it or to time it.
+// CommandFunc handles one command.
+type CommandFunc func(ctx context.Context, c domain.Command) error
+
+// Middleware wraps an event handler, for example to retry it or to time it.
 type Middleware func(HandlerFunc) HandlerFunc
 
 // ErrorPolicy says what the bus does when a handler fails.
@@ -39,6 +45,7 @@ const (
 	// It is the book's chapter 8 behaviour and the default.
 	Propagate ErrorPolicy = iota
 	// Collect runs every handler of every queued event and returns all errors joined (chapter 10).
+	// A failing command still stops the call: its sender must learn that it failed.
 	Collect
 )
 
@@ -59,44 +66,50 @@ func WithMiddleware(mw ...Middleware) BusOption {
 	return func(b *Bus) { b.middleware = append(b.middleware, mw...) }
 }
 
-// Bus is a synchronous message bus: Handle calls each event's handlers one at a time, in
-// subscription order, on the caller's goroutine. A Bus is safe for concurrent use; each Handle
-// call has its own queue. Subscribing while Handle runs is safe; a running call may not see it.
+// Bus is a synchronous message bus for commands and events. Handle calls a command's one handler,
+// or each of an event's handlers one at a time in subscription order, on the caller's goroutine.
+// A Bus is safe for concurrent use; each Handle call has its own queue. Registering handlers
+// while Handle runs is safe; a running call may not see them.
 type Bus struct {
 	policy     ErrorPolicy
 	limit      int
 	middleware []Middleware
 
-	mu     sync.Mutex // serializes Subscribe
+	mu     sync.Mutex // serializes registration
 	routes atomic.Pointer[routes]
 	pool   sync.Pool
 }
 
-// routes maps event types to handlers. It is never changed once published: Subscribe builds a
-// new one. A handful of types is scanned faster than a map is hashed, so small tables use the slice.
+// routes maps message types to handlers. It is never changed once published: registration builds
+// a new one. A handful of types is scanned faster than a map is hashed, so small tables use the slice.
 type routes struct {
-	list  []route
-	index map[reflect.Type][]HandlerFunc // nil while list is short
+	list  []*route
+	index map[reflect.Type]*route // nil while list is short
 }
 
+// route holds either the handlers of an event type or the handler of a command type.
 type route struct {
 	t        reflect.Type
-	handlers []HandlerFunc
+	handlers []messageFunc
+	command  CommandFunc
 }
+
+// messageFunc is how the bus calls a handler: with the message as it was queued, so the common
+// path does no interface conversion beyond the handler's own type assertion.
+type messageFunc func(ctx context.Context, m domain.Message) error
 
 const maxScannedRoutes = 8
 
-func (r *routes) lookup(t reflect.Type) ([]HandlerFunc, bool) {
+func (r *routes) lookup(t reflect.Type) *route {
 	if r.index != nil {
-		hs, ok := r.index[t]
-		return hs, ok
+		return r.index[t]
 	}
-	for i := range r.list {
-		if r.list[i].t == t {
-			return r.list[i].handlers, true
+	for _, rt := range r.list {
+		if rt.t == t {
+			return rt
 		}
 	}
-	return nil, false
+	return nil
 }
 
 // NewBus returns a bus with no handlers.
@@ -114,55 +127,86 @@ func NewBus(opts ...BusOption) *Bus {
 // Subscribe adds h as a handler of events of type E, after the handlers E already has.
 func Subscribe[E domain.Event](b *Bus, h func(ctx context.Context, e E) error) {
 	var zero E
-	b.subscribe(reflect.TypeOf(zero), typed[E](h).handle)
+	t := reflect.TypeOf(zero)
+	call := messageFunc(typed[E](h).handle)
+	if len(b.middleware) > 0 {
+		hf := HandlerFunc(func(ctx context.Context, e domain.Event) error { return h(ctx, e.(E)) })
+		for i := len(b.middleware) - 1; i >= 0; i-- {
+			hf = b.middleware[i](hf)
+		}
+		call = func(ctx context.Context, m domain.Message) error { return hf(ctx, m.(domain.Event)) }
+	}
+	b.register(t, func(r *route) {
+		if r.command != nil {
+			panic(fmt.Sprintf("service: Subscribe: %v already has a command handler", t))
+		}
+		r.handlers = append(slices.Clip(r.handlers), call)
+	})
+}
+
+// HandleCommand makes h the handler of commands of type C. A command has exactly one handler:
+// registering a second one panics, as registering a pattern twice does in net/http.
+func HandleCommand[C domain.Command](b *Bus, h func(ctx context.Context, c C) error) {
+	var zero C
+	t := reflect.TypeOf(zero)
+	b.register(t, func(r *route) {
+		if r.command != nil || len(r.handlers) > 0 {
+			panic(fmt.Sprintf("service: HandleCommand: %v already has a handler", t))
+		}
+		r.command = func(ctx context.Context, c domain.Command) error { return h(ctx, c.(C)) }
+	})
 }
 
 type typed[E domain.Event] func(ctx context.Context, e E) error
 
-func (h typed[E]) handle(ctx context.Context, e domain.Event) error {
-	if e, ok := e.(E); ok {
-		return h(ctx, e)
-	}
-	return fmt.Errorf("%w: handler of %T got %T", ErrNoHandler, *new(E), e)
+func (h typed[E]) handle(ctx context.Context, m domain.Message) error {
+	return h(ctx, m.(E)) // routed by type, so m is an E
 }
 
-func (b *Bus) subscribe(t reflect.Type, h HandlerFunc) {
-	for i := len(b.middleware) - 1; i >= 0; i-- {
-		h = b.middleware[i](h)
-	}
+// register publishes a copy of the routes in which change has been applied to t's route.
+func (b *Bus) register(t reflect.Type, change func(*route)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := b.routes.Load()
-	next := &routes{list: slices.Clone(old.list)}
-	i := slices.IndexFunc(next.list, func(r route) bool { return r.t == t })
-	if i < 0 {
-		next.list = append(next.list, route{t: t})
-		i = len(next.list) - 1
+	next := &routes{list: make([]*route, 0, len(old.list)+1)}
+	var target *route
+	for _, r := range old.list {
+		c := *r
+		if c.t == t {
+			target = &c
+		}
+		next.list = append(next.list, &c)
 	}
-	next.list[i].handlers = append(slices.Clip(next.list[i].handlers), h)
+	if target == nil {
+		target = &route{t: t}
+		next.list = append(next.list, target)
+	}
+	change(target)
 	if len(next.list) > maxScannedRoutes {
-		next.index = make(map[reflect.Type][]HandlerFunc, len(next.list))
+		next.index = make(map[reflect.Type]*route, len(next.list))
 		for _, r := range next.list {
-			next.index[r.t] = r.handlers
+			next.index[r.t] = r
 		}
 	}
 	b.routes.Store(next)
 }
 
-// Handle handles the events and every event recorded while handling them, first in first out,
-// before it returns. When ctx already belongs to a Handle call of this bus (a handler publishing
-// more events), the events join that call's queue and Handle returns nil at once.
+// Handle handles the messages and every message recorded or sent while handling them, first in
+// first out, before it returns. When ctx already belongs to a Handle call of this bus (a handler
+// publishing or sending more), the messages join that call's queue and Handle returns nil at once.
 //
-// An event type with no handler is an error wrapping ErrNoHandler; a panicking handler becomes an
-// error wrapping ErrHandlerPanic. What happens after an error depends on the ErrorPolicy.
-func (b *Bus) Handle(ctx context.Context, events ...domain.Event) error {
+// A type with no handler is an error wrapping ErrNoHandler; a panicking handler becomes an error
+// wrapping ErrHandlerPanic. A failing command stops the call and its error is returned; after a
+// failing event handler, what happens depends on the ErrorPolicy. A value that is neither a
+// command nor an event is an error wrapping ErrNotMessage and stops the call.
+func (b *Bus) Handle(ctx context.Context, msgs ...domain.Message) error {
 	if d := b.running(ctx); d != nil {
-		d.queue = append(d.queue, events...)
+		d.queue = append(d.queue, msgs...)
 		return nil
 	}
 	d := b.pool.Get().(*dispatch)
 	d.Context = ctx
-	d.queue = append(d.queue[:0], events...)
+	d.queue = append(d.queue[:0], msgs...)
 	for !b.drain(d) {
 	}
 	err := d.result(b.policy)
@@ -177,7 +221,9 @@ func (b *Bus) Handle(ctx context.Context, events ...domain.Event) error {
 func (b *Bus) drain(d *dispatch) (finished bool) {
 	defer func() {
 		if r := recover(); r != nil {
+			_, command := d.queue[d.next].(domain.Command)
 			d.fail(b.policy, &PanicError{Value: r, Stack: debug.Stack()})
+			d.stop = d.stop || command
 			d.handler++
 		}
 	}()
@@ -188,19 +234,34 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 			d.stop = true
 			break
 		}
-		e := d.queue[d.next]
-		handlers, ok := routes.lookup(reflect.TypeOf(e))
-		if !ok {
-			d.fail(b.policy, ErrNoHandler)
-			continue
-		}
-		for ; d.handler < len(handlers) && !d.stop; d.handler++ {
-			if err := handlers[d.handler](d, e); err != nil {
+		m := d.queue[d.next]
+		r := routes.lookup(reflect.TypeOf(m))
+		switch {
+		case r == nil:
+			d.failUnrouted(b.policy, m)
+		case r.command != nil:
+			if err := r.command(d, m.(domain.Command)); err != nil {
 				d.fail(b.policy, err)
+				d.stop = true
+			}
+		default:
+			for ; d.handler < len(r.handlers) && !d.stop; d.handler++ {
+				if err := r.handlers[d.handler](d, m); err != nil {
+					d.fail(b.policy, err)
+				}
 			}
 		}
 	}
 	return true
+}
+
+// Messages returns the events as messages, for Handle.
+func Messages(events []domain.Event) []domain.Message {
+	msgs := make([]domain.Message, len(events))
+	for i, e := range events {
+		msgs[i] = e
+	}
+	return msgs
 }
 
 // PanicError is a handler panic turned into an error. It wraps ErrHandlerPanic.
@@ -220,8 +281,8 @@ func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 type dispatch struct {
 	context.Context
 	bus     *Bus
-	queue   []domain.Event
-	next    int // index in queue of the event being handled
+	queue   []domain.Message
+	next    int // index in queue of the message being handled
 	handler int // index of its handler being called
 	errs    []error
 	stop    bool
@@ -232,6 +293,22 @@ func (d *dispatch) fail(policy ErrorPolicy, err error) {
 	e := d.queue[d.next]
 	d.errs = append(d.errs, fmt.Errorf("handle %T %s: %w", e, e.Identity().ID, err))
 	d.stop = d.stop || policy == Propagate
+}
+
+// failUnrouted records a message no handler was registered for. Registration only accepts
+// commands and events, so this is where a value that is neither is caught; it stops the call,
+// as an unhandled command does.
+func (d *dispatch) failUnrouted(policy ErrorPolicy, m domain.Message) {
+	switch m.(type) {
+	case domain.Command:
+		d.fail(policy, ErrNoHandler)
+		d.stop = true
+	case domain.Event:
+		d.fail(policy, ErrNoHandler)
+	default:
+		d.fail(policy, ErrNotMessage)
+		d.stop = true
+	}
 }
 
 func (d *dispatch) result(policy ErrorPolicy) error {
@@ -246,7 +323,7 @@ func (d *dispatch) result(policy ErrorPolicy) error {
 
 func (d *dispatch) reset() {
 	for i := range d.queue {
-		d.queue[i] = nil // let the events go
+		d.queue[i] = nil // let the messages go
 	}
 	clear(d.errs)
 	d.Context, d.queue, d.errs, d.next, d.handler, d.stop = nil, d.queue[:0], d.errs[:0], 0, 0, false
