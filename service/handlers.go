@@ -20,6 +20,15 @@ type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }
 
+// Publisher sends events to other systems; the book's chapter 11 publishes Allocated to a broker.
+// Implementations must be safe for concurrent use.
+type Publisher interface {
+	Publish(ctx context.Context, channel string, e domain.Event) error
+}
+
+// AllocatedChannel is the channel Allocated events are published on.
+const AllocatedChannel = "line_allocated"
+
 // NotifyOutOfStock returns the handler that mails StockAddress "Out of stock for <SKU>".
 func NotifyOutOfStock(mailer Mailer) func(ctx context.Context, e domain.OutOfStock) error {
 	return func(ctx context.Context, e domain.OutOfStock) error {
