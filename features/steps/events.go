@@ -1,0 +1,36 @@
+package steps
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/stockbus/stockbus/domain"
+)
+
+// Note is an event that exists only in the specification: it carries a name and nothing else, so
+// that scenarios can show how the bus orders, routes and fails events without the domain's rules
+// in the way. The stack has no handler for it until a scenario subscribes one.
+type Note struct {
+	domain.Meta
+	Name string
+}
+
+// WithIdentity returns a copy of the note carrying m.
+func (n Note) WithIdentity(m domain.Meta) domain.Event { n.Meta = m; return n }
+
+// describe is how an event reads in feature files and in failure reports.
+func describe(e domain.Event) string {
+	switch e := e.(type) {
+	case domain.OutOfStock:
+		return fmt.Sprintf("out of stock: %s, order %s", e.SKU, e.OrderID)
+	case Note:
+		return "note " + e.Name
+	}
+	return reflect.TypeOf(e).Name()
+}
+
+// eventTypes are the event types a feature file may name, by the name it uses.
+var eventTypes = map[string]reflect.Type{
+	"OutOfStock": reflect.TypeFor[domain.OutOfStock](),
+	"Note":       reflect.TypeFor[Note](),
+}

@@ -1,0 +1,475 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
+)
+
+// today is the date that ETAs such as "arriving tomorrow" count from. It is fixed so runs replay.
+var today = time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
+
+// etas are the arrival times a feature file may name, by the words it uses.
+var etas = map[string]time.Time{
+	"in the warehouse":  {},
+	"warehouse":         {},
+	"arriving today":    today,
+	"today":             today,
+	"arriving tomorrow": today.AddDate(0, 0, 1),
+	"tomorrow":          today.AddDate(0, 0, 1),
+	"arriving later":    today.AddDate(0, 0, 11),
+	"later":             today.AddDate(0, 0, 11),
+}
+
+// writersTimeout bounds a When step that runs writers at once, so that a scenario whose forced
+// interleaving can never complete fails instead of hanging.
+const writersTimeout = 30 * time.Second
+
+type worldKey struct{}
+
+// world is the state of one scenario: its own stack on fakes, how the scenario configured it, and
+// what its When steps did. Steps run one at a time, so only what the stack's goroutines touch
+// (the journal, the commit hook's settings, the counters) is guarded.
+type world struct {
+	store  *fakes.Store
+	mailer *fakes.Mailer // captures every mail delivered
+	down   *fakes.Mailer // fails every send; the stack uses it instead of mailer once the mailer is down
+
+	// What the stack is built from. A change sets uow to nil, and the next step that needs the
+	// stack builds it again on the same store and mailer.
+	mailerDown bool
+	policy     service.ErrorPolicy
+	retries    int
+	handlers   []handlerSpec
+	uow        *service.Transactor
+	naming     string // the handler being subscribed, read by record; "" for the stack's own
+	unnamed    int
+
+	ids     atomic.Uint64
+	journal journal
+
+	hook    hookSettings
+	commits atomic.Int64 // commit attempts, counted by the store's before-commit hook
+
+	// What the When steps did. Bus and mail checks count from the first When step on: what
+	// Given steps cause only sets the stage.
+	started                bool
+	fromDelivery, fromMail int
+	fromCommit             int64
+	action                 string
+	before                 string // the store before the last When step
+	atStart, atCommit      *progress
+	outcomes               []outcome
+	err                    error
+}
+
+// progress is how far the bus and the mailer had got at some moment.
+type progress struct{ deliveries, mails int }
+
+// outcome is what one allocation returned.
+type outcome struct {
+	order, sku string
+	qty        int
+	ref        string
+	err        error
+}
+
+// hookSettings say how the store's before-commit hook interferes with commits. Given steps set
+// them; they take effect from the first When step on, so they never disturb the stage.
+type hookSettings struct {
+	mu      sync.Mutex
+	touch   string // sku that "another writer" changes before every commit that saw it
+	holdSKU string // sku whose first holdN loaders are held until all have loaded
+	holdN   int
+
+	touching string            // touch, once armed
+	meet     *fakes.Rendezvous // holds the loaders of holdSKU, once armed
+}
+
+func newWorld() *world {
+	w := &world{
+		store:   fakes.NewStore(),
+		mailer:  fakes.NewMailer(),
+		down:    fakes.NewMailer(fakes.WithErrorRate(1)),
+		retries: service.DefaultRetries,
+	}
+	w.store.SetBeforeCommit(w.beforeCommit)
+	return w
+}
+
+func from(ctx context.Context) *world {
+	w, ok := ctx.Value(worldKey{}).(*world)
+	if !ok {
+		panic("steps: the context holds no scenario state: install the steps with steps.Register")
+	}
+	return w
+}
+
+// close stops the store's hook from holding anything back, so that a failed scenario's writers
+// cannot stay blocked.
+func (w *world) close() { w.store.SetBeforeCommit(nil) }
+
+func (w *world) beforeCommit(ctx context.Context, skus []string) {
+	w.commits.Add(1)
+	w.hook.mu.Lock()
+	touch, meet, hold := w.hook.touching, w.hook.meet, w.hook.holdSKU
+	w.hook.mu.Unlock()
+	if touch != "" && slices.Contains(skus, touch) {
+		w.store.Touch(touch)
+	}
+	if meet != nil && slices.Contains(skus, hold) {
+		meet.Wait(ctx, skus)
+	}
+}
+
+// ctx gives the stack a context whose units of work number events from one counter for the whole
+// scenario, so IDs stay unique when the stack is rebuilt.
+func (w *world) ctx(ctx context.Context) context.Context {
+	return service.WithIDs(ctx, w.nextID)
+}
+
+func (w *world) nextID() string { return "ev-" + strconv.FormatUint(w.ids.Add(1), 10) }
+
+func (w *world) note(name string) Note { return Note{Meta: domain.Meta{ID: w.nextID()}, Name: name} }
+
+// stack returns the scenario's unit of work, building it on first use: service.Bootstrap wires
+// the out-of-stock mail handler, then the scenario's handlers are subscribed in the order the
+// scenario gave them. A middleware records every handler call in the journal.
+func (w *world) stack() *service.Transactor {
+	if w.uow != nil {
+		return w.uow
+	}
+	var mailer service.Mailer = w.mailer
+	if w.mailerDown {
+		mailer = w.down
+	}
+	w.unnamed = 0
+	uow := service.Bootstrap(w.store, mailer,
+		service.WithRetries(w.retries),
+		service.WithBusOptions(service.WithErrorPolicy(w.policy), service.WithMiddleware(w.record)))
+	bus := uow.Bus()
+	for _, h := range w.handlers {
+		w.naming = h.name
+		h.subscribe(w, bus, uow)
+	}
+	w.naming = ""
+	w.uow = uow
+	return uow
+}
+
+// reconfigure makes the next step that needs the stack build it again.
+func (w *world) reconfigure() { w.uow = nil }
+
+// record is the bus middleware that journals every handler call. It is applied once per
+// subscription, while the subscription is made, which is how it learns the handler's name.
+func (w *world) record(next service.HandlerFunc) service.HandlerFunc {
+	name := w.naming
+	if name == "" {
+		w.unnamed++
+		name = fmt.Sprintf("stack handler %d", w.unnamed)
+	}
+	return func(ctx context.Context, e domain.Event) error {
+		i := w.journal.start(name, e)
+		err := next(ctx, e)
+		w.journal.finish(i, err)
+		return err
+	}
+}
+
+// begin starts a When step: it marks where the checks count from and arms the interference the
+// Given steps asked for.
+func (w *world) begin(action string) {
+	if !w.started {
+		w.started = true
+		w.fromDelivery, w.fromMail, w.fromCommit = w.journal.len(), w.mailer.Len(), w.commits.Load()
+		w.hook.mu.Lock()
+		w.hook.touching = w.hook.touch
+		if w.hook.holdN > 0 {
+			w.hook.meet = fakes.NewRendezvous(w.hook.holdN)
+		}
+		w.hook.mu.Unlock()
+	}
+	w.action = action
+	w.before = w.storeState(false)
+	w.atStart = w.progress()
+	w.atCommit = nil
+	w.outcomes = nil
+	w.err = nil
+}
+
+func (w *world) progress() *progress {
+	return &progress{deliveries: w.journal.len(), mails: w.mailer.Len()}
+}
+
+// allocate runs one allocation through the service layer and records its outcome.
+func (w *world) allocate(ctx context.Context, order, sku string, qty int) outcome {
+	o := outcome{order: order, sku: sku, qty: qty}
+	o.ref, o.err = service.Allocate(w.ctx(ctx), w.stack(), order, sku, qty)
+	return o
+}
+
+// mails returns the mails delivered since the first When step.
+func (w *world) mails() []service.Mail { return w.mailer.Mails()[w.fromMail:] }
+
+// deliveries returns the handler calls since the first When step.
+func (w *world) deliveries() []delivery { return w.journal.since(w.fromDelivery) }
+
+// handled returns the events the bus handled since the first When step, each once, in the order
+// of their first handler call.
+func (w *world) handled() []domain.Event {
+	var events []domain.Event
+	seen := map[string]bool{}
+	for _, d := range w.deliveries() {
+		if id := d.event.Identity().ID; !seen[id] {
+			seen[id] = true
+			events = append(events, d.event)
+		}
+	}
+	return events
+}
+
+// product returns the stored product that holds the batch, and the batch.
+func (w *world) batch(ref string) (*domain.Product, *domain.Batch, error) {
+	for _, sku := range w.store.SKUs() {
+		p, _ := w.store.Product(sku)
+		if b, ok := p.Batch(ref); ok {
+			return p, b, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("no batch %q is stored (stored: %s)", ref, w.storeState(false))
+}
+
+// held returns "order@batch" for every line the stored product of sku holds, sorted.
+func (w *world) held(sku string) []string {
+	p, ok := w.store.Product(sku)
+	if !ok {
+		return nil
+	}
+	var lines []string
+	for _, b := range p.Batches {
+		for _, l := range b.Lines() {
+			lines = append(lines, l.OrderID+"@"+b.Reference)
+		}
+	}
+	slices.Sort(lines)
+	return lines
+}
+
+// storeState describes every stored product; with lines, the orders each batch holds too.
+func (w *world) storeState(lines bool) string {
+	var s strings.Builder
+	for _, sku := range w.store.SKUs() {
+		p, _ := w.store.Product(sku)
+		fmt.Fprintf(&s, "%s: version %d, revision %d\n", sku, p.VersionNumber, w.store.Revision(sku))
+		for _, b := range p.Batches {
+			eta := "in the warehouse"
+			if !b.ETA.IsZero() {
+				eta = "arriving " + b.ETA.Format(time.DateOnly)
+			}
+			fmt.Fprintf(&s, "  batch %s (%s): %d bought, %d allocated in %d lines, %d available\n",
+				b.Reference, eta, b.PurchasedQuantity(), b.AllocatedQuantity(), b.Allocations(), b.AvailableQuantity())
+			if lines && b.Allocations() > 0 {
+				var held []string
+				for _, l := range b.Lines() {
+					held = append(held, fmt.Sprintf("%s×%d", l.OrderID, l.Qty))
+				}
+				fmt.Fprintf(&s, "    holds %s\n", clip(held, 12))
+			}
+		}
+	}
+	if s.Len() == 0 {
+		return "(empty)\n"
+	}
+	return s.String()
+}
+
+// report says what the scenario's stack captured, for a reader of a failed scenario.
+func (w *world) report() string {
+	var s strings.Builder
+	if w.action != "" {
+		fmt.Fprintf(&s, "last action: %s\n", w.action)
+	}
+	if len(w.outcomes) > 0 {
+		var lines []string
+		for _, o := range w.outcomes {
+			lines = append(lines, o.String())
+		}
+		fmt.Fprintf(&s, "its allocations (%d): %s\n", len(w.outcomes), clip(lines, 10))
+	}
+	if w.err != nil {
+		fmt.Fprintf(&s, "its error: %v\n", w.err)
+	}
+	ds := w.journal.since(0)
+	fmt.Fprintf(&s, "handler calls (%d, Given steps included):\n", len(ds))
+	for i, d := range ds {
+		if i == 20 {
+			fmt.Fprintf(&s, "  ... and %d more\n", len(ds)-i)
+			break
+		}
+		fmt.Fprintf(&s, "  %d. %s [%s] -> %s: %s\n", i+1, describe(d.event), d.event.Identity().ID, d.handler, d.result)
+	}
+	mails := w.mailer.Mails()
+	fmt.Fprintf(&s, "mails delivered (%d, Given steps included):\n", len(mails))
+	for i, m := range mails {
+		if i == 20 {
+			fmt.Fprintf(&s, "  ... and %d more\n", len(mails)-i)
+			break
+		}
+		cause := ""
+		if m.Cause != nil {
+			cause = " (caused by " + m.Cause.Identity().ID + ")"
+		}
+		fmt.Fprintf(&s, "  %d. to %s: %q%s\n", i+1, m.To, m.Body, cause)
+	}
+	if st := w.down.Stats(); st.Sends > 0 {
+		fmt.Fprintf(&s, "sends refused by the mailer that is down: %d\n", st.Sends)
+	}
+	fmt.Fprintf(&s, "commit attempts: %d\n", w.commits.Load())
+	fmt.Fprintf(&s, "store:\n%s", indent(w.storeState(true)))
+	return s.String()
+}
+
+func (o outcome) String() string {
+	if o.err != nil {
+		return fmt.Sprintf("%s -> error %q", o.order, o.err)
+	}
+	return fmt.Sprintf("%s -> batch %s", o.order, o.ref)
+}
+
+func clip(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s, ... and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+// delivery is one call of one handler with one event.
+type delivery struct {
+	handler string
+	event   domain.Event
+	result  string // "ok", "failed: ...", or "panicked" when the call never returned
+}
+
+// journal records handler calls and what witness handlers saw. Handlers run on the goroutines
+// of the writers, so it is guarded.
+type journal struct {
+	mu         sync.Mutex
+	deliveries []delivery
+	witnessed  map[string][][]string // handler name -> what it saw at each call
+}
+
+func (j *journal) start(handler string, e domain.Event) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.deliveries = append(j.deliveries, delivery{handler: handler, event: e, result: "panicked"})
+	return len(j.deliveries) - 1
+}
+
+func (j *journal) finish(i int, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.deliveries[i].result = "ok"
+	if err != nil {
+		j.deliveries[i].result = "failed: " + err.Error()
+	}
+}
+
+func (j *journal) len() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return len(j.deliveries)
+}
+
+func (j *journal) since(i int) []delivery {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.deliveries[i:])
+}
+
+func (j *journal) witness(handler string, held []string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.witnessed == nil {
+		j.witnessed = map[string][][]string{}
+	}
+	j.witnessed[handler] = append(j.witnessed[handler], held)
+}
+
+func (j *journal) seenBy(handler string) [][]string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.witnessed[handler])
+}
+
+// handlerKind is what a scenario's handler does with an event.
+type handlerKind int
+
+const (
+	working    handlerKind = iota // returns nil
+	failing                       // returns an error
+	panicking                     // panics
+	raising                       // handles the notes listed for the note it got (Note only)
+	allocating                    // allocates an order on one note (Note only)
+	witnessing                    // notes which orders the store holds for the event's sku (OutOfStock only)
+)
+
+// handlerSpec is a handler a Given step asked for; the stack subscribes it when it is built.
+type handlerSpec struct {
+	name   string
+	event  string // a key of eventTypes
+	kind   handlerKind
+	raises map[string][]string // raising: note name -> notes to handle next
+	on     string              // allocating: the note that triggers it
+	line   domain.OrderLine    // allocating: what it allocates
+}
+
+func (h handlerSpec) subscribe(w *world, bus *service.Bus, uow *service.Transactor) {
+	run := func(ctx context.Context, e domain.Event) error {
+		switch h.kind {
+		case failing:
+			return fmt.Errorf("handler %s failed on %s", h.name, describe(e))
+		case panicking:
+			panic(fmt.Sprintf("handler %s panicked on %s", h.name, describe(e)))
+		case raising:
+			for _, next := range h.raises[e.(Note).Name] {
+				if err := bus.Handle(ctx, w.note(next)); err != nil {
+					return err
+				}
+			}
+		case allocating:
+			if e.(Note).Name != h.on {
+				return nil
+			}
+			_, err := service.Allocate(ctx, uow, h.line.OrderID, h.line.SKU, h.line.Qty)
+			if errors.Is(err, domain.ErrOutOfStock) && !errors.Is(err, service.ErrPublish) {
+				return nil // running out is news for the OutOfStock handlers, not a failure of this one
+			}
+			return err
+		case witnessing:
+			w.journal.witness(h.name, w.held(e.(domain.OutOfStock).SKU))
+		}
+		return nil
+	}
+	switch h.event {
+	case "OutOfStock":
+		service.Subscribe(bus, func(ctx context.Context, e domain.OutOfStock) error { return run(ctx, e) })
+	case "Note":
+		service.Subscribe(bus, func(ctx context.Context, n Note) error { return run(ctx, n) })
+	default:
+		panic("steps: no event type " + h.event)
+	}
+}
