@@ -1,0 +1,77 @@
+// Package features_test runs the Gherkin specification of stockbus: every *.feature file in this
+// folder, against the step library in features/steps. See README.md here for how to run and extend it.
+package features_test
+
+import (
+	"flag"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/cucumber/godog"
+	"github.com/spf13/pflag"
+
+	"github.com/stockbus/stockbus/features/steps"
+)
+
+// defaults are the options every run starts from: strict (an undefined or pending step fails
+// the run), several scenarios at once, every feature file of this folder.
+func defaults() godog.Options {
+	return godog.Options{
+		Strict:      true,
+		Concurrency: 4,
+		Format:      "progress",
+		NoColors:    true,
+		Paths:       []string{"."},
+	}
+}
+
+// opts are the options of this run: the defaults, changed by the flags prefixed "godog.", such
+// as -godog.tags=@book or -godog.format=junit:report.xml.
+var opts = defaults()
+
+// TestMain binds godog's flags under the prefix "godog." to the standard flag set, so that
+// `go test ./features -godog.tags=@book` works with one dash or two, next to -run and -v.
+// Arguments after the flags (go test ./features -args allocation.feature) are the feature paths.
+func TestMain(m *testing.M) {
+	godog.BindCommandLineFlags("godog.", &opts)
+	pflag.CommandLine.VisitAll(func(f *pflag.Flag) {
+		if strings.HasPrefix(f.Name, "godog.") {
+			flag.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	flag.Parse()
+	if flag.NArg() > 0 {
+		opts.Paths = flag.Args()
+	}
+	os.Exit(m.Run())
+}
+
+// InitializeScenario installs the step library on a scenario. It is the one function of these
+// tests that the godog command line looks for, so that `godog run` finds the same steps.
+func InitializeScenario(sc *godog.ScenarioContext) { steps.Register(sc) }
+
+// seed returns the seed that orders the scenarios: the one given with -godog.random=SEED, or a
+// fresh one, so that every run shuffles and any run can be replayed. -godog.random=0 keeps the
+// order of the files.
+func seed() int64 {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "godog.random" })
+	if given && opts.Randomize >= 0 {
+		return opts.Randomize
+	}
+	return rand.Int64N(99_999) + 1
+}
+
+// TestFeatures runs every scenario as a subtest: go test ./features -run 'TestFeatures/<scenario>'.
+func TestFeatures(t *testing.T) {
+	o := opts
+	o.TestingT = t
+	o.Randomize = seed()
+	t.Logf("scenarios in random order, seed %d: replay it with -godog.random=%d", o.Randomize, o.Randomize)
+	suite := godog.TestSuite{Name: "stockbus", ScenarioInitializer: InitializeScenario, Options: &o}
+	if status := suite.Run(); status != 0 {
+		t.Fatalf("godog exited with status %d (seed %d)", status, o.Randomize)
+	}
+}
