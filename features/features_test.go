@@ -68,9 +68,13 @@ func seed() int64 {
 func TestFeatures(t *testing.T) {
 	o := opts
 	o.TestingT = t
+	suite := godog.TestSuite{Name: "stockbus", ScenarioInitializer: InitializeScenario, Options: &o}
+	if o.ShowStepDefinitions {
+		suite.Run() // prints the step definitions (see them with -v) and runs nothing
+		return
+	}
 	o.Randomize = seed()
 	t.Logf("scenarios in random order, seed %d: replay it with -godog.random=%d", o.Randomize, o.Randomize)
-	suite := godog.TestSuite{Name: "stockbus", ScenarioInitializer: InitializeScenario, Options: &o}
 	if status := suite.Run(); status != 0 {
 		t.Fatalf("godog exited with status %d (seed %d)", status, o.Randomize)
 	}

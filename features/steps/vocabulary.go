@@ -392,7 +392,7 @@ func orderLines(t *godog.Table) ([]domain.OrderLine, error) {
 }
 
 func givenBatch(ctx context.Context, ref string, qty int, sku, when string) error {
-	return addBatch(ctx, ref, qty, sku, etas[when])
+	return addBatch(ctx, ref, qty, sku, eta(when))
 }
 
 func addBatch(ctx context.Context, ref string, qty int, sku string, eta time.Time) error {
@@ -413,11 +413,11 @@ func givenBatches(ctx context.Context, t *godog.Table) error {
 		if err != nil {
 			return fmt.Errorf("row %d: qty %q is not a whole number", i+1, r["qty"])
 		}
-		eta, ok := etas[r["eta"]]
-		if !ok || strings.Contains(r["eta"], " ") {
+		arrival, ok := etas[r["eta"]]
+		if !ok {
 			return fmt.Errorf("row %d: eta %q is none of warehouse, today, tomorrow, later", i+1, r["eta"])
 		}
-		if err := addBatch(ctx, r["batch"], qty, r["sku"], eta); err != nil {
+		if err := addBatch(ctx, r["batch"], qty, r["sku"], arrival); err != nil {
 			return err
 		}
 	}
@@ -561,7 +561,7 @@ func whenAllocate(ctx context.Context, order string, qty int, sku string) error 
 func whenAddBatch(ctx context.Context, ref string, qty int, sku, when string) error {
 	w := from(ctx)
 	w.begin(fmt.Sprintf("I add a batch %q of %d %q %s", ref, qty, sku, when))
-	w.err = service.AddBatch(w.ctx(ctx), w.stack(), ref, sku, qty, etas[when])
+	w.err = service.AddBatch(w.ctx(ctx), w.stack(), ref, sku, qty, eta(when))
 	return nil
 }
 

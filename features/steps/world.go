@@ -19,16 +19,17 @@ import (
 // today is the date that ETAs such as "arriving tomorrow" count from. It is fixed so runs replay.
 var today = time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
 
-// etas are the arrival times a feature file may name, by the words it uses.
+// etas are the arrival times a batch step may name, by the words of its eta column.
 var etas = map[string]time.Time{
-	"in the warehouse":  {},
-	"warehouse":         {},
-	"arriving today":    today,
-	"today":             today,
-	"arriving tomorrow": today.AddDate(0, 0, 1),
-	"tomorrow":          today.AddDate(0, 0, 1),
-	"arriving later":    today.AddDate(0, 0, 11),
-	"later":             today.AddDate(0, 0, 11),
+	"warehouse": {},
+	"today":     today,
+	"tomorrow":  today.AddDate(0, 0, 1),
+	"later":     today.AddDate(0, 0, 11),
+}
+
+// eta returns the arrival time that words such as "in the warehouse" or "arriving later" name.
+func eta(words string) time.Time {
+	return etas[strings.TrimPrefix(strings.TrimPrefix(words, "arriving "), "in the ")]
 }
 
 // writersTimeout bounds a When step that runs writers at once, so that a scenario whose forced
