@@ -675,6 +675,9 @@ func whenBusHandles(ctx context.Context, name string) error {
 	return nil
 }
 
+// errNoWhen is what a Then step that compares with the last When step says when there was none.
+var errNoWhen = errors.New("this step checks what the last When step did, and no When step ran")
+
 // last returns the outcome of the last allocation of the last When step.
 func (w *world) last() (outcome, error) {
 	if len(w.outcomes) == 0 {
@@ -811,6 +814,9 @@ func thenVersion(ctx context.Context, sku string, version int) error {
 
 func thenNothingChanged(ctx context.Context) error {
 	w := from(ctx)
+	if !w.started {
+		return errNoWhen
+	}
 	if now := w.storeState(false); now != w.before {
 		return fmt.Errorf("the store changed during %q:\nbefore:\n%safter:\n%s", w.action, indent(w.before), indent(now))
 	}
@@ -889,6 +895,9 @@ func thenOneMail(ctx context.Context, address, text string) error {
 
 func thenMailsMatchOrders(ctx context.Context) error {
 	w := from(ctx)
+	if !w.started {
+		return errNoWhen
+	}
 	told := map[string]bool{}
 	for _, o := range w.outcomes {
 		if errors.Is(o.err, domain.ErrOutOfStock) {
@@ -961,7 +970,7 @@ func thenHandledOnce(ctx context.Context) error {
 	for _, d := range ds {
 		key := [2]string{d.event.Identity().ID, d.handler}
 		if calls[key]++; calls[key] > 1 {
-			return fmt.Errorf("%s called %s with %s (%s) %d times", "the bus", d.handler, describe(d.event), key[0], calls[key])
+			return fmt.Errorf("the bus called %s with %s (%s) %d times", d.handler, describe(d.event), key[0], calls[key])
 		}
 	}
 	return nil
@@ -982,6 +991,9 @@ func thenHandlerCalls(ctx context.Context, name string, n int, _ string) error {
 
 func thenNothingBeforeCommit(ctx context.Context) error {
 	w := from(ctx)
+	if !w.started {
+		return errNoWhen
+	}
 	if w.atCommit == nil {
 		return fmt.Errorf("the last When step (%s) ran no unit of work that reached its commit", w.action)
 	}
