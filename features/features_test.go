@@ -73,6 +73,17 @@ func TestFeatures(t *testing.T) {
 		suite.Run() // prints the step definitions (see them with -v) and runs nothing
 		return
 	}
+	features, err := suite.RetrieveFeatures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selected := 0
+	for _, f := range features {
+		selected += len(f.Pickles)
+	}
+	if selected == 0 {
+		t.Fatalf("no scenario matches the paths %q and the tags %q: a typo would otherwise pass", o.Paths, o.Tags)
+	}
 	o.Randomize = seed()
 	t.Logf("scenarios in random order, seed %d: replay it with -godog.random=%d", o.Randomize, o.Randomize)
 	if status := suite.Run(); status != 0 {
