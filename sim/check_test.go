@@ -1,0 +1,155 @@
+package sim_test
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/sim"
+)
+
+// goodHistory is a consistent history: two orders allocated in LAMP's batch of 10, one out of
+// stock whose event was mailed once, and one event rolled back by a conflict.
+func goodHistory() *sim.History {
+	return &sim.History{
+		Orders: []sim.OrderOp{
+			{ID: "o0-1", SKU: "LAMP", Qty: 4, Outcome: sim.Allocated, Batch: "LAMP-1"},
+			{ID: "o0-2", SKU: "LAMP", Qty: 6, Outcome: sim.Allocated, Batch: "LAMP-1"},
+			{ID: "o0-3", SKU: "LAMP", Qty: 1, Outcome: sim.OutOfStock},
+		},
+		Events: []sim.EventOp{
+			{ID: "e0-1", Order: "o0-3", State: sim.RolledBack},
+			{ID: "e0-2", Order: "o0-3", State: sim.Committed},
+		},
+		Mails: []sim.Mail{{Event: "e0-2", To: "stock@made.com", Body: "Out of stock for LAMP"}},
+		Batches: []sim.BatchState{{Ref: "LAMP-1", SKU: "LAMP", Purchased: 10, Lines: []domain.OrderLine{
+			{OrderID: "o0-1", SKU: "LAMP", Qty: 4}, {OrderID: "o0-2", SKU: "LAMP", Qty: 6},
+		}}},
+		Clients: sim.Totals{Orders: 2, Qty: 10},
+		Promise: sim.Promise{Delivered: true, NoDuplicate: true},
+		Drained: true,
+	}
+}
+
+func broken(invs []sim.Invariant) map[string]int {
+	out := map[string]int{}
+	for _, inv := range invs {
+		if !inv.OK {
+			out[inv.Name] = inv.Violations
+		}
+	}
+	return out
+}
+
+func TestCheckPassesAConsistentHistory(t *testing.T) {
+	invs := sim.Check(goodHistory())
+	require.Len(t, invs, 4)
+	assert.Empty(t, broken(invs))
+	names := []string{invs[0].Name, invs[1].Name, invs[2].Name, invs[3].Name}
+	assert.Equal(t, []string{sim.InvNoOverAllocation, sim.InvAllocatedOnce, sim.InvStoreMatches, sim.InvOneMailPerEvent}, names)
+
+	h := goodHistory()
+	h.Orders = nil // not recorded: the check falls back on the clients' totals
+	assert.Empty(t, broken(sim.Check(h)))
+}
+
+func TestCheckFailsABrokenHistory(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(h *sim.History)
+		want   map[string]int
+	}{
+		{"a batch over-allocated", func(h *sim.History) {
+			h.Batches[0].Purchased = 9
+		}, map[string]int{sim.InvNoOverAllocation: 1}},
+		{"an order held by two batches", func(h *sim.History) {
+			h.Batches = append(h.Batches, sim.BatchState{Ref: "LAMP-2", SKU: "LAMP", Purchased: 10,
+				Lines: []domain.OrderLine{{OrderID: "o0-1", SKU: "LAMP", Qty: 4}}})
+		}, map[string]int{sim.InvAllocatedOnce: 1, sim.InvStoreMatches: 2}},
+		{"an allocation nobody asked for", func(h *sim.History) {
+			h.Batches[0].Lines = append(h.Batches[0].Lines, domain.OrderLine{OrderID: "ghost", SKU: "LAMP", Qty: 1})
+			h.Batches[0].Purchased = 20
+		}, map[string]int{sim.InvStoreMatches: 2}},
+		{"an allocated order the store lost", func(h *sim.History) {
+			h.Batches[0].Lines = h.Batches[0].Lines[:1]
+		}, map[string]int{sim.InvStoreMatches: 2}},
+		{"an out-of-stock order the store holds", func(h *sim.History) {
+			h.Batches[0].Lines = append(h.Batches[0].Lines, domain.OrderLine{OrderID: "o0-3", SKU: "LAMP", Qty: 1})
+			h.Batches[0].Purchased = 11
+		}, map[string]int{sim.InvStoreMatches: 2}},
+		{"a committed event never mailed", func(h *sim.History) {
+			h.Mails = nil
+		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		{"an event mailed twice", func(h *sim.History) {
+			h.Mails = append(h.Mails, h.Mails[0])
+		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		{"a rolled-back event mailed", func(h *sim.History) {
+			h.Mails = append(h.Mails, sim.Mail{Event: "e0-1", Body: "Out of stock for LAMP"})
+		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		{"a mail for an event never raised", func(h *sim.History) {
+			h.Mails = append(h.Mails, sim.Mail{Event: "e7-7", Body: "Out of stock for LAMP"})
+		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		{"a discarded event mailed", func(h *sim.History) {
+			h.Events[1].State = sim.Discarded
+		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			tc.mutate(h)
+			invs := sim.Check(h)
+			assert.Equal(t, tc.want, broken(invs))
+			for _, inv := range invs {
+				if !inv.OK {
+					assert.NotEmpty(t, inv.Examples, "%s says what broke", inv.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckFollowsThePromise(t *testing.T) {
+	h := goodHistory()
+	h.Mails = nil
+	h.Drained = false
+	assert.Empty(t, broken(sim.Check(h)), "an interrupted run may leave events pending")
+
+	h = goodHistory()
+	h.Mails = nil
+	h.Events[1].State = sim.Discarded
+	assert.Empty(t, broken(sim.Check(h)), "a discarded event needs no mail")
+
+	h = goodHistory()
+	h.Mails = append(h.Mails, h.Mails[0])
+	h.Promise.NoDuplicate = false
+	assert.Empty(t, broken(sim.Check(h)), "at-least-once may duplicate")
+
+	h = goodHistory()
+	h.Mails = nil
+	h.Promise.Delivered = false
+	assert.Empty(t, broken(sim.Check(h)), "at-most-once may lose")
+}
+
+func TestCheckAllowsUnknownOutcomesEitherWay(t *testing.T) {
+	h := goodHistory()
+	h.Orders[1].Outcome = sim.Unknown
+	h.Clients = sim.Totals{Orders: 1, Qty: 4, UnknownOrders: 1, UnknownQty: 6}
+	assert.Empty(t, broken(sim.Check(h)), "held although the client never learned it")
+
+	h.Batches[0].Lines = h.Batches[0].Lines[:1]
+	assert.Empty(t, broken(sim.Check(h)), "not held")
+}
+
+func TestCheckScalesToManyOrders(t *testing.T) {
+	h := &sim.History{Promise: sim.Promise{Delivered: true, NoDuplicate: true}, Drained: true}
+	b := sim.BatchState{Ref: "B", SKU: "S", Purchased: 100_000}
+	for i := range 100_000 {
+		b.Lines = append(b.Lines, domain.OrderLine{OrderID: "o3-" + strconv.Itoa(i+1), SKU: "S", Qty: 1})
+	}
+	b.Lines = append(b.Lines, b.Lines[70_000])
+	h.Batches = []sim.BatchState{b}
+	h.Clients = sim.Totals{Orders: 100_000, Qty: 100_000}
+	assert.Equal(t, map[string]int{sim.InvAllocatedOnce: 1, sim.InvNoOverAllocation: 1, sim.InvStoreMatches: 1}, broken(sim.Check(h)))
+}

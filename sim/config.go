@@ -1,0 +1,359 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
+)
+
+// Load models.
+const (
+	// Closed is the closed load model: Workers clients, each sends its next order when the last
+	// one returned. Throughput is what the system gives; latency never includes waiting to start.
+	Closed = "closed"
+	// Open is the open load model: orders arrive at Rate per second whatever the system does, and
+	// latency counts from each order's intended start, so a slow system cannot hide its queueing
+	// (no coordinated omission). Workers is the most orders served at once.
+	Open = "open"
+)
+
+// Strategy names.
+const (
+	// Sync is the book's design: handlers run inside the request, after commit.
+	Sync = "sync"
+	// Async commits, then puts events on a bounded in-memory queue drained by Handlers goroutines.
+	Async = "async"
+	// Outbox stores events in the same commit as the product; a relay delivers them and marks them
+	// done, and the mailer de-duplicates by event id.
+	Outbox = "outbox"
+)
+
+// What an async dispatcher does when its queue is full.
+const (
+	Block = "block" // wait for room: back-pressure slows the request
+	Drop  = "drop"  // drop the event: the request goes on, the mail is never sent
+)
+
+// Sku popularity.
+const (
+	Uniform = "uniform"
+	Zipf    = "zipf"
+)
+
+// Arrival processes of the open model.
+const (
+	Steady  = "steady"  // one order every 1/Rate
+	Poisson = "poisson" // exponential gaps with mean 1/Rate, seeded
+)
+
+// Range is an inclusive range of quantities.
+type Range struct {
+	Min int `json:"min"`
+	Max int `json:"max"`
+}
+
+func (r Range) String() string { return fmt.Sprintf("%d..%d", r.Min, r.Max) }
+
+func (r Range) mean() float64 { return float64(r.Min+r.Max) / 2 }
+
+// ParseRange parses "lo..hi" or a single number.
+func ParseRange(s string) (Range, error) {
+	lo, hi, found := strings.Cut(s, "..")
+	if !found {
+		hi = lo
+	}
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if err1 != nil || err2 != nil {
+		return Range{}, fmt.Errorf("want lo..hi or a number, got %q", s)
+	}
+	return Range{a, b}, nil
+}
+
+// Latency is the distribution of the fake mailer's send time.
+type Latency struct {
+	// Dist is "fixed" (Mean), "uniform" (Min..Max) or "exp" (exponential with Mean).
+	Dist string        `json:"dist"`
+	Mean time.Duration `json:"mean_ns"`
+	Min  time.Duration `json:"min_ns,omitempty"`
+	Max  time.Duration `json:"max_ns,omitempty"`
+}
+
+// FixedLatency is a mailer that always takes d.
+func FixedLatency(d time.Duration) Latency { return Latency{Dist: "fixed", Mean: d} }
+
+// ParseLatency parses "5ms" or "fixed:5ms", "uniform:1ms..9ms" and "exp:5ms" (the mean).
+func ParseLatency(s string) (Latency, error) {
+	dist, arg, found := strings.Cut(s, ":")
+	if !found {
+		dist, arg = "fixed", s
+	}
+	switch dist {
+	case "fixed", "exp":
+		d, err := time.ParseDuration(arg)
+		if arg == "0" {
+			d, err = 0, nil
+		}
+		if err != nil {
+			return Latency{}, fmt.Errorf("bad duration %q", arg)
+		}
+		return Latency{Dist: dist, Mean: d}, nil
+	case "uniform":
+		lo, hi, ok := strings.Cut(arg, "..")
+		a, err1 := time.ParseDuration(lo)
+		b, err2 := time.ParseDuration(hi)
+		if !ok || err1 != nil || err2 != nil {
+			return Latency{}, fmt.Errorf("want uniform:lo..hi, got %q", s)
+		}
+		return Latency{Dist: "uniform", Min: a, Max: b, Mean: (a + b) / 2}, nil
+	}
+	return Latency{}, fmt.Errorf("unknown distribution %q (want fixed, uniform or exp)", dist)
+}
+
+func (l Latency) String() string {
+	switch l.Dist {
+	case "uniform":
+		return fmt.Sprintf("uniform %v..%v", l.Min, l.Max)
+	case "exp":
+		return fmt.Sprintf("exponential, mean %v", l.Mean)
+	}
+	return fmt.Sprintf("fixed %v", l.Mean)
+}
+
+func (l Latency) option() fakes.MailerOption {
+	switch l.Dist {
+	case "uniform":
+		return fakes.WithLatency(fakes.Uniform(l.Min, l.Max))
+	case "exp":
+		return fakes.WithLatency(fakes.Exponential(l.Mean))
+	}
+	return fakes.WithLatency(fakes.Fixed(l.Mean))
+}
+
+// Config describes one run: the workload, the load model, the mailer and the dispatch strategy.
+// Its JSON form is embedded in every report; field names are stable. The zero value of a field
+// means its default (see Default), except where a field says otherwise.
+type Config struct {
+	// Seed seeds everything random: the workload, the mailer's draws, backoff jitter. Never 0
+	// (gofakeit v6 treats 0 as "random").
+	Seed int64 `json:"seed"`
+
+	// Workload.
+	SKUs           int           `json:"skus"`            // number of products
+	BatchesPerSKU  int           `json:"batches_per_sku"` // batches of each product
+	WarehouseShare float64       `json:"warehouse_share"` // fraction of batches in the warehouse (no ETA), 0..1
+	ETASpread      time.Duration `json:"eta_spread_ns"`   // shipments arrive within this time of the plan's start
+	BatchQty       Range         `json:"batch_qty"`       // batch sizes before scaling to Demand
+	OrderQty       Range         `json:"order_qty"`       // quantity of each order
+	// Demand is expected demand over supply: batch sizes are scaled so that the stock of each sku
+	// is its expected demand divided by Demand, so about 1-1/Demand of orders find no stock.
+	// Negative: keep BatchQty as drawn.
+	Demand     float64 `json:"demand_ratio"`
+	Popularity string  `json:"popularity"` // Uniform or Zipf
+	ZipfS      float64 `json:"zipf_s"`     // Zipf exponent, > 1
+	// Orders is how many orders to send; with Duration it only sizes the stock.
+	Orders int `json:"orders"`
+	// Duration, when positive, ends the run after this time instead of after Orders orders.
+	Duration time.Duration `json:"duration_ns"`
+	// WarmupOrders and Warmup exclude the start of the run from the measurements: the window opens
+	// when the order after the first WarmupOrders starts (open model: is due), and not before
+	// Warmup. A closed run's window closes when the first worker finds no order left, so that
+	// every worker is busy for the whole window.
+	WarmupOrders int           `json:"warmup_orders"`
+	Warmup       time.Duration `json:"warmup_ns"`
+
+	// Load model.
+	Model     string        `json:"model"`         // Closed or Open
+	Workers   int           `json:"workers"`       // clients (closed) or the most orders in service at once (open)
+	Rate      float64       `json:"rate"`          // open: orders per second offered
+	Arrivals  string        `json:"arrivals"`      // open: Steady or Poisson
+	Backlog   int           `json:"backlog"`       // open: orders waiting for a worker before new ones are dropped
+	LateAfter time.Duration `json:"late_after_ns"` // open: an order that starts this much after it was due is late
+
+	// Mailer.
+	Mailer Latency `json:"mailer_latency"`
+
+	// Dispatch.
+	Strategy string `json:"strategy"`  // Sync, Async or Outbox
+	Handlers int    `json:"handlers"`  // async handler goroutines; outbox relay senders
+	Queue    int    `json:"queue"`     // async queue capacity
+	WhenFull string `json:"when_full"` // async: Block or Drop
+	// Retries is the unit of work's budget of retries after a version conflict; service.Unlimited (-1) never gives up.
+	Retries int `json:"retries"`
+
+	// Record keeps every order's outcome in the history (about 60 bytes an order), for digests and
+	// accounting. Events and mails are always recorded.
+	Record bool `json:"record"`
+
+	// Faults, when set, is consulted at every Point. It is how fault injection plugs in.
+	Faults Faults `json:"-"`
+	// Progress, when set, is called about ten times a second from a goroutine of the run.
+	Progress func(Progress) `json:"-"`
+}
+
+// Progress is how far a run has come.
+type Progress struct {
+	Done    int64         // orders finished
+	Total   int64         // orders planned, or 0 for a run by duration
+	Elapsed time.Duration // since the first order
+	Limit   time.Duration // the run's duration, or 0 for a run by orders
+}
+
+// Default returns the configuration `simulate` runs with no flags: a small shop of 10 skus with
+// Zipf popularity and 25% more demand than stock, 4 closed-loop clients and a 5 ms mailer.
+func Default() Config {
+	return Config{
+		Seed:           42,
+		SKUs:           10,
+		BatchesPerSKU:  3,
+		WarehouseShare: 0.5,
+		ETASpread:      30 * 24 * time.Hour,
+		BatchQty:       Range{50, 500},
+		OrderQty:       Range{1, 10},
+		Demand:         1.25,
+		Popularity:     Zipf,
+		ZipfS:          1.2,
+		Orders:         4000,
+		WarmupOrders:   200,
+		Model:          Closed,
+		Workers:        4,
+		Rate:           1000,
+		Arrivals:       Steady,
+		Backlog:        10000,
+		LateAfter:      2 * time.Millisecond,
+		Mailer:         FixedLatency(5 * time.Millisecond),
+		Strategy:       Sync,
+		Handlers:       4,
+		Queue:          1024,
+		WhenFull:       Block,
+		Retries:        service.DefaultRetries,
+	}
+}
+
+// ConfigError says which setting is wrong. Field is the name of the command-line flag that sets it.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "-" + e.Field + ": " + e.Reason }
+
+// ErrConfig is wrapped by every *ConfigError.
+var ErrConfig = errors.New("invalid configuration")
+
+// Unwrap returns ErrConfig.
+func (e *ConfigError) Unwrap() error { return ErrConfig }
+
+func bad(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate reports the first setting that makes the run impossible, as a *ConfigError.
+func (c Config) Validate() error {
+	switch {
+	case c.Seed == 0:
+		return bad("seed", "must not be 0 (gofakeit treats 0 as random)")
+	case c.SKUs <= 0:
+		return bad("skus", "must be at least 1, got %d", c.SKUs)
+	case c.BatchesPerSKU <= 0:
+		return bad("batches", "must be at least 1, got %d", c.BatchesPerSKU)
+	case c.WarehouseShare < 0 || c.WarehouseShare > 1 || math.IsNaN(c.WarehouseShare):
+		return bad("warehouse", "must be between 0 and 1, got %v", c.WarehouseShare)
+	case c.ETASpread < time.Hour && c.WarehouseShare < 1:
+		return bad("eta-spread", "must be at least 1h, got %v", c.ETASpread)
+	case c.BatchQty.Min < 0 || c.BatchQty.Max < c.BatchQty.Min || c.BatchQty.Max > 1_000_000_000:
+		return bad("batch-qty", "want 0 <= lo <= hi <= 1e9, got %v", c.BatchQty)
+	case c.Demand >= 0 && c.BatchQty.Max == 0:
+		return bad("batch-qty", "cannot scale empty batches to -demand; give a positive range")
+	case c.OrderQty.Min < 1 || c.OrderQty.Max < c.OrderQty.Min || c.OrderQty.Max > 1_000_000:
+		return bad("order-qty", "want 1 <= lo <= hi <= 1e6, got %v", c.OrderQty)
+	case c.Demand == 0 || math.IsNaN(c.Demand) || math.IsInf(c.Demand, 0):
+		return bad("demand", "must be positive (or negative to keep -batch-qty as drawn), got %v", c.Demand)
+	case c.Popularity != Uniform && c.Popularity != Zipf:
+		return bad("popularity", "want %s or %s, got %q", Uniform, Zipf, c.Popularity)
+	case c.Popularity == Zipf && !(c.ZipfS > 1):
+		return bad("zipf-s", "must be greater than 1, got %v", c.ZipfS)
+	case c.Orders < 0:
+		return bad("orders", "must not be negative, got %d", c.Orders)
+	case c.Duration < 0:
+		return bad("duration", "must not be negative, got %v", c.Duration)
+	case c.Orders == 0 && c.Duration == 0:
+		return bad("orders", "both -orders and -duration are 0: nothing to run")
+	case c.Orders == 0 && c.Model == Closed:
+		return bad("orders", "a closed run by -duration still needs -orders to size the stock")
+	case c.Warmup < 0 || c.WarmupOrders < 0:
+		return bad("warmup", "must not be negative, got %v", c.warmupText())
+	case c.Duration == 0 && c.WarmupOrders >= c.Orders:
+		return bad("warmup", "%d orders leave nothing of -orders %d to measure", c.WarmupOrders, c.Orders)
+	case c.Duration > 0 && c.Warmup >= c.Duration:
+		return bad("warmup", "%v leaves nothing of -duration %v to measure", c.Warmup, c.Duration)
+	case c.Model != Closed && c.Model != Open:
+		return bad("model", "want %s or %s, got %q", Closed, Open, c.Model)
+	case c.Workers <= 0:
+		return bad("workers", "must be at least 1, got %d", c.Workers)
+	case c.Model == Open && !(c.Rate > 0) || math.IsInf(c.Rate, 0):
+		return bad("rate", "the open model needs a positive rate, got %v", c.Rate)
+	case c.Model == Open && c.Arrivals != Steady && c.Arrivals != Poisson:
+		return bad("arrivals", "want %s or %s, got %q", Steady, Poisson, c.Arrivals)
+	case c.Model == Open && c.Backlog < 0:
+		return bad("backlog", "must not be negative, got %d", c.Backlog)
+	case c.LateAfter < 0:
+		return bad("late", "must not be negative, got %v", c.LateAfter)
+	case c.Mailer.Dist != "fixed" && c.Mailer.Dist != "uniform" && c.Mailer.Dist != "exp":
+		return bad("mailer-latency", "unknown distribution %q", c.Mailer.Dist)
+	case c.Mailer.Mean < 0 || c.Mailer.Min < 0 || c.Mailer.Max < c.Mailer.Min:
+		return bad("mailer-latency", "latencies must be non-negative and lo <= hi, got %v", c.Mailer)
+	case c.Mailer.Mean > time.Minute || c.Mailer.Max > time.Minute:
+		return bad("mailer-latency", "at most 1m, got %v", c.Mailer)
+	case !knownStrategy(c.Strategy):
+		return bad("strategy", "unknown strategy %q (want one of %s)", c.Strategy, strings.Join(StrategyNames(), ", "))
+	case c.Handlers <= 0:
+		return bad("handlers", "must be at least 1, got %d", c.Handlers)
+	case c.Queue <= 0:
+		return bad("queue", "must be at least 1, got %d", c.Queue)
+	case c.WhenFull != Block && c.WhenFull != Drop:
+		return bad("when-full", "want %s or %s, got %q", Block, Drop, c.WhenFull)
+	case c.Retries < service.Unlimited:
+		return bad("retries", "must be >= 0, or -1 for unlimited, got %d", c.Retries)
+	}
+	if d := c.demandBasis(); d > 1e9 {
+		return bad("orders", "%v orders is more than this simulator can size stock for", d)
+	}
+	return nil
+}
+
+// ParseWarmup parses a warm-up given as a number of orders ("200") or a duration ("100ms").
+func ParseWarmup(s string) (orders int, d time.Duration, err error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, 0, nil
+	}
+	d, err = time.ParseDuration(s)
+	if err != nil {
+		return 0, 0, fmt.Errorf("want a number of orders or a duration, got %q", s)
+	}
+	return 0, d, nil
+}
+
+func (c Config) warmupText() string {
+	switch {
+	case c.Warmup > 0 && c.WarmupOrders > 0:
+		return fmt.Sprintf("%d orders and %v", c.WarmupOrders, c.Warmup)
+	case c.Warmup != 0:
+		return c.Warmup.String()
+	}
+	return fmt.Sprintf("%d orders", c.WarmupOrders)
+}
+
+// demandBasis is the number of orders the stock is sized for.
+func (c Config) demandBasis() float64 {
+	if c.Orders > 0 {
+		return float64(c.Orders)
+	}
+	return c.Rate * c.Duration.Seconds()
+}

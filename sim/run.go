@@ -1,0 +1,569 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
+)
+
+// Run builds the real stack (domain, service layer, unit of work, bus) on the fakes, seeds it
+// with cfg's plan, sends the orders and returns what happened. Invalid settings return an error
+// wrapping ErrConfig and nothing runs.
+//
+// When ctx ends the run stops cleanly: no new order starts, orders in flight finish, the strategy
+// stops without draining, and the report covers what ran (Report.Interrupted). Run returns only
+// after every goroutine it started has returned.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return Report{}, err
+	}
+	plan, err := NewPlan(cfg)
+	if err != nil {
+		return Report{}, err
+	}
+	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults}
+	if err := r.setup(ctx); err != nil {
+		return Report{}, err
+	}
+	return r.execute(ctx)
+}
+
+// run is one simulation: the stack under test and everything the simulator keeps about it.
+type run struct {
+	cfg      Config
+	plan     *Plan
+	faults   Faults
+	store    *fakes.Store
+	mailer   *fakes.Mailer
+	bus      *service.Bus
+	strategy Strategy
+
+	start   time.Time
+	stopped atomic.Bool
+	// win is the measured window, in nanoseconds since start; -1 until it opens (closes). A closed
+	// run opens it when the first order after the warm-up starts and closes it when the first
+	// worker finds no order left; an open run opens it at the first measured arrival.
+	win      struct{ start, end atomic.Int64 }
+	workers  []*worker
+	enqueued atomic.Int64 // open model: orders handed to the pool
+
+	mu     sync.Mutex // guards actors
+	actors []*actor   // the strategy's goroutines
+
+	sched schedLog // open model: the arrival scheduler's own log
+}
+
+type schedLog struct {
+	dropped, measuredArrivals int64
+	lastDue                   time.Duration
+	ops                       []OrderOp
+}
+
+func (r *run) setup(ctx context.Context) error {
+	cfg := r.cfg
+	r.strategy = strategies[cfg.Strategy](cfg)
+	opts := append([]fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed))}, r.strategy.MailerOptions()...)
+	r.mailer = fakes.NewMailer(opts...)
+	var busOpts []service.BusOption
+	if r.faults != nil {
+		busOpts = append(busOpts, service.WithMiddleware(r.afterHandler))
+	}
+	r.bus = service.NewBus(busOpts...)
+	service.Subscribe(r.bus, service.NotifyOutOfStock(recorder{r}))
+	r.store = fakes.NewStore()
+	seeder := service.NewUnitOfWork(r.store, r.bus)
+	for _, b := range r.plan.Batches {
+		if err := service.AddBatch(ctx, seeder, b.Ref, b.SKU, b.Qty, b.ETA); err != nil {
+			return err
+		}
+	}
+	r.store.SetBeforeCommit(r.beforeCommit)
+	r.store.SetAfterCommit(r.afterCommit)
+	for i := range cfg.Workers {
+		r.workers = append(r.workers, r.newWorker(i))
+	}
+	return nil
+}
+
+func (r *run) execute(ctx context.Context) (Report, error) {
+	before := readMemory()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopWatch := context.AfterFunc(ctx, func() { r.stopped.Store(true) })
+	defer stopWatch()
+
+	r.win.start.Store(-1)
+	r.win.end.Store(-1)
+	r.start = time.Now()
+	if err := r.strategy.Start(runCtx, r); err != nil {
+		return Report{}, err
+	}
+	mon := startMonitor(r)
+	if r.cfg.Model == Open {
+		r.runOpen(runCtx)
+	} else {
+		r.runClosed()
+	}
+	lastOrder := time.Since(r.start)
+	mon.windowDone()
+	r.strategy.Stop()
+	end := time.Since(r.start)
+	mon.stop()
+	after := readMemory()
+
+	rep := r.report(lastOrder, end, ctx.Err() != nil)
+	rep.Memory = memoryReport(before, after, mon.peakHeap.Load(), rep.Counts.Sent, r.historyBytes())
+	rep.Little = littleCheck(rep, r.cfg, mon.meanInFlight())
+	h := r.history(ctx.Err() == nil)
+	rep.Invariants = Check(h)
+	rep.OK = true
+	for _, inv := range rep.Invariants {
+		rep.OK = rep.OK && inv.OK
+	}
+	if r.cfg.Record {
+		rep.HistoryDigest = h.Digest()
+	}
+	rep.History = h
+	return rep, nil
+}
+
+func (r *run) since(t time.Time) time.Duration { return t.Sub(r.start) }
+
+// actor is one goroutine of the simulated process, with its own log: no lock on the hot path.
+type actor struct {
+	name      string
+	w         *worker // nil unless the actor is a worker
+	sends     []SendOp
+	sendCount int
+	crashes   int
+}
+
+type actorKey struct{}
+
+func actorOf(ctx context.Context) *actor {
+	a, _ := ctx.Value(actorKey{}).(*actor)
+	return a
+}
+
+// Actor implements Host.
+func (r *run) Actor(ctx context.Context, name string) context.Context {
+	a := &actor{name: name}
+	r.mu.Lock()
+	r.actors = append(r.actors, a)
+	r.mu.Unlock()
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// Deliver implements Host.
+func (r *run) Deliver(ctx context.Context, e domain.Event) error { return r.bus.Handle(ctx, e) }
+
+// Discarded implements Host.
+func (r *run) Discarded(ctx context.Context, e domain.Event) { r.setState(ctx, e, Discarded) }
+
+// Abandoned implements Host.
+func (r *run) Abandoned(ctx context.Context, e domain.Event) { r.setState(ctx, e, Abandoned) }
+
+func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
+	if a := actorOf(ctx); a != nil && a.w != nil {
+		if op := a.w.event(e.Identity().ID); op != nil {
+			op.State = s
+		}
+	}
+}
+
+// Store implements Host.
+func (r *run) Store() *fakes.Store { return r.store }
+
+// Crash implements Host.
+func (r *run) Crash(ctx context.Context, p Point) bool {
+	if r.faults == nil {
+		return false
+	}
+	a := actorOf(ctx)
+	if a == nil {
+		return false
+	}
+	return r.faults.Crash(p, a.name)
+}
+
+func (r *run) afterHandler(next service.HandlerFunc) service.HandlerFunc {
+	return func(ctx context.Context, e domain.Event) error {
+		err := next(ctx, e)
+		if a := actorOf(ctx); a != nil && r.faults.Crash(AfterHandler, a.name) {
+			a.crashes++
+			return errCrashed
+		}
+		return err
+	}
+}
+
+func (r *run) beforeCommit(ctx context.Context, _ []string) {
+	a := actorOf(ctx)
+	if a == nil || a.w == nil {
+		return
+	}
+	w := a.w
+	w.txFrom, w.txTo, w.markFrom = w.markFrom, len(w.events), len(w.events)
+	if r.faults != nil && r.faults.Crash(BeforeCommit, a.name) {
+		panic(crashed{BeforeCommit})
+	}
+}
+
+func (r *run) afterCommit(ctx context.Context, _ []string) {
+	a := actorOf(ctx)
+	if a == nil || a.w == nil {
+		return
+	}
+	w := a.w
+	at := time.Since(r.start)
+	for i := w.txFrom; i < w.txTo; i++ {
+		w.events[i].State, w.events[i].CommittedAt = Committed, at
+	}
+	if r.faults != nil && r.faults.Crash(AfterCommit, a.name) {
+		panic(crashed{AfterCommit})
+	}
+}
+
+// recorder is the mailer the bus's handler sends through: the fake mailer, plus a record of
+// every send in the log of the goroutine that made it.
+type recorder struct{ r *run }
+
+func (m recorder) Send(ctx context.Context, mail service.Mail) error {
+	start := time.Now()
+	err := m.r.mailer.Send(ctx, mail)
+	if a := actorOf(ctx); a != nil {
+		end := time.Now()
+		var id string
+		if mail.Cause != nil {
+			id = mail.Cause.Identity().ID
+		}
+		a.sendCount++
+		a.sends = append(a.sends, SendOp{Event: id, Actor: a.name, At: m.r.since(end), Took: end.Sub(start), Err: err != nil})
+	}
+	return err
+}
+
+// worker is one client of the closed model, or one server of the open model's pool. Everything
+// in it is touched only by its own goroutine, except the progress counters.
+type worker struct {
+	actor
+	id  int
+	run *run
+	ctx context.Context
+	uow *service.Transactor
+	rng *rand.Rand
+
+	eventPrefix string
+	idBuf       []byte
+	events      []EventOp // index = event seq - 1
+	markFrom    int       // events before this were stamped for an earlier commit attempt
+	txFrom      int       // the events of the commit in progress: [txFrom, txTo)
+	txTo        int
+	current     string // ID of the order being served
+
+	dispatch   time.Duration // spent in Dispatch during the current request
+	dispatched bool
+
+	lat, disp     *Histogram
+	genLag, delay *Histogram // open model: due to emitted, emitted to picked up
+	counts        Counts
+	totals        Totals
+	mailed        int64 // measured requests that sent at least one mail themselves
+	firstStart    time.Duration
+	lastEnd       time.Duration
+	orders        []OrderOp
+
+	progress *progress
+}
+
+type progress struct {
+	started, done atomic.Int64
+	_             [48]byte // keep workers' counters on separate cache lines
+}
+
+func (r *run) newWorker(i int) *worker {
+	w := &worker{
+		id: i, run: r, eventPrefix: "e" + strconv.Itoa(i) + "-",
+		rng: rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
+		lat: NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
+		progress: &progress{}, firstStart: -1,
+	}
+	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
+	// Requests run to completion even when the run is interrupted, so that an interrupted run
+	// leaves no half-dispatched request behind.
+	base := service.WithIDs(context.Background(), w.nextEventID)
+	w.ctx = context.WithValue(base, actorKey{}, &w.actor)
+	w.uow = service.NewUnitOfWork(r.store, r.bus,
+		service.WithRetries(r.cfg.Retries), service.WithBackoff(w.backoff), service.WithDispatcher(w.dispatchEvents))
+	return w
+}
+
+// nextEventID stamps events with "e<worker>-<seq>" and records each one as raised.
+func (w *worker) nextEventID() string {
+	w.idBuf = strconv.AppendInt(append(w.idBuf[:0], w.eventPrefix...), int64(len(w.events)+1), 10)
+	id := string(w.idBuf)
+	w.events = append(w.events, EventOp{ID: id, Order: w.current, Worker: w.id, State: RolledBack})
+	return id
+}
+
+func (w *worker) event(id string) *EventOp {
+	rest, ok := strings.CutPrefix(id, w.eventPrefix)
+	seq, err := strconv.Atoi(rest)
+	if !ok || err != nil || seq < 1 || seq > len(w.events) {
+		return nil
+	}
+	return &w.events[seq-1]
+}
+
+// backoff is the service's default (a jittered exponential from 20µs, capped at 2.56ms) drawn
+// from the worker's seeded source, and the count of retries.
+func (w *worker) backoff(attempt int) time.Duration {
+	w.counts.Retries++
+	ceiling := 20 * time.Microsecond << min(attempt-1, 7)
+	return ceiling/2 + time.Duration(w.rng.Int64N(int64(ceiling/2)))
+}
+
+func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
+	start := time.Now()
+	err := w.run.strategy.Dispatch(ctx, events)
+	w.dispatch += time.Since(start)
+	w.dispatched = true
+	return err
+}
+
+// serve sends one order and records what came back. due is when the order should have started
+// (the open model's schedule), emitted when the scheduler let it go (timers fire late), start when
+// a worker picked it up. measured says whether an open-model arrival is outside the warm-up;
+// closed runs go by the window.
+func (w *worker) serve(o Order, due, emitted, start time.Time, measured bool) {
+	r := w.run
+	w.progress.started.Add(1)
+	w.current = o.ID
+	w.dispatch, w.dispatched = 0, false
+	sends := w.sendCount
+	outcome, ref, publishErr := w.allocate(o)
+	end := time.Now()
+	w.progress.done.Add(1)
+
+	c := &w.counts
+	c.Sent++
+	switch outcome {
+	case Allocated:
+		c.Allocated++
+		w.totals.Orders++
+		w.totals.Qty += int64(o.Qty)
+	case OutOfStock:
+		c.OutOfStock++
+	case Rejected:
+		c.Rejected++
+	case Exhausted:
+		c.Exhausted++
+		c.Failed++
+	case Unknown:
+		c.Unknown++
+		w.totals.UnknownOrders++
+		w.totals.UnknownQty += int64(o.Qty)
+	default:
+		c.Failed++
+	}
+	if publishErr {
+		c.PublishErrors++
+	}
+	dueAt, endAt := r.since(due), r.since(end)
+	if r.cfg.Model == Closed {
+		ws, we := r.win.start.Load(), r.win.end.Load()
+		open := ws >= 0 && (we < 0 || int64(endAt) <= we)
+		measured = open && int64(dueAt) >= ws
+		if open && int64(endAt) >= ws {
+			c.Completed++
+		}
+	} else if measured {
+		c.Completed++
+	}
+	if measured {
+		c.Measured++
+		w.lat.Record(end.Sub(due))
+		w.disp.Record(w.dispatch)
+		if w.sendCount > sends {
+			w.mailed++
+		}
+		if r.cfg.Model == Open {
+			w.genLag.Record(emitted.Sub(due))
+			w.delay.Record(start.Sub(emitted))
+			if start.Sub(due) > r.cfg.LateAfter {
+				c.Late++
+			}
+		}
+		w.lastEnd = max(w.lastEnd, endAt)
+	}
+	if r.cfg.Record {
+		w.orders = append(w.orders, OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: w.id, Outcome: outcome,
+			Batch: ref, PublishErr: publishErr, Start: dueAt, End: endAt})
+	}
+}
+
+func (w *worker) allocate(o Order) (outcome Outcome, ref string, publishErr bool) {
+	crashes := w.crashes
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(crashed); !ok {
+				panic(p)
+			}
+			// The process died inside the request: nothing it held in memory survives.
+			w.crashes++
+			w.markFrom = len(w.events)
+			outcome, ref, publishErr = Unknown, "", false
+		}
+	}()
+	ref, err := service.Allocate(w.ctx, w.uow, o.ID, o.SKU, o.Qty)
+	if w.crashes > crashes {
+		return Unknown, "", false
+	}
+	return classify(err), ref, errors.Is(err, service.ErrPublish)
+}
+
+func classify(err error) Outcome {
+	switch {
+	case err == nil:
+		return Allocated
+	case errors.Is(err, domain.ErrOutOfStock):
+		return OutOfStock
+	case errors.Is(err, service.ErrPublish):
+		return Allocated // committed; the publish error is reported beside it
+	case errors.Is(err, service.ErrRetriesExhausted):
+		return Exhausted
+	case errors.Is(err, domain.ErrInvalidOrderLine), errors.Is(err, domain.ErrOrderConflict), errors.Is(err, service.ErrInvalidSKU):
+		return Rejected
+	}
+	return Failed
+}
+
+// runClosed lets every worker take the plan's next order as soon as its last one returned, until
+// the plan (or the time) runs out. Sharing one stream keeps the workers busy to the end even when
+// some orders take a thousand times longer than others.
+func (r *run) runClosed() {
+	p := &pool{s: r.plan.Stream(0), left: r.cfg.Orders}
+	if r.cfg.Duration > 0 {
+		p.left = -1
+	}
+	if r.cfg.WarmupOrders == 0 {
+		r.win.start.Store(int64(r.cfg.Warmup))
+	}
+	var wg sync.WaitGroup
+	for _, w := range r.workers {
+		wg.Go(func() { w.closedLoop(p) })
+	}
+	wg.Wait()
+}
+
+// pool hands out the plan's orders in order, to whichever worker asks.
+type pool struct {
+	mu   sync.Mutex
+	s    *Stream
+	left int // -1: no limit
+}
+
+func (p *pool) next() (Order, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.left == 0 {
+		return Order{}, false
+	}
+	if p.left > 0 {
+		p.left--
+	}
+	return p.s.Next(), true
+}
+
+func (w *worker) closedLoop(p *pool) {
+	r := w.run
+	defer func() { r.win.end.CompareAndSwap(-1, int64(time.Since(r.start))) }() // the first worker out closes the window
+	for !r.stopped.Load() {
+		if r.cfg.Duration > 0 && time.Since(r.start) >= r.cfg.Duration {
+			return
+		}
+		o, ok := p.next()
+		if !ok {
+			return
+		}
+		start := time.Now()
+		if o.Seq == r.cfg.WarmupOrders+1 {
+			r.win.start.Store(int64(max(start.Sub(r.start), r.cfg.Warmup)))
+		}
+		w.serve(o, start, start, start, false)
+	}
+}
+
+type arrival struct {
+	order        Order
+	due, emitted time.Time
+	measured     bool
+}
+
+// runOpen sends orders on a schedule fixed in advance, whatever the system does: a worker of the
+// pool serves each; when all are busy orders wait in the backlog, and when that is full they are
+// dropped. Latency counts from the due time.
+func (r *run) runOpen(ctx context.Context) {
+	backlog := make(chan arrival, r.cfg.Backlog)
+	var wg sync.WaitGroup
+	for _, w := range r.workers {
+		wg.Go(func() {
+			for a := range backlog {
+				w.serve(a.order, a.due, a.emitted, time.Now(), a.measured)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(backlog)
+
+	s := r.plan.Stream(0)
+	gaps := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 0xa771))
+	mean := float64(time.Second) / r.cfg.Rate
+	next := r.start
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := 0; r.cfg.Duration > 0 || i < r.cfg.Orders; i++ {
+		if r.stopped.Load() || r.cfg.Duration > 0 && next.Sub(r.start) >= r.cfg.Duration {
+			return
+		}
+		if d := time.Until(next); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		o := s.Next()
+		due := r.since(next)
+		measured := i >= r.cfg.WarmupOrders && due >= r.cfg.Warmup
+		if measured {
+			r.win.start.CompareAndSwap(-1, int64(due))
+			r.sched.measuredArrivals++
+			r.sched.lastDue = due
+		}
+		select {
+		case backlog <- arrival{o, next, time.Now(), measured}:
+			r.enqueued.Add(1)
+		default:
+			r.sched.dropped++
+			if r.cfg.Record {
+				r.sched.ops = append(r.sched.ops, OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: -1, Outcome: Dropped, Start: due, End: due})
+			}
+		}
+		if r.cfg.Arrivals == Poisson {
+			next = next.Add(time.Duration(gaps.ExpFloat64() * mean))
+		} else {
+			next = r.start.Add(time.Duration(float64(i+1) * mean)) // exact multiples: no drift
+		}
+	}
+}

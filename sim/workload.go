@@ -1,0 +1,217 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/rand"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brianvoe/gofakeit/v6"
+)
+
+// planEpoch is the "now" of every plan: ETAs are drawn after it, never from the clock, so the
+// same seed gives the same batches on any day.
+var planEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// BatchSpec is a batch the plan adds to the store before the first order.
+type BatchSpec struct {
+	Ref string
+	SKU string
+	Qty int
+	ETA time.Time // zero: in the warehouse
+}
+
+// Order is one order of the workload. Its ID is "o<stream>-<seq>", unique in a plan.
+type Order struct {
+	ID     string
+	SKU    string
+	Qty    int
+	Stream int // the generator that made it
+	Seq    int // from 1 within its stream
+	sku    int // index in Plan.SKUs
+}
+
+// Plan is a seeded workload: the products and batches to start with, and the streams of orders
+// that clients send. The same Config gives the same Plan, batch for batch and order for order.
+type Plan struct {
+	SKUs    []string
+	Batches []BatchSpec
+	// Share is each sku's expected share of orders, in the order of SKUs.
+	Share []float64
+
+	cfg Config
+}
+
+// NewPlan builds the plan of cfg, which must be valid.
+func NewPlan(cfg Config) (*Plan, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := gofakeit.NewUnlocked(cfg.Seed)
+	p := &Plan{cfg: cfg, Share: popularity(cfg)}
+	taken := map[string]bool{}
+	for i := range cfg.SKUs {
+		sku := strings.ToUpper(f.Adjective() + "-" + f.NounConcrete())
+		sku = strings.Map(func(r rune) rune {
+			if r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+				return r
+			}
+			return '-'
+		}, sku)
+		if taken[sku] {
+			sku += "-" + strconv.Itoa(i)
+		}
+		taken[sku] = true
+		p.SKUs = append(p.SKUs, sku)
+	}
+	meanQty := cfg.OrderQty.mean()
+	for i, sku := range p.SKUs {
+		raw := make([]int, cfg.BatchesPerSKU)
+		total := 0
+		for j := range raw {
+			raw[j] = f.IntRange(cfg.BatchQty.Min, cfg.BatchQty.Max)
+			total += raw[j]
+		}
+		if cfg.Demand > 0 {
+			supply := math.Ceil(cfg.demandBasis() * p.Share[i] * meanQty / cfg.Demand)
+			raw = scale(raw, total, int(supply))
+		}
+		for j, qty := range raw {
+			var eta time.Time
+			if f.Float64Range(0, 1) >= cfg.WarehouseShare { // gofakeit's Float64 spans all of float64
+				eta = f.DateRange(planEpoch.Add(time.Hour), planEpoch.Add(cfg.ETASpread)).UTC()
+			}
+			p.Batches = append(p.Batches, BatchSpec{Ref: fmt.Sprintf("%s-%d", sku, j+1), SKU: sku, Qty: qty, ETA: eta})
+		}
+	}
+	return p, nil
+}
+
+// scale spreads want over the parts in proportion to raw (whose sum is total), to the unit.
+func scale(raw []int, total, want int) []int {
+	out := make([]int, len(raw))
+	if total == 0 {
+		raw, total = make([]int, len(raw)), len(raw)
+		for i := range raw {
+			raw[i] = 1
+		}
+	}
+	given := 0
+	for i, r := range raw {
+		out[i] = int(float64(want) * float64(r) / float64(total))
+		given += out[i]
+	}
+	for i := 0; given < want; i = (i + 1) % len(out) {
+		out[i]++
+		given++
+	}
+	return out
+}
+
+// popularity is each sku's expected share of orders.
+func popularity(cfg Config) []float64 {
+	share := make([]float64, cfg.SKUs)
+	sum := 0.0
+	for k := range share {
+		share[k] = 1
+		if cfg.Popularity == Zipf {
+			share[k] = math.Pow(float64(k+1), -cfg.ZipfS) // math/rand.Zipf with v = 1
+		}
+		sum += share[k]
+	}
+	for k := range share {
+		share[k] /= sum
+	}
+	return share
+}
+
+// Stream returns the generator of stream i. Each stream has its own seed, derived from the plan's,
+// so streams can run on different goroutines and still replay.
+func (p *Plan) Stream(i int) *Stream {
+	f := gofakeit.NewUnlocked(streamSeed(p.cfg.Seed, i))
+	s := &Stream{plan: p, f: f, id: i, prefix: "o" + strconv.Itoa(i) + "-"}
+	if p.cfg.Popularity == Zipf && len(p.SKUs) > 1 {
+		s.zipf = rand.NewZipf(f.Rand, p.cfg.ZipfS, 1, uint64(len(p.SKUs)-1))
+	}
+	return s
+}
+
+func streamSeed(seed int64, i int) int64 {
+	x := uint64(seed) + uint64(i+1)*0x9e3779b97f4a7c15 // splitmix64
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	x ^= x >> 31
+	if s := int64(x >> 1); s != 0 {
+		return s
+	}
+	return 1
+}
+
+// Stream generates orders. It is not safe for concurrent use.
+type Stream struct {
+	plan   *Plan
+	f      *gofakeit.Faker
+	zipf   *rand.Zipf
+	id     int
+	seq    int
+	prefix string
+	buf    []byte
+}
+
+// Next returns the stream's next order.
+func (s *Stream) Next() Order {
+	s.seq++
+	k := 0
+	switch {
+	case s.zipf != nil:
+		k = int(s.zipf.Uint64())
+	case len(s.plan.SKUs) > 1:
+		k = s.f.Rand.Intn(len(s.plan.SKUs))
+	}
+	q := s.plan.cfg.OrderQty
+	qty := q.Min
+	if q.Max > q.Min {
+		qty = s.f.IntRange(q.Min, q.Max)
+	}
+	s.buf = strconv.AppendInt(append(s.buf[:0], s.prefix...), int64(s.seq), 10)
+	return Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq, sku: k}
+}
+
+// Digest is a hash of the plan: its batches and the first perStream orders of each of streams
+// streams. Two plans with the same digest send the same orders.
+func (p *Plan) Digest(streams, perStream int) string {
+	h := sha256.New()
+	var n [8]byte
+	put := func(s string, v int64) {
+		h.Write([]byte(s))
+		binary.LittleEndian.PutUint64(n[:], uint64(v))
+		h.Write(n[:])
+	}
+	for _, b := range p.Batches {
+		put(b.Ref, int64(b.Qty))
+		put(b.SKU, b.ETA.UnixNano())
+	}
+	for i := range streams {
+		s := p.Stream(i)
+		for range perStream {
+			o := s.Next()
+			put(o.ID, int64(o.Qty))
+			put(o.SKU, 0)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// quota is how many of n orders stream i of streams sends.
+func quota(n, streams, i int) int {
+	q := n / streams
+	if i < n%streams {
+		q++
+	}
+	return q
+}

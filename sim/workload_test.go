@@ -1,0 +1,225 @@
+package sim_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockbus/stockbus/sim"
+)
+
+func TestSameSeedSamePlan(t *testing.T) {
+	cfg := sim.Default()
+	a, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	b, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, a.Digest(1, 500), b.Digest(1, 500), "same seed, same plan digest")
+	assert.Equal(t, a.Batches, b.Batches)
+
+	cfg.Seed++
+	c, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Digest(1, 500), c.Digest(1, 500), "another seed, another plan")
+}
+
+func TestStreamsReplayAndDiffer(t *testing.T) {
+	p, err := sim.NewPlan(sim.Default())
+	require.NoError(t, err)
+	s1, s2, other := p.Stream(0), p.Stream(0), p.Stream(1)
+	for i := range 200 {
+		a, b, c := s1.Next(), s2.Next(), other.Next()
+		require.Equal(t, a, b, "order %d of two streams 0", i)
+		assert.Equal(t, "o0-", a.ID[:3])
+		assert.Equal(t, "o1-", c.ID[:3])
+		assert.Equal(t, i+1, a.Seq)
+	}
+}
+
+func TestStockIsScaledToDemand(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		demand float64
+	}{{"more demand than stock", 1.25}, {"stock to spare", 0.5}, {"exactly enough", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := sim.Default()
+			cfg.Demand, cfg.Orders, cfg.OrderQty = tc.demand, 10_000, sim.Range{Min: 1, Max: 9}
+			p, err := sim.NewPlan(cfg)
+			require.NoError(t, err)
+			perSKU := map[string]int{}
+			total := 0
+			for _, b := range p.Batches {
+				perSKU[b.SKU] += b.Qty
+				total += b.Qty
+			}
+			want := 10_000 * 5 / tc.demand // orders × mean qty / ratio
+			assert.InDelta(t, want, total, float64(len(p.SKUs)), "total stock")
+			for i, sku := range p.SKUs {
+				assert.InDelta(t, want*p.Share[i], perSKU[sku], 1, "stock of %s follows its share of demand", sku)
+			}
+		})
+	}
+}
+
+func TestNegativeDemandKeepsBatchQuantities(t *testing.T) {
+	cfg := sim.Default()
+	cfg.Demand, cfg.BatchQty = -1, sim.Range{Min: 7, Max: 9}
+	p, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	for _, b := range p.Batches {
+		assert.True(t, b.Qty >= 7 && b.Qty <= 9, "batch %s qty %d", b.Ref, b.Qty)
+	}
+}
+
+func TestWorkloadKnobs(t *testing.T) {
+	cfg := sim.Default()
+	cfg.SKUs, cfg.BatchesPerSKU, cfg.WarehouseShare, cfg.ETASpread = 5, 4, 0, 48*time.Hour
+	cfg.OrderQty = sim.Range{Min: 3, Max: 4}
+	p, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	require.Len(t, p.SKUs, 5)
+	require.Len(t, p.Batches, 20)
+	refs := map[string]bool{}
+	for _, b := range p.Batches {
+		assert.False(t, b.ETA.IsZero(), "no warehouse stock with -warehouse 0: %s", b.Ref)
+		assert.False(t, refs[b.Ref], "batch references are unique: %s", b.Ref)
+		refs[b.Ref] = true
+	}
+	first := p.Batches[0].ETA
+	for _, b := range p.Batches {
+		assert.LessOrEqual(t, b.ETA.Sub(first).Abs(), 48*time.Hour)
+	}
+	s := p.Stream(0)
+	for range 100 {
+		o := s.Next()
+		assert.True(t, o.Qty == 3 || o.Qty == 4, "order qty %d", o.Qty)
+	}
+
+	cfg.WarehouseShare = 1
+	p, err = sim.NewPlan(cfg)
+	require.NoError(t, err)
+	for _, b := range p.Batches {
+		assert.True(t, b.ETA.IsZero(), "all in the warehouse with -warehouse 1")
+	}
+}
+
+func TestZipfMakesHotSKUs(t *testing.T) {
+	count := func(pop string) map[string]int {
+		cfg := sim.Default()
+		cfg.Popularity, cfg.SKUs = pop, 10
+		p, err := sim.NewPlan(cfg)
+		require.NoError(t, err)
+		s, n := p.Stream(0), map[string]int{}
+		for range 20_000 {
+			n[s.Next().SKU]++
+		}
+		return n
+	}
+	zipf, uniform := count(sim.Zipf), count(sim.Uniform)
+	hottest := func(n map[string]int) int {
+		m := 0
+		for _, c := range n {
+			m = max(m, c)
+		}
+		return m
+	}
+	assert.Greater(t, hottest(zipf), 6000, "the hottest zipf sku takes a third or more of orders")
+	assert.Less(t, hottest(uniform), 2400, "uniform: about a tenth each")
+
+	p, err := sim.NewPlan(sim.Default())
+	require.NoError(t, err)
+	sum := 0.0
+	for _, s := range p.Share {
+		sum += s
+	}
+	assert.InDelta(t, 1, sum, 1e-9)
+	assert.Greater(t, p.Share[0], p.Share[1])
+}
+
+func TestParsers(t *testing.T) {
+	r, err := sim.ParseRange("2..5")
+	require.NoError(t, err)
+	assert.Equal(t, sim.Range{Min: 2, Max: 5}, r)
+	r, err = sim.ParseRange("7")
+	require.NoError(t, err)
+	assert.Equal(t, sim.Range{Min: 7, Max: 7}, r)
+	_, err = sim.ParseRange("a..b")
+	assert.Error(t, err)
+
+	for in, want := range map[string]sim.Latency{
+		"0":                 {Dist: "fixed"},
+		"5ms":               {Dist: "fixed", Mean: 5 * time.Millisecond},
+		"fixed:2ms":         {Dist: "fixed", Mean: 2 * time.Millisecond},
+		"exp:3ms":           {Dist: "exp", Mean: 3 * time.Millisecond},
+		"uniform:1ms..9ms":  {Dist: "uniform", Min: time.Millisecond, Max: 9 * time.Millisecond, Mean: 5 * time.Millisecond},
+		"uniform:0s..200µs": {Dist: "uniform", Max: 200 * time.Microsecond, Mean: 100 * time.Microsecond},
+	} {
+		got, err := sim.ParseLatency(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"fast", "gauss:1ms", "uniform:1ms", "exp:x"} {
+		_, err := sim.ParseLatency(in)
+		assert.Error(t, err, in)
+	}
+
+	n, d, err := sim.ParseWarmup("300")
+	require.NoError(t, err)
+	assert.Equal(t, 300, n)
+	assert.Zero(t, d)
+	n, d, err = sim.ParseWarmup("50ms")
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	assert.Equal(t, 50*time.Millisecond, d)
+	_, _, err = sim.ParseWarmup("soon")
+	assert.Error(t, err)
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		edit  func(*sim.Config)
+	}{
+		{"seed", func(c *sim.Config) { c.Seed = 0 }},
+		{"skus", func(c *sim.Config) { c.SKUs = 0 }},
+		{"batches", func(c *sim.Config) { c.BatchesPerSKU = -1 }},
+		{"warehouse", func(c *sim.Config) { c.WarehouseShare = 1.5 }},
+		{"batch-qty", func(c *sim.Config) { c.BatchQty = sim.Range{Min: 5, Max: 1} }},
+		{"order-qty", func(c *sim.Config) { c.OrderQty = sim.Range{Min: 0, Max: 1} }},
+		{"demand", func(c *sim.Config) { c.Demand = 0 }},
+		{"demand", func(c *sim.Config) { c.Demand = math.NaN() }},
+		{"popularity", func(c *sim.Config) { c.Popularity = "pareto" }},
+		{"zipf-s", func(c *sim.Config) { c.ZipfS = 1 }},
+		{"orders", func(c *sim.Config) { c.Orders = -1 }},
+		{"orders", func(c *sim.Config) { c.Orders, c.Duration = 0, 0 }},
+		{"duration", func(c *sim.Config) { c.Duration = -time.Second }},
+		{"warmup", func(c *sim.Config) { c.WarmupOrders = c.Orders }},
+		{"warmup", func(c *sim.Config) { c.Duration, c.Warmup = time.Second, time.Second }},
+		{"model", func(c *sim.Config) { c.Model = "half-open" }},
+		{"workers", func(c *sim.Config) { c.Workers = 0 }},
+		{"rate", func(c *sim.Config) { c.Model, c.Rate = sim.Open, 0 }},
+		{"arrivals", func(c *sim.Config) { c.Model, c.Arrivals = sim.Open, "bursty" }},
+		{"backlog", func(c *sim.Config) { c.Model, c.Backlog = sim.Open, -1 }},
+		{"mailer-latency", func(c *sim.Config) { c.Mailer = sim.FixedLatency(-time.Millisecond) }},
+		{"strategy", func(c *sim.Config) { c.Strategy = "carrier-pigeon" }},
+		{"handlers", func(c *sim.Config) { c.Handlers = 0 }},
+		{"queue", func(c *sim.Config) { c.Queue = 0 }},
+		{"when-full", func(c *sim.Config) { c.WhenFull = "panic" }},
+		{"retries", func(c *sim.Config) { c.Retries = -2 }},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			cfg := sim.Default()
+			tc.edit(&cfg)
+			err := cfg.Validate()
+			require.ErrorIs(t, err, sim.ErrConfig)
+			var ce *sim.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.field, ce.Field, "error %q", err)
+			assert.Contains(t, err.Error(), "-"+tc.field+": ")
+		})
+	}
+	assert.NoError(t, sim.Default().Validate())
+}
