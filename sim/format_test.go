@@ -1,0 +1,162 @@
+package sim_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stockbus/stockbus/sim"
+)
+
+// benchLine is what benchstat reads: a name with a -GOMAXPROCS suffix, an iteration count, and
+// value-unit pairs.
+var benchLine = regexp.MustCompile(`^Benchmark\S+-\d+\t\d+(\t-?[0-9.]+(e[+-]?\d+)? \S+)+$`)
+
+func comparedReports(t *testing.T) []sim.Report {
+	t.Helper()
+	var reports []sim.Report
+	for _, s := range []string{sim.Sync, sim.Async, sim.Outbox} {
+		cfg := tiny()
+		cfg.Strategy = s
+		reports = append(reports, run(t, cfg))
+	}
+	return reports
+}
+
+func TestJSONHasTheDocumentedFields(t *testing.T) {
+	reports := comparedReports(t)
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteJSON(&buf, reports, nil))
+	var out struct {
+		Runs []map[string]any `json:"runs"`
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &out), "output: %s", buf.String())
+	require.Len(t, out.Runs, 3)
+	sync := out.Runs[0]
+	for _, path := range []string{
+		"config.seed", "config.strategy", "config.workers", "config.mailer_latency.dist", "config.orders", "config.warmup_orders",
+		"env.go_version", "env.gomaxprocs", "plan_digest", "interrupted", "elapsed_ns", "window_ns", "drain_ns",
+		"counts.sent", "counts.allocated", "counts.out_of_stock", "counts.rejected", "counts.failed", "counts.retries_exhausted",
+		"counts.events_raised", "counts.events_delivered", "counts.mails", "counts.version_conflicts", "counts.retries",
+		"throughput.achieved_per_s", "throughput.offered_per_s",
+		"latency.min_ns", "latency.p50_ns", "latency.p90_ns", "latency.p99_ns", "latency.p999_ns", "latency.max_ns", "latency.mean_ns",
+		"dispatch.mean_ns", "dispatch.p99_ns", "dispatch.share", "delivery_lag.p99_ns", "generator_lag.count", "start_delay.count",
+		"strategy.max_depth", "mailer.achieved_mean_ns", "mailer.requested.mean_ns",
+		"model.predicted_per_s", "model.measured_per_s", "model.ratio", "model.within_10pct", "model.t0_ns", "model.r", "model.l_ns",
+		"little.product", "little.in_flight", "little.ratio",
+		"memory.bytes_per_order", "memory.peak_heap_bytes", "memory.peak_rss_bytes", "memory.history_bytes",
+		"invariants", "ok",
+	} {
+		var v any = sync
+		for _, k := range strings.Split(path, ".") {
+			m, ok := v.(map[string]any)
+			require.True(t, ok, "%s: %v is not an object", path, v)
+			v, ok = m[k]
+			require.True(t, ok, "field %s missing from the JSON report", path)
+		}
+	}
+	_, hasModel := out.Runs[1]["model"]
+	assert.False(t, hasModel, "no model check for async")
+	inv := sync["invariants"].([]any)[0].(map[string]any)
+	assert.Equal(t, sim.InvNoOverAllocation, inv["name"])
+	assert.Equal(t, true, inv["ok"])
+}
+
+func TestBenchLinesParse(t *testing.T) {
+	reports := comparedReports(t)
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteBench(&buf, reports, nil))
+	var names []string
+	for line := range strings.Lines(buf.String()) {
+		line = strings.TrimRight(line, "\n")
+		if strings.HasPrefix(line, "Benchmark") {
+			require.Regexp(t, benchLine, line)
+			names = append(names, strings.Fields(line)[0])
+			assert.Contains(t, line, " orders/s")
+			assert.Contains(t, line, " ns/op")
+			continue
+		}
+		assert.Regexp(t, `^[a-z]+: .+$`, line, "a configuration line")
+	}
+	require.Len(t, names, 3)
+	assert.Contains(t, names[0], "BenchmarkSimulate/strategy=sync/")
+	assert.Contains(t, names[2], "/strategy=outbox/")
+	assert.NotContains(t, strings.TrimSuffix(names[0], names[0][strings.LastIndex(names[0], "-"):]), "-", "only the GOMAXPROCS suffix has a dash")
+}
+
+func TestTextReportShowsEveryPart(t *testing.T) {
+	reports := comparedReports(t)
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteText(&buf, reports[0]))
+	out := buf.String()
+	for _, want := range []string{
+		"stockbus simulate: sync dispatch, closed model, 3 workers", "seed 42", "GOMAXPROCS", "workload", "plan",
+		"orders", "events", "mails", "conflicts", "throughput", "orders/s", "latency", "p99.9", "dispatch", "% of request time",
+		"delivery lag", "mailer", "model", "N/(t0 + r·L)", "little", "memory", "invariants", sim.InvOneMailPerEvent,
+	} {
+		assert.Contains(t, out, want)
+	}
+	assert.NotContains(t, out, "BROKEN")
+
+	buf.Reset()
+	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
+	out = buf.String()
+	assert.Regexp(t, `sync\s+async/block\s+outbox`, out)
+	assert.Contains(t, out, "dispatch share")
+	assert.Contains(t, out, "delivery lag p99")
+}
+
+func TestSweepParsesAndPlans(t *testing.T) {
+	sw, err := sim.ParseSweep("mailer-latency=0, 1ms,5ms")
+	require.NoError(t, err)
+	assert.Equal(t, sim.Sweep{Param: "mailer-latency", Values: []string{"0", "1ms", "5ms"}}, sw)
+	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Outbox})
+	require.NoError(t, err)
+	require.Len(t, cfgs, 6)
+	assert.Equal(t, sim.Outbox, cfgs[3].Strategy)
+	v, ok := sw.Value(cfgs[3])
+	assert.True(t, ok)
+	assert.Equal(t, "1ms", v)
+
+	for _, bad := range []string{"speed=1,2", "workers", "workers=", "=1"} {
+		_, err := sim.ParseSweep(bad)
+		require.ErrorIs(t, err, sim.ErrConfig, bad)
+		assert.True(t, strings.HasPrefix(err.Error(), "-sweep: "), "%q: %v", bad, err)
+	}
+	sw, err = sim.ParseSweep("workers=2,0")
+	require.NoError(t, err)
+	_, err = sw.Plan(tiny(), nil)
+	require.ErrorIs(t, err, sim.ErrConfig)
+	assert.Contains(t, err.Error(), "-sweep: workers=0: -workers: must be at least 1")
+}
+
+func TestSweepTableAndChart(t *testing.T) {
+	sw, err := sim.ParseSweep("workers=1,2")
+	require.NoError(t, err)
+	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
+	require.NoError(t, err)
+	reports, err := sim.RunAll(t.Context(), cfgs)
+	require.NoError(t, err)
+	require.Len(t, reports, 4)
+
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteSweep(&buf, reports, sw))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	assert.Regexp(t, `workers\s+strategy\s+orders/s\s+p50\s+p99`, lines[0])
+	for i, want := range []string{`^\s*1\s+sync`, `^\s*1\s+async`, `^\s*2\s+sync`, `^\s*2\s+async`} {
+		assert.Regexp(t, want, lines[i+1], "one row per point and strategy")
+	}
+
+	buf.Reset()
+	require.NoError(t, sim.WriteChart(&buf, reports, sw))
+	html := buf.String()
+	assert.Contains(t, html, "echarts")
+	assert.Contains(t, html, "Throughput vs workers")
+	assert.Contains(t, html, "p99 latency vs workers")
+	assert.Contains(t, html, `"name":"async"`)
+}
