@@ -1,0 +1,359 @@
+// Command simulate runs the stockbus load simulator: a seeded workload through the real stack on
+// the fakes, under the book's synchronous dispatch and its alternatives, and prints what each
+// costs. With no flags it compares sync, async and outbox on a small shop with a 5 ms mailer.
+//
+// Exit status: 0 when every invariant held, 1 when one broke, 2 for a bad flag or an impossible
+// configuration, 130 when interrupted (after printing the report of what ran).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/stockbus/stockbus/sim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, term.IsTerminal(int(os.Stderr.Fd())))
+	stop()
+	os.Exit(code)
+}
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitBroken      = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// options are the flags that are not a sim.Config field.
+type options struct {
+	format  string
+	compare string
+	sweep   string
+	chart   string
+	count   int
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal bool) int {
+	cfg, opt, fs, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "simulate:", err)
+		return exitUsage
+	}
+	cfgs, sweep, err := plan(cfg, opt, fs)
+	if err != nil {
+		fmt.Fprintln(stderr, "simulate:", err)
+		return exitUsage
+	}
+
+	var bar *progress
+	if terminal {
+		bar = &progress{w: stderr, runs: len(cfgs)}
+	}
+	var reports []sim.Report
+	for i, c := range cfgs {
+		if ctx.Err() != nil {
+			break
+		}
+		if bar != nil {
+			c.Progress = bar.update(i, c)
+		}
+		r, err := sim.Run(ctx, c)
+		bar.finish()
+		if err != nil {
+			fmt.Fprintln(stderr, "simulate:", err)
+			return exitUsage
+		}
+		reports = append(reports, r)
+	}
+
+	if err := write(stdout, opt, reports, sweep); err != nil {
+		fmt.Fprintln(stderr, "simulate:", err)
+		return exitBroken
+	}
+	if sweep != nil && opt.chart != "" && len(reports) > 0 {
+		if err := writeChart(opt.chart, reports, *sweep); err != nil {
+			fmt.Fprintln(stderr, "simulate: -chart:", err)
+			return exitBroken
+		}
+		fmt.Fprintf(stderr, "simulate: chart of throughput and p99 written to %s\n", opt.chart)
+	}
+	for _, r := range reports {
+		if !r.OK {
+			fmt.Fprintf(stderr, "simulate: invariants broken (%s, seed %d); rerun: %s\n", r.Config.Strategy, r.Config.Seed, rerun(args, r.Config.Strategy))
+			return exitBroken
+		}
+	}
+	if ctx.Err() != nil {
+		return exitInterrupted
+	}
+	return exitOK
+}
+
+// rerun is the command line that repeats one failing run.
+func rerun(args []string, strategy string) string {
+	var keep []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
+		if name == "compare" || name == "sweep" || name == "strategy" || name == "chart" {
+			if !strings.Contains(a, "=") && i+1 < len(args) {
+				i++
+			}
+			continue
+		}
+		keep = append(keep, a)
+	}
+	return strings.Join(append([]string{"go run ./cmd/simulate", "-strategy", strategy}, keep...), " ")
+}
+
+func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
+	cfg := sim.Default()
+	var opt options
+	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors come back as one line; -h prints the usage
+	fs.Usage = func() { usage(fs) }
+
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workload, the mailer and backoff jitter; never 0")
+	fs.IntVar(&cfg.SKUs, "skus", cfg.SKUs, "number of products (skus)")
+	fs.IntVar(&cfg.BatchesPerSKU, "batches", cfg.BatchesPerSKU, "batches of each sku")
+	fs.Float64Var(&cfg.WarehouseShare, "warehouse", cfg.WarehouseShare, "fraction of batches in the warehouse (no ETA); the rest are shipments")
+	fs.DurationVar(&cfg.ETASpread, "eta-spread", cfg.ETASpread, "shipments arrive between 1h and this after the plan's start")
+	rangeFlag(fs, &cfg.BatchQty, "batch-qty", "batch sizes lo..hi as drawn, before scaling to -demand")
+	rangeFlag(fs, &cfg.OrderQty, "order-qty", "quantity of each order, lo..hi")
+	fs.Float64Var(&cfg.Demand, "demand", cfg.Demand, "expected demand / supply per sku: stock is scaled so about 1-1/demand of orders find none; negative keeps -batch-qty as drawn")
+	fs.StringVar(&cfg.Popularity, "popularity", cfg.Popularity, "sku popularity: uniform or zipf (hot skus, version conflicts)")
+	fs.Float64Var(&cfg.ZipfS, "zipf-s", cfg.ZipfS, "zipf exponent (> 1): higher is more skewed")
+	fs.IntVar(&cfg.Orders, "orders", cfg.Orders, "orders to send; with -duration it only sizes the stock")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "run for this long instead of -orders orders (0: by orders)")
+	fs.Func("warmup", "the first orders of the plan (e.g. 200) or a first stretch of time (e.g. 100ms) left out of the measurements (default 200)", func(s string) error {
+		n, d, err := sim.ParseWarmup(s)
+		cfg.WarmupOrders, cfg.Warmup = n, d
+		return err
+	})
+	fs.StringVar(&cfg.Model, "model", cfg.Model, "load model: closed (workers send the next order when the last returns) or open (orders arrive at -rate)")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "closed: clients; open: most orders served at once")
+	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open model: orders per second offered")
+	fs.StringVar(&cfg.Arrivals, "arrivals", cfg.Arrivals, "open model: steady (every 1/rate) or poisson arrivals")
+	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "open model: orders waiting for a worker before new ones are dropped")
+	fs.DurationVar(&cfg.LateAfter, "late", cfg.LateAfter, "open model: an order that starts this much after it was due counts as late")
+	fs.Func("mailer-latency", "mailer send time: 5ms (fixed), fixed:5ms, uniform:1ms..9ms or exp:5ms (exponential, mean) (default "+cfg.Mailer.Mean.String()+")",
+		func(s string) error {
+			l, err := sim.ParseLatency(s)
+			if err == nil {
+				cfg.Mailer = l
+			}
+			return err
+		})
+	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "dispatch strategy of a single run: "+strings.Join(sim.StrategyNames(), ", "))
+	fs.IntVar(&cfg.Handlers, "handlers", cfg.Handlers, "async: handler goroutines; outbox: relay senders")
+	fs.IntVar(&cfg.Queue, "queue", cfg.Queue, "async: queue capacity")
+	fs.StringVar(&cfg.WhenFull, "when-full", cfg.WhenFull, "async: block or drop when the queue is full")
+	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "retries after a version conflict; -1 never gives up")
+	fs.BoolVar(&cfg.Record, "record", cfg.Record, "record every order in the history (adds a history digest; ~100 bytes an order)")
+
+	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
+	fs.StringVar(&opt.compare, "compare", "sync,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
+	fs.StringVar(&opt.sweep, "sweep", "", "run at each value of one parameter, e.g. mailer-latency=0,1ms,5ms,20ms or workers=1,2,4,8 ("+strings.Join(sim.SweepParams(), ", ")+")")
+	fs.StringVar(&opt.chart, "chart", "sweep.html", "with -sweep: HTML chart of throughput and p99 against the swept value (\"\": none)")
+	fs.IntVar(&opt.count, "count", 1, "run everything this many times (samples for benchstat)")
+
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	return cfg, opt, fs, err
+}
+
+func rangeFlag(fs *flag.FlagSet, r *sim.Range, name, help string) {
+	fs.Func(name, fmt.Sprintf("%s (default %v)", help, *r), func(s string) error {
+		v, err := sim.ParseRange(s)
+		if err == nil {
+			*r = v
+		}
+		return err
+	})
+}
+
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage: go run ./cmd/simulate [flags]
+
+Runs a seeded workload through the stockbus stack on the fakes and reports what synchronous
+dispatch costs: throughput, latency percentiles, the share of each request spent in dispatch,
+a model check and the invariants. With no flags it compares sync, async and outbox.
+
+Exit status: 0 ok, 1 an invariant broke, 2 bad flags or configuration, 130 interrupted.
+
+Flags:
+`)
+	fs.PrintDefaults()
+}
+
+// plan turns the flags into the runs to do.
+func plan(cfg sim.Config, opt options, fs *flag.FlagSet) ([]sim.Config, *sim.Sweep, error) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch opt.format {
+	case "text", "json", "bench":
+	default:
+		return nil, nil, &sim.ConfigError{Field: "format", Reason: fmt.Sprintf("want text, json or bench, got %q", opt.format)}
+	}
+	if opt.count < 1 {
+		return nil, nil, &sim.ConfigError{Field: "count", Reason: fmt.Sprintf("must be at least 1, got %d", opt.count)}
+	}
+	var strategies []string
+	if !set["strategy"] && opt.compare != "" {
+		for s := range strings.SplitSeq(opt.compare, ",") {
+			s = strings.TrimSpace(s)
+			c := cfg
+			c.Strategy = s
+			if err := c.Validate(); err != nil {
+				return nil, nil, &sim.ConfigError{Field: "compare", Reason: err.Error()}
+			}
+			strategies = append(strategies, s)
+		}
+	}
+	if err := cfg.Validate(); err != nil && !(len(strategies) > 0 && errorField(err) == "strategy") {
+		return nil, nil, err
+	}
+	var cfgs []sim.Config
+	var sweep *sim.Sweep
+	if opt.sweep != "" {
+		sw, err := sim.ParseSweep(opt.sweep)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfgs, err = sw.Plan(cfg, strategies); err != nil {
+			return nil, nil, err
+		}
+		sweep = &sw
+	} else if len(strategies) > 0 {
+		for _, s := range strategies {
+			c := cfg
+			c.Strategy = s
+			cfgs = append(cfgs, c)
+		}
+	} else {
+		cfgs = []sim.Config{cfg}
+	}
+	var repeated []sim.Config
+	for range opt.count {
+		repeated = append(repeated, cfgs...)
+	}
+	return repeated, sweep, nil
+}
+
+func errorField(err error) string {
+	var ce *sim.ConfigError
+	if errors.As(err, &ce) {
+		return ce.Field
+	}
+	return ""
+}
+
+func write(w io.Writer, opt options, reports []sim.Report, sweep *sim.Sweep) error {
+	switch {
+	case opt.format == "json":
+		return sim.WriteJSON(w, reports, sweep)
+	case opt.format == "bench":
+		return sim.WriteBench(w, reports, sweep)
+	case sweep != nil:
+		return sim.WriteSweep(w, reports, *sweep)
+	case len(reports) > 1:
+		if err := sim.WriteComparison(w, reports, nil); err != nil {
+			return err
+		}
+		for _, r := range reports {
+			if !r.OK || r.Interrupted {
+				fmt.Fprintln(w)
+				if err := sim.WriteText(w, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case len(reports) == 1:
+		return sim.WriteText(w, reports[0])
+	}
+	return nil
+}
+
+func writeChart(path string, reports []sim.Report, sweep sim.Sweep) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := sim.WriteChart(f, reports, sweep); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// progress draws a bar on stderr for runs that last more than two seconds.
+type progress struct {
+	w    io.Writer
+	runs int
+
+	mu  sync.Mutex
+	bar *progressbar.ProgressBar
+}
+
+const progressAfter = 2 * time.Second
+
+func (p *progress) update(i int, c sim.Config) func(sim.Progress) {
+	desc := c.Strategy
+	if p.runs > 1 {
+		desc = fmt.Sprintf("%s (run %d of %d)", c.Strategy, i+1, p.runs)
+	}
+	return func(pr sim.Progress) {
+		if pr.Elapsed < progressAfter {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		total, done := pr.Total, pr.Done
+		if pr.Limit > 0 {
+			total, done = pr.Limit.Milliseconds(), min(pr.Elapsed.Milliseconds(), pr.Limit.Milliseconds())
+		}
+		if p.bar == nil {
+			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		_ = p.bar.Set64(done)
+	}
+}
+
+func (p *progress) finish() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
+}

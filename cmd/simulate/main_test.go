@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tiny keeps every end-to-end run small enough for -race.
+var tiny = []string{"-orders", "200", "-skus", "3", "-mailer-latency", "0", "-warmup", "10", "-workers", "2"}
+
+func simulate(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut, false)
+	return code, out.String(), errOut.String()
+}
+
+func TestNoFlagsComparesTheThreeStrategies(t *testing.T) {
+	cfg, opt, fs, err := parseFlags(nil)
+	require.NoError(t, err)
+	cfgs, sweep, err := plan(cfg, opt, fs)
+	require.NoError(t, err)
+	assert.Nil(t, sweep)
+	require.Len(t, cfgs, 3)
+	for i, s := range []string{"sync", "async", "outbox"} {
+		assert.Equal(t, s, cfgs[i].Strategy)
+		assert.Equal(t, cfgs[0].Seed, cfgs[i].Seed, "the same workload")
+	}
+	assert.Positive(t, cfgs[0].Mailer.Mean, "a mailer with some latency shows the cost")
+}
+
+func TestTextCompare(t *testing.T) {
+	code, out, errOut := simulate(t, tiny...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Regexp(t, `sync\s+async/block\s+outbox`, out)
+	assert.Contains(t, out, "throughput (orders/s)")
+	assert.Empty(t, errOut, "no progress bar when stderr is not a terminal")
+}
+
+func TestTextSingleRun(t *testing.T) {
+	code, out, errOut := simulate(t, append(tiny, "-strategy", "sync")...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Contains(t, out, "stockbus simulate: sync dispatch, closed model, 2 workers")
+	assert.Contains(t, out, "N/(t0 + r·L)")
+	assert.Regexp(t, `invariants\s+ok`, out)
+}
+
+func TestJSONParses(t *testing.T) {
+	code, out, errOut := simulate(t, append(tiny, "-format", "json", "-compare", "sync,outbox")...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	var got struct {
+		Runs []struct {
+			Config struct {
+				Strategy string `json:"strategy"`
+				Orders   int    `json:"orders"`
+			} `json:"config"`
+			Counts struct {
+				Sent int `json:"sent"`
+			} `json:"counts"`
+			OK bool `json:"ok"`
+		} `json:"runs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), "output: %s", out)
+	require.Len(t, got.Runs, 2)
+	assert.Equal(t, "sync", got.Runs[0].Config.Strategy)
+	assert.Equal(t, "outbox", got.Runs[1].Config.Strategy)
+	assert.Equal(t, 200, got.Runs[0].Counts.Sent)
+	assert.True(t, got.Runs[1].OK)
+}
+
+func TestBenchLinesParse(t *testing.T) {
+	code, out, errOut := simulate(t, append(tiny, "-format", "bench", "-count", "2")...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	line := regexp.MustCompile(`^Benchmark\S+-\d+\t\d+(\t-?[0-9.]+ \S+)+$`)
+	n := 0
+	for l := range strings.Lines(out) {
+		l = strings.TrimRight(l, "\n")
+		if strings.HasPrefix(l, "Benchmark") {
+			assert.Regexp(t, line, l)
+			n++
+		}
+	}
+	assert.Equal(t, 6, n, "three strategies, twice")
+}
+
+func TestSweepWritesATableAndAChart(t *testing.T) {
+	chart := filepath.Join(t.TempDir(), "sweep.html")
+	code, out, errOut := simulate(t, append(tiny, "-strategy", "sync", "-sweep", "mailer-latency=0,200µs", "-chart", chart)...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.Regexp(t, `mailer-latency\s+strategy\s+orders/s`, out)
+	assert.Regexp(t, `(?m)^\s*0s\s+sync`, out)
+	assert.Regexp(t, `(?m)^\s*200µs\s+sync`, out)
+	html, err := os.ReadFile(chart)
+	require.NoError(t, err)
+	assert.Contains(t, string(html), "Throughput vs mailer-latency")
+	assert.Contains(t, errOut, "chart of throughput and p99 written to "+chart)
+}
+
+func TestHelpDocumentsEveryFlag(t *testing.T) {
+	code, out, errOut := simulate(t, "-h")
+	require.Equal(t, 0, code)
+	assert.Empty(t, errOut)
+	_, _, fs, _ := parseFlags(nil)
+	fs.VisitAll(func(f *flag.Flag) {
+		assert.Regexp(t, regexp.MustCompile(`(?m)^  -`+regexp.QuoteMeta(f.Name)+`\b`), out, "-h documents -%s", f.Name)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			assert.Regexp(t, regexp.MustCompile(`(?s)-`+regexp.QuoteMeta(f.Name)+` .*?\(default `), out, "-h gives the default of -%s", f.Name)
+		}
+	})
+	for _, name := range []string{"mailer-latency", "batch-qty", "order-qty", "warmup"} {
+		assert.Regexp(t, regexp.MustCompile(`(?s)-`+name+` .*?\(default `), out, "-h gives the default of -%s", name)
+	}
+}
+
+func TestBadFlagsExitTwoWithOneLineNamingTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-workers", "0"}, "-workers"},
+		{[]string{"-workers", "two"}, "-workers"},
+		{[]string{"-orders", "-5"}, "-orders"},
+		{[]string{"-orders", "0", "-duration", "0"}, "-orders"},
+		{[]string{"-strategy", "pigeon"}, "-strategy"},
+		{[]string{"-compare", "sync,pigeon"}, "-compare"},
+		{[]string{"-model", "open", "-rate", "0"}, "-rate"},
+		{[]string{"-format", "xml"}, "-format"},
+		{[]string{"-mailer-latency", "soon"}, "-mailer-latency"},
+		{[]string{"-batch-qty", "9..1"}, "-batch-qty"},
+		{[]string{"-seed", "0"}, "-seed"},
+		{[]string{"-sweep", "speed=1,2"}, "-sweep"},
+		{[]string{"-count", "0"}, "-count"},
+		{[]string{"-no-such-flag"}, "-no-such-flag"},
+		{[]string{"stray"}, "stray"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := simulate(t, tc.args...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, out)
+			assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+			assert.Contains(t, errOut, tc.flag)
+			assert.True(t, strings.HasPrefix(errOut, "simulate: "), errOut)
+		})
+	}
+}
+
+func TestInterruptedRunPrintsWhatRan(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, append(tiny, "-strategy", "sync"), &out, &errOut, false)
+	assert.Equal(t, 130, code)
+	assert.Empty(t, out.String(), "nothing ran, nothing to print")
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	out.Reset()
+	args := append(tiny, "-strategy", "sync", "-duration", "1h", "-mailer-latency", "1ms", "-warmup", "0")
+	done := make(chan int)
+	go func() { done <- run(ctx, args, &out, &errOut, false) }()
+	cancel()
+	assert.Equal(t, 130, <-done)
+}
+
+func TestRerunNamesOneStrategy(t *testing.T) {
+	got := rerun([]string{"-seed", "7", "-compare", "sync,async", "-sweep=workers=1,2", "-orders", "10"}, "async")
+	assert.Equal(t, "go run ./cmd/simulate -strategy async -seed 7 -orders 10", got)
+}
