@@ -507,7 +507,7 @@ func (m *monitor) loop() {
 			started += w.progress.started.Load()
 			done += w.progress.done.Load()
 		}
-		if ws, we := r.win.start.Load(), r.win.end.Load(); m.inWindow.Load() && ws >= 0 && int64(time.Since(r.start)) >= ws && we < 0 {
+		if ws, we := r.win.start.Load(), r.win.end.Load(); m.inWindow.Load() && ws >= 0 && int64(r.now()) >= ws && we < 0 {
 			inSystem := started - done
 			if r.cfg.Model == Open {
 				inSystem = r.enqueued.Load() - done
@@ -522,7 +522,7 @@ func (m *monitor) loop() {
 			}
 		}
 		if r.cfg.Progress != nil && n%10 == 0 {
-			r.cfg.Progress(Progress{Done: done, Total: total, Elapsed: time.Since(r.start), Limit: r.cfg.Duration})
+			r.cfg.Progress(Progress{Done: done, Total: total, Elapsed: r.now(), Limit: r.cfg.Duration})
 		}
 	}
 }

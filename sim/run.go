@@ -86,8 +86,12 @@ func (r *run) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	r.store.SetBeforeCommit(r.beforeCommit)
-	r.store.SetAfterCommit(r.afterCommit)
+	if r.faults != nil {
+		// The crash points before and after commit. Without faults the dispatcher, which runs
+		// after every commit that carried events, records the commits: two hooks per order less.
+		r.store.SetBeforeCommit(r.beforeCommit)
+		r.store.SetAfterCommit(r.afterCommit)
+	}
 	for i := range cfg.Workers {
 		r.workers = append(r.workers, r.newWorker(i))
 	}
@@ -113,10 +117,10 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	} else {
 		r.runClosed()
 	}
-	lastOrder := time.Since(r.start)
+	lastOrder := r.now()
 	mon.windowDone()
 	r.strategy.Stop()
-	end := time.Since(r.start)
+	end := r.now()
 	mon.stop()
 	after := readMemory()
 
@@ -136,7 +140,9 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-func (r *run) since(t time.Time) time.Duration { return t.Sub(r.start) }
+// now is the time since the run started, on the monotonic clock only: cheaper than time.Now,
+// which also reads the wall clock, and it is what every measurement wants.
+func (r *run) now() time.Duration { return time.Since(r.start) }
 
 // actor is one goroutine of the simulated process, with its own log: no lock on the hot path.
 type actor struct {
@@ -224,7 +230,7 @@ func (r *run) afterCommit(ctx context.Context, _ []string) {
 		return
 	}
 	w := a.w
-	at := time.Since(r.start)
+	at := r.now()
 	for i := w.txFrom; i < w.txTo; i++ {
 		w.events[i].State, w.events[i].CommittedAt = Committed, at
 	}
@@ -238,16 +244,16 @@ func (r *run) afterCommit(ctx context.Context, _ []string) {
 type recorder struct{ r *run }
 
 func (m recorder) Send(ctx context.Context, mail service.Mail) error {
-	start := time.Now()
+	start := m.r.now()
 	err := m.r.mailer.Send(ctx, mail)
 	if a := actorOf(ctx); a != nil {
-		end := time.Now()
+		end := m.r.now()
 		var id string
 		if mail.Cause != nil {
 			id = mail.Cause.Identity().ID
 		}
 		a.sendCount++
-		a.sends = append(a.sends, SendOp{Event: id, Actor: a.name, At: m.r.since(end), Took: end.Sub(start), Err: err != nil})
+		a.sends = append(a.sends, SendOp{Event: id, Actor: a.name, At: end, Took: end - start, Err: err != nil})
 	}
 	return err
 }
@@ -333,9 +339,14 @@ func (w *worker) backoff(attempt int) time.Duration {
 }
 
 func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
-	start := time.Now()
+	at := w.run.now()
+	for _, e := range events {
+		if op := w.event(e.Identity().ID); op != nil && op.State == RolledBack {
+			op.State, op.CommittedAt = Committed, at // the after-commit hook did it already when there are faults
+		}
+	}
 	err := w.run.strategy.Dispatch(ctx, events)
-	w.dispatch += time.Since(start)
+	w.dispatch += w.run.now() - at
 	w.dispatched = true
 	return err
 }
@@ -344,14 +355,14 @@ func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) erro
 // (the open model's schedule), emitted when the scheduler let it go (timers fire late), start when
 // a worker picked it up. measured says whether an open-model arrival is outside the warm-up;
 // closed runs go by the window.
-func (w *worker) serve(o Order, due, emitted, start time.Time, measured bool) {
+func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool) {
 	r := w.run
 	w.progress.started.Add(1)
 	w.current = o.ID
 	w.dispatch, w.dispatched = 0, false
 	sends := w.sendCount
 	outcome, ref, publishErr := w.allocate(o)
-	end := time.Now()
+	end := r.now()
 	w.progress.done.Add(1)
 
 	c := &w.counts
@@ -378,7 +389,7 @@ func (w *worker) serve(o Order, due, emitted, start time.Time, measured bool) {
 	if publishErr {
 		c.PublishErrors++
 	}
-	dueAt, endAt := r.since(due), r.since(end)
+	dueAt, endAt := due, end
 	if r.cfg.Model == Closed {
 		ws, we := r.win.start.Load(), r.win.end.Load()
 		open := ws >= 0 && (we < 0 || int64(endAt) <= we)
@@ -391,15 +402,15 @@ func (w *worker) serve(o Order, due, emitted, start time.Time, measured bool) {
 	}
 	if measured {
 		c.Measured++
-		w.lat.Record(end.Sub(due))
+		w.lat.Record(end - due)
 		w.disp.Record(w.dispatch)
 		if w.sendCount > sends {
 			w.mailed++
 		}
 		if r.cfg.Model == Open {
-			w.genLag.Record(emitted.Sub(due))
-			w.delay.Record(start.Sub(emitted))
-			if start.Sub(due) > r.cfg.LateAfter {
+			w.genLag.Record(emitted - due)
+			w.delay.Record(start - emitted)
+			if start-due > r.cfg.LateAfter {
 				c.Late++
 			}
 		}
@@ -486,18 +497,18 @@ func (p *pool) next() (Order, bool) {
 
 func (w *worker) closedLoop(p *pool) {
 	r := w.run
-	defer func() { r.win.end.CompareAndSwap(-1, int64(time.Since(r.start))) }() // the first worker out closes the window
+	defer func() { r.win.end.CompareAndSwap(-1, int64(r.now())) }() // the first worker out closes the window
 	for !r.stopped.Load() {
-		if r.cfg.Duration > 0 && time.Since(r.start) >= r.cfg.Duration {
+		if r.cfg.Duration > 0 && r.now() >= r.cfg.Duration {
 			return
 		}
 		o, ok := p.next()
 		if !ok {
 			return
 		}
-		start := time.Now()
+		start := r.now()
 		if o.Seq == r.cfg.WarmupOrders+1 {
-			r.win.start.Store(int64(max(start.Sub(r.start), r.cfg.Warmup)))
+			r.win.start.Store(int64(max(start, r.cfg.Warmup)))
 		}
 		w.serve(o, start, start, start, false)
 	}
@@ -505,7 +516,7 @@ func (w *worker) closedLoop(p *pool) {
 
 type arrival struct {
 	order        Order
-	due, emitted time.Time
+	due, emitted time.Duration
 	measured     bool
 }
 
@@ -518,7 +529,7 @@ func (r *run) runOpen(ctx context.Context) {
 	for _, w := range r.workers {
 		wg.Go(func() {
 			for a := range backlog {
-				w.serve(a.order, a.due, a.emitted, time.Now(), a.measured)
+				w.serve(a.order, a.due, a.emitted, r.now(), a.measured)
 			}
 		})
 	}
@@ -528,14 +539,14 @@ func (r *run) runOpen(ctx context.Context) {
 	s := r.plan.Stream(0)
 	gaps := rand.New(rand.NewPCG(uint64(r.cfg.Seed), 0xa771))
 	mean := float64(time.Second) / r.cfg.Rate
-	next := r.start
+	var due time.Duration // of the next arrival, since the start
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for i := 0; r.cfg.Duration > 0 || i < r.cfg.Orders; i++ {
-		if r.stopped.Load() || r.cfg.Duration > 0 && next.Sub(r.start) >= r.cfg.Duration {
+		if r.stopped.Load() || r.cfg.Duration > 0 && due >= r.cfg.Duration {
 			return
 		}
-		if d := time.Until(next); d > 0 {
+		if d := due - r.now(); d > 0 {
 			timer.Reset(d)
 			select {
 			case <-timer.C:
@@ -544,7 +555,6 @@ func (r *run) runOpen(ctx context.Context) {
 			}
 		}
 		o := s.Next()
-		due := r.since(next)
 		measured := i >= r.cfg.WarmupOrders && due >= r.cfg.Warmup
 		if measured {
 			r.win.start.CompareAndSwap(-1, int64(due))
@@ -552,7 +562,7 @@ func (r *run) runOpen(ctx context.Context) {
 			r.sched.lastDue = due
 		}
 		select {
-		case backlog <- arrival{o, next, time.Now(), measured}:
+		case backlog <- arrival{o, due, r.now(), measured}:
 			r.enqueued.Add(1)
 		default:
 			r.sched.dropped++
@@ -561,9 +571,9 @@ func (r *run) runOpen(ctx context.Context) {
 			}
 		}
 		if r.cfg.Arrivals == Poisson {
-			next = next.Add(time.Duration(gaps.ExpFloat64() * mean))
+			due += time.Duration(gaps.ExpFloat64() * mean)
 		} else {
-			next = r.start.Add(time.Duration(float64(i+1) * mean)) // exact multiples: no drift
+			due = time.Duration(float64(i+1) * mean) // exact multiples: no drift
 		}
 	}
 }

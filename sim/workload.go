@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"math/rand"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -44,7 +44,8 @@ type Plan struct {
 	// Share is each sku's expected share of orders, in the order of SKUs.
 	Share []float64
 
-	cfg Config
+	cfg        Config
+	cumulative []float64 // running sums of Share, for drawing a sku
 }
 
 // NewPlan builds the plan of cfg, which must be valid.
@@ -54,6 +55,11 @@ func NewPlan(cfg Config) (*Plan, error) {
 	}
 	f := gofakeit.NewUnlocked(cfg.Seed)
 	p := &Plan{cfg: cfg, Share: popularity(cfg)}
+	sum := 0.0
+	for _, s := range p.Share {
+		sum += s
+		p.cumulative = append(p.cumulative, sum)
+	}
 	taken := map[string]bool{}
 	for i := range cfg.SKUs {
 		sku := strings.ToUpper(f.Adjective() + "-" + f.NounConcrete())
@@ -120,7 +126,7 @@ func popularity(cfg Config) []float64 {
 	for k := range share {
 		share[k] = 1
 		if cfg.Popularity == Zipf {
-			share[k] = math.Pow(float64(k+1), -cfg.ZipfS) // math/rand.Zipf with v = 1
+			share[k] = math.Pow(float64(k+1), -cfg.ZipfS) // Zipf's law, as math/rand.Zipf with v = 1
 		}
 		sum += share[k]
 	}
@@ -134,11 +140,7 @@ func popularity(cfg Config) []float64 {
 // so streams can run on different goroutines and still replay.
 func (p *Plan) Stream(i int) *Stream {
 	f := gofakeit.NewUnlocked(streamSeed(p.cfg.Seed, i))
-	s := &Stream{plan: p, f: f, id: i, prefix: "o" + strconv.Itoa(i) + "-"}
-	if p.cfg.Popularity == Zipf && len(p.SKUs) > 1 {
-		s.zipf = rand.NewZipf(f.Rand, p.cfg.ZipfS, 1, uint64(len(p.SKUs)-1))
-	}
-	return s
+	return &Stream{plan: p, f: f, id: i, prefix: "o" + strconv.Itoa(i) + "-"}
 }
 
 func streamSeed(seed int64, i int) int64 {
@@ -156,7 +158,6 @@ func streamSeed(seed int64, i int) int64 {
 type Stream struct {
 	plan   *Plan
 	f      *gofakeit.Faker
-	zipf   *rand.Zipf
 	id     int
 	seq    int
 	prefix string
@@ -166,17 +167,13 @@ type Stream struct {
 // Next returns the stream's next order.
 func (s *Stream) Next() Order {
 	s.seq++
-	k := 0
-	switch {
-	case s.zipf != nil:
-		k = int(s.zipf.Uint64())
-	case len(s.plan.SKUs) > 1:
-		k = s.f.Rand.Intn(len(s.plan.SKUs))
-	}
+	// Inverse transform over the skus' shares: one draw and a binary search, the same
+	// distribution as math/rand.Zipf at a fraction of its cost.
+	k := min(sort.SearchFloat64s(s.plan.cumulative, s.f.Rand.Float64()), len(s.plan.SKUs)-1)
 	q := s.plan.cfg.OrderQty
 	qty := q.Min
 	if q.Max > q.Min {
-		qty = s.f.IntRange(q.Min, q.Max)
+		qty += s.f.Rand.Intn(q.Max - q.Min + 1)
 	}
 	s.buf = strconv.AppendInt(append(s.buf[:0], s.prefix...), int64(s.seq), 10)
 	return Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq, sku: k}
