@@ -353,8 +353,44 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "\n%s\n%s\n", envLine(reports[0].Env, reports[0].Config.Seed), "workload: "+workloadLine(reports[0].Config))
-	return err
+	p := &printer{w: w}
+	if sweep == nil {
+		headline(p, reports)
+	}
+	p.line("")
+	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
+	p.line("workload: %s", workloadLine(reports[0].Config))
+	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.Mailer)
+	return p.err
+}
+
+// headline says in words what a comparison with sync shows: what dispatch costs a request, and
+// what the other strategies trade it for.
+func headline(p *printer, reports []Report) {
+	var base *Report
+	for i := range reports {
+		if reports[i].Config.Strategy == Sync {
+			base = &reports[i]
+			break
+		}
+	}
+	if base == nil || len(reports) < 2 {
+		return
+	}
+	p.line("")
+	p.line("the cost of synchronous dispatch: %.1f%% of sync request time (%s of %s per request); mails arrive %s after commit (p99)",
+		100*base.Dispatch.Share, dur(base.Dispatch.Mean), dur(base.Latency.Mean), dur(base.DeliveryLag.P99))
+	for _, r := range reports {
+		if r.Config.Strategy == Sync || base.Throughput.Achieved == 0 {
+			continue
+		}
+		label := r.Config.Strategy
+		if r.Config.Strategy == Async {
+			label += "/" + r.Config.WhenFull
+		}
+		p.line("  %s: %.1fx the throughput, latency p99 %s instead of %s, but mails arrive %s after commit (p99)",
+			label, r.Throughput.Achieved/base.Throughput.Achieved, dur(r.Latency.P99), dur(base.Latency.P99), dur(r.DeliveryLag.P99))
+	}
 }
 
 func okText(r Report) string {

@@ -203,12 +203,3 @@ func (p *Plan) Digest(streams, perStream int) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
-
-// quota is how many of n orders stream i of streams sends.
-func quota(n, streams, i int) int {
-	q := n / streams
-	if i < n%streams {
-		q++
-	}
-	return q
-}
