@@ -335,7 +335,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	line("events pending / discarded", func(r Report) string {
 		return fmt.Sprintf("%d / %d", r.Counts.EventsPending, r.Counts.EventsDiscarded)
 	})
-	line("queue max depth", func(r Report) string {
+	line("queue or outbox backlog, max", func(r Report) string {
 		if r.Config.Strategy == Sync {
 			return "-"
 		}
