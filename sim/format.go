@@ -378,8 +378,12 @@ func headline(p *printer, reports []Report) {
 		return
 	}
 	p.line("")
-	p.line("the cost of synchronous dispatch: %.1f%% of sync request time (%s of %s per request); mails arrive %s after commit (p99)",
-		100*base.Dispatch.Share, dur(base.Dispatch.Mean), dur(base.Latency.Mean), dur(base.DeliveryLag.P99))
+	wait := ""
+	if base.Config.Model == Open {
+		wait = fmt.Sprintf(", and they wait %s on average for a worker busy dispatching", dur(base.GeneratorLag.Mean+base.StartDelay.Mean))
+	}
+	p.line("the cost of synchronous dispatch: %.1f%% of sync request time (%s of %s per request%s); mails arrive %s after commit (p99)",
+		100*base.Dispatch.Share, dur(base.Dispatch.Mean), dur(base.Latency.Mean), wait, dur(base.DeliveryLag.P99))
 	for _, r := range reports {
 		if r.Config.Strategy == Sync || base.Throughput.Achieved == 0 {
 			continue
