@@ -424,8 +424,9 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 		return err
 	}
 	if len(reports) > 0 {
-		_, err := fmt.Fprintf(w, "\n%s\n%s\n%s\n", envLine(reports[0].Env, reports[0].Config.Seed),
-			"workload: "+workloadLine(reports[0].Config), "load: "+loadLine(reports[0].Config))
+		c := reports[0].Config
+		_, err := fmt.Fprintf(w, "\n%s\nworkload: %s\nload: %s; mailer %s\nswept: %s = %s, one row each (the rest as above)\n",
+			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.Mailer, sweep.Param, strings.Join(sweep.Values, ", "))
 		return err
 	}
 	return nil
