@@ -187,7 +187,7 @@ type Config struct {
 	// Retries is the unit of work's budget of retries after a version conflict; service.Unlimited (-1) never gives up.
 	Retries int `json:"retries"`
 
-	// Record keeps every order's outcome in the history (about 60 bytes an order), for digests and
+	// Record keeps every order's outcome in the history (about 100 bytes an order), for digests and
 	// accounting. Events and mails are always recorded.
 	Record bool `json:"record"`
 

@@ -276,15 +276,13 @@ type worker struct {
 	txTo        int
 	current     string // ID of the order being served
 
-	dispatch   time.Duration // spent in Dispatch during the current request
-	dispatched bool
+	dispatch time.Duration // spent in Dispatch during the current request
 
 	lat, disp     *Histogram
 	genLag, delay *Histogram // open model: due to emitted, emitted to picked up
 	counts        Counts
 	totals        Totals
 	mailed        int64 // measured requests that sent at least one mail themselves
-	firstStart    time.Duration
 	lastEnd       time.Duration
 	orders        []OrderOp
 
@@ -301,7 +299,7 @@ func (r *run) newWorker(i int) *worker {
 		id: i, run: r, eventPrefix: "e" + strconv.Itoa(i) + "-",
 		rng: rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
 		lat: NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
-		progress: &progress{}, firstStart: -1,
+		progress: &progress{},
 	}
 	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
 	// Requests run to completion even when the run is interrupted, so that an interrupted run
@@ -347,7 +345,6 @@ func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) erro
 	}
 	err := w.run.strategy.Dispatch(ctx, events)
 	w.dispatch += w.run.now() - at
-	w.dispatched = true
 	return err
 }
 
@@ -359,7 +356,7 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	r := w.run
 	w.progress.started.Add(1)
 	w.current = o.ID
-	w.dispatch, w.dispatched = 0, false
+	w.dispatch = 0
 	sends := w.sendCount
 	outcome, ref, publishErr := w.allocate(o)
 	end := r.now()

@@ -33,7 +33,6 @@ type Order struct {
 	Qty    int
 	Stream int // the generator that made it
 	Seq    int // from 1 within its stream
-	sku    int // index in Plan.SKUs
 }
 
 // Plan is a seeded workload: the products and batches to start with, and the streams of orders
@@ -176,7 +175,7 @@ func (s *Stream) Next() Order {
 		qty += s.f.Rand.Intn(q.Max - q.Min + 1)
 	}
 	s.buf = strconv.AppendInt(append(s.buf[:0], s.prefix...), int64(s.seq), 10)
-	return Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq, sku: k}
+	return Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq}
 }
 
 // Digest is a hash of the plan: its batches and the first perStream orders of each of streams
