@@ -85,6 +85,7 @@ type Mailer struct {
 	rng       *rand.Rand
 	mails     []service.Mail
 	delivered map[string]bool // cause event IDs, with dedup
+	dedupHits []string        // cause event IDs of the sends dedup swallowed, in order
 	stats     MailerStats
 }
 
@@ -136,6 +137,7 @@ func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 		id := mail.Cause.Identity().ID
 		if m.delivered[id] {
 			m.stats.DedupHits++
+			m.dedupHits = append(m.dedupHits, id)
 			return nil
 		}
 		m.delivered[id] = true
@@ -182,6 +184,14 @@ func (m *Mailer) To(addr string) []string {
 		}
 	}
 	return bodies
+}
+
+// DedupHits returns the cause event IDs of the sends that de-duplication swallowed, in order, so
+// each hit can be traced to the re-send that caused it.
+func (m *Mailer) DedupHits() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.dedupHits)
 }
 
 // Stats returns what the mailer has done so far.

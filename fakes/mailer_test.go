@@ -89,6 +89,7 @@ func TestMailerDedupDeliversOncePerEvent(t *testing.T) {
 	}
 	assert.Equal(t, []string{"Out of stock for a", "Out of stock for b"}, m.To("stock@made.com"))
 	assert.Equal(t, 2, m.Stats().DedupHits)
+	assert.Equal(t, []string{"a", "a"}, m.DedupHits())
 
 	plain := fakes.NewMailer()
 	for _, id := range []string{"a", "a"} {
