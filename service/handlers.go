@@ -37,15 +37,56 @@ func NotifyOutOfStock(mailer Mailer) func(ctx context.Context, e domain.OutOfSto
 	}
 }
 
-// Bootstrap wires the book's chapter 8 stack: a bus on which OutOfStock mails StockAddress through
-// mailer, and a unit of work over store that publishes on it synchronously. Options configure the
-// unit of work; WithBusOptions configures the bus.
-func Bootstrap(store Store, mailer Mailer, opts ...Option) *Transactor {
-	var cfg Transactor
-	for _, o := range opts {
-		o(&cfg)
+// PublishAllocated returns the handler that publishes Allocated events on AllocatedChannel.
+func PublishAllocated(publisher Publisher) func(ctx context.Context, e domain.Allocated) error {
+	return func(ctx context.Context, e domain.Allocated) error {
+		return publisher.Publish(ctx, AllocatedChannel, e)
 	}
-	bus := NewBus(cfg.busOptions...)
+}
+
+// discard is the Publisher Bootstrap uses when none is given: Allocated events still have a
+// handler, so "no handler is an error" holds, and go nowhere.
+type discard struct{}
+
+func (discard) Publish(context.Context, string, domain.Event) error { return nil }
+
+// WithPublisher sets where Bootstrap's handlers publish Allocated events (default: nowhere).
+func WithPublisher(p Publisher) Option { return func(t *Transactor) { t.publisher = p } }
+
+// Bootstrap wires the whole stack: a unit of work over store that publishes committed events
+// synchronously on a new bus, and on that bus a handler for every command and event of stockbus
+// (see Register). Options configure the unit of work; WithBusOptions configures the bus and
+// WithPublisher the publisher.
+func Bootstrap(store Store, mailer Mailer, opts ...Option) *Transactor {
+	uow := NewUnitOfWork(store, nil, opts...)
+	uow.bus = NewBus(uow.busOptions...)
+	publisher := uow.publisher
+	if publisher == nil {
+		publisher = discard{}
+	}
+	Register(uow, mailer, publisher)
+	return uow
+}
+
+// Register subscribes the handlers of stockbus's messages on the unit of work's bus:
+//   - the commands Allocate, CreateBatch and ChangeBatchQuantity, each run in a new unit of work;
+//     out of stock is a result of Allocate, not an error, so the chain goes on;
+//   - OutOfStock mails StockAddress "Out of stock for <SKU>" through mailer;
+//   - Allocated is published on AllocatedChannel through publisher;
+//   - Deallocated sends an Allocate command for the line, which joins the running queue.
+func Register(uow *Transactor, mailer Mailer, publisher Publisher) {
+	bus := uow.bus
+	HandleCommand(bus, func(ctx context.Context, c domain.Allocate) error {
+		_, err := allocate(ctx, uow, c)
+		return err
+	})
+	HandleCommand(bus, func(ctx context.Context, c domain.CreateBatch) error { return createBatch(ctx, uow, c) })
+	HandleCommand(bus, func(ctx context.Context, c domain.ChangeBatchQuantity) error {
+		return changeBatchQuantity(ctx, uow, c)
+	})
 	Subscribe(bus, NotifyOutOfStock(mailer))
-	return NewUnitOfWork(store, bus, opts...)
+	Subscribe(bus, PublishAllocated(publisher))
+	Subscribe(bus, func(ctx context.Context, e domain.Deallocated) error {
+		return bus.Handle(ctx, domain.Allocate{Meta: uow.newMeta(ctx), OrderID: e.OrderID, SKU: e.SKU, Qty: e.Qty})
+	})
 }

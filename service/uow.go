@@ -105,7 +105,8 @@ type Transactor struct {
 	retries    int
 	backoff    func(int) time.Duration
 	dispatch   Dispatcher
-	busOptions []BusOption
+	busOptions []BusOption // for Bootstrap
+	publisher  Publisher   // for Bootstrap
 	ids        atomic.Uint64
 }
 
@@ -200,6 +201,11 @@ func (t *Transactor) nextID(next func() string) string {
 		return next()
 	}
 	return "ev-" + strconv.FormatUint(t.ids.Add(1), 10)
+}
+
+// newMeta identifies a message sent while handling the message being handled on ctx.
+func (t *Transactor) newMeta(ctx context.Context) domain.Meta {
+	return domain.Meta{ID: t.nextID(idSource(ctx)), CausationID: handling(ctx).ID}
 }
 
 type idsKey struct{}

@@ -1,0 +1,31 @@
+package domain
+
+import "fmt"
+
+// ChangeBatchQuantity sets the purchased quantity of the batch with the reference. While the
+// batch then holds more than it has, it deallocates lines one at a time, the most recently
+// allocated first, and records a Deallocated event for each, so that a handler can allocate them
+// again. Quantity 0 is valid: everything is deallocated.
+//
+// A quantity outside 0..MaxQty (ErrInvalidBatch) or an unknown reference (ErrUnknownBatch) is an
+// error and changes nothing.
+func (p *Product) ChangeBatchQuantity(ref string, qty int) error {
+	if qty < 0 || qty > MaxQty {
+		return fmt.Errorf("change batch %s: %w: qty must be between 0 and %d, got %d", ref, ErrInvalidBatch, MaxQty, qty)
+	}
+	b, ok := p.Batch(ref)
+	if !ok {
+		return fmt.Errorf("change batch %s of %s: %w", ref, p.SKU, ErrUnknownBatch)
+	}
+	b.purchased = qty
+	if b.AvailableQuantity() >= 0 {
+		return nil
+	}
+	lines := b.Lines() // oldest first; a rare operation, so the O(n log n) listing is fine
+	for i := len(lines) - 1; i >= 0 && b.AvailableQuantity() < 0; i-- {
+		l := lines[i]
+		b.Deallocate(l)
+		p.Events = append(p.Events, Deallocated{OrderID: l.OrderID, SKU: l.SKU, Qty: l.Qty})
+	}
+	return nil
+}
