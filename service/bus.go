@@ -61,6 +61,13 @@ func WithErrorPolicy(p ErrorPolicy) BusOption { return func(b *Bus) { b.policy =
 // WithMessageLimit sets how many messages one Handle call may handle (default DefaultMessageLimit).
 func WithMessageLimit(n int) BusOption { return func(b *Bus) { b.limit = n } }
 
+// WithTrace makes the bus call trace after it handled each message (its command handler or every
+// handler of the event ran), with the message and the errors its handlers returned, joined. It
+// runs on the handling goroutine and must be safe for concurrent use; ctx is valid only during the call.
+func WithTrace(trace func(ctx context.Context, m domain.Message, err error)) BusOption {
+	return func(b *Bus) { b.trace = trace }
+}
+
 // WithMiddleware wraps every handler subscribed afterwards; the first middleware is the outermost.
 func WithMiddleware(mw ...Middleware) BusOption {
 	return func(b *Bus) { b.middleware = append(b.middleware, mw...) }
@@ -74,6 +81,7 @@ type Bus struct {
 	policy     ErrorPolicy
 	limit      int
 	middleware []Middleware
+	trace      func(ctx context.Context, m domain.Message, err error)
 
 	mu     sync.Mutex // serializes registration
 	routes atomic.Pointer[routes]
@@ -225,6 +233,9 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 			d.fail(b.policy, &PanicError{Value: r, Stack: debug.Stack()})
 			d.stop = d.stop || command
 			d.handler++
+			if d.stop && b.trace != nil {
+				b.traceDone(d) // the loop will not reach this message's end
+			}
 		}
 	}()
 	routes := b.routes.Load()
@@ -235,6 +246,9 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 			break
 		}
 		m := d.queue[d.next]
+		if d.handler == 0 && b.trace != nil {
+			d.errsBefore = len(d.errs)
+		}
 		r := routes.lookup(reflect.TypeOf(m))
 		switch {
 		case r == nil:
@@ -251,8 +265,16 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 				}
 			}
 		}
+		if b.trace != nil {
+			b.traceDone(d)
+		}
 	}
 	return true
+}
+
+// traceDone reports the message being handled to the trace, with the errors it caused.
+func (b *Bus) traceDone(d *dispatch) {
+	b.trace(d, d.queue[d.next], errors.Join(d.errs[d.errsBefore:]...))
 }
 
 // Messages returns the events as messages, for Handle.
@@ -280,12 +302,13 @@ func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 // pooled, which is why handlers must not keep ctx.
 type dispatch struct {
 	context.Context
-	bus     *Bus
-	queue   []domain.Message
-	next    int // index in queue of the message being handled
-	handler int // index of its handler being called
-	errs    []error
-	stop    bool
+	bus        *Bus
+	queue      []domain.Message
+	next       int // index in queue of the message being handled
+	handler    int // index of its handler being called
+	errs       []error
+	errsBefore int // len(errs) when the message being handled started
+	stop       bool
 }
 
 // fail records err against the event being handled; under Propagate it stops the call.
@@ -326,7 +349,7 @@ func (d *dispatch) reset() {
 		d.queue[i] = nil // let the messages go
 	}
 	clear(d.errs)
-	d.Context, d.queue, d.errs, d.next, d.handler, d.stop = nil, d.queue[:0], d.errs[:0], 0, 0, false
+	d.Context, d.queue, d.errs, d.next, d.handler, d.errsBefore, d.stop = nil, d.queue[:0], d.errs[:0], 0, 0, 0, false
 }
 
 type dispatchKey struct{}
