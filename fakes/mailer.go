@@ -3,6 +3,7 @@ package fakes
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -13,6 +14,24 @@ import (
 
 // ErrMailFailed is returned by a Mailer's injected send failures.
 var ErrMailFailed = errors.New("mail send failed")
+
+// ErrSendTimeout is wrapped by the error of a send that was given up after the mailer's timeout
+// (see WithTimeout). Its outcome is unknown to the sender: the mail may have been delivered.
+var ErrSendTimeout = errors.New("mail send timed out")
+
+// TimeoutError is the error of a send given up after the timeout. It wraps ErrSendTimeout.
+//
+// Delivered is what the mail server really did, for the simulator's records: code under test
+// must treat the outcome as unknown, as it would with a real mail server.
+type TimeoutError struct {
+	After     time.Duration // the timeout the send was given up after
+	Delivered bool          // the mail server accepted the mail anyway
+}
+
+func (e *TimeoutError) Error() string { return fmt.Sprintf("%v after %v", ErrSendTimeout, e.After) }
+
+// Unwrap returns ErrSendTimeout.
+func (e *TimeoutError) Unwrap() error { return ErrSendTimeout }
 
 // Latency draws the time one send takes from a seeded source.
 type Latency func(r *rand.Rand) time.Duration
@@ -45,6 +64,14 @@ func WithLatency(l Latency) MailerOption { return func(m *Mailer) { m.latency = 
 // A failed send delivers nothing.
 func WithErrorRate(p float64) MailerOption { return func(m *Mailer) { m.errorRate = p } }
 
+// WithTimeout makes the sender give up a send whose drawn latency exceeds d: Send returns a
+// *TimeoutError after d. The mail server accepted such a mail anyway with probability delivered
+// (seeded), unless the error rate failed the send; a mail accepted this way is captured like any
+// other. A timeout of 0 or less is none.
+func WithTimeout(d time.Duration, delivered float64) MailerOption {
+	return func(m *Mailer) { m.timeout, m.timeoutDelivered = d, delivered }
+}
+
 // WithSeed seeds the mailer's latency and failure draws (default seed 1), so runs replay.
 func WithSeed(seed uint64) MailerOption {
 	return func(m *Mailer) { m.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
@@ -64,6 +91,10 @@ type MailerStats struct {
 	LatencyTotal time.Duration // the time the delayed sends really took, summed
 	LatencyMax   time.Duration
 	Delayed      int // sends that had a latency to wait for
+	TimedOut     int // sends given up after the timeout, delivered or not (not counted in Failed)
+	// TimedOutDelivered counts the timed-out sends that the mail server accepted anyway (they
+	// are also counted in Delivered or DedupHits).
+	TimedOutDelivered int
 }
 
 // MeanLatency is the mean time a delayed send really took, or 0.
@@ -77,11 +108,14 @@ func (s MailerStats) MeanLatency() time.Duration {
 // Mailer is a service.Mailer that captures every delivered mail in order. It is safe for
 // concurrent use; sends wait their latency concurrently.
 type Mailer struct {
-	latency   Latency
-	errorRate float64
-	dedup     bool
+	latency          Latency
+	errorRate        float64
+	dedup            bool
+	timeout          time.Duration
+	timeoutDelivered float64
 
 	mu        sync.Mutex
+	healed    bool // no more failures or timeouts
 	rng       *rand.Rand
 	mails     []service.Mail
 	delivered map[string]bool // cause event IDs, with dedup
@@ -101,7 +135,8 @@ func NewMailer(opts ...MailerOption) *Mailer {
 	return m
 }
 
-// Send captures the mail after the drawn latency, unless the draw says it fails or ctx ends first.
+// Send captures the mail after the drawn latency, unless the draw says it fails, the send times
+// out (see WithTimeout) or ctx ends first.
 func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -112,6 +147,16 @@ func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 		delay = m.latency(m.rng)
 	}
 	fail := m.errorRate > 0 && m.rng.Float64() < m.errorRate
+	var timedOut *TimeoutError
+	if m.timeout > 0 && delay > m.timeout {
+		timedOut = &TimeoutError{After: m.timeout, Delivered: m.rng.Float64() < m.timeoutDelivered}
+	}
+	if m.healed {
+		fail, timedOut = false, nil
+	}
+	if timedOut != nil {
+		delay = m.timeout
+	}
 	m.stats.Sends++
 	m.mu.Unlock()
 
@@ -129,22 +174,44 @@ func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if timedOut != nil {
+		m.stats.TimedOut++
+		timedOut.Delivered = timedOut.Delivered && !fail
+		if timedOut.Delivered {
+			m.stats.TimedOutDelivered++
+			m.deliver(mail)
+		}
+		return timedOut
+	}
 	if fail {
 		m.stats.Failed++
 		return ErrMailFailed
 	}
+	m.deliver(mail)
+	return nil
+}
+
+// deliver captures the mail, or counts a de-duplicated repeat. It must be called with m.mu held.
+func (m *Mailer) deliver(mail service.Mail) {
 	if m.dedup && mail.Cause != nil {
 		id := mail.Cause.Identity().ID
 		if m.delivered[id] {
 			m.stats.DedupHits++
 			m.dedupHits = append(m.dedupHits, id)
-			return nil
+			return
 		}
 		m.delivered[id] = true
 	}
 	m.mails = append(m.mails, mail)
 	m.stats.Delivered++
-	return nil
+}
+
+// Heal stops injecting faults: later sends neither fail nor time out (they still take their
+// latency). A simulator calls it to end a fault phase and let every backlog drain.
+func (m *Mailer) Heal() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.healed = true
 }
 
 func wait(ctx context.Context, d time.Duration) (time.Duration, error) {
