@@ -8,14 +8,20 @@ type Invariant struct {
 	OK         bool     `json:"ok"`
 	Violations int      `json:"violations"`
 	Examples   []string `json:"examples,omitempty"` // the first few violations
+	// Note says why a promise was not checked (the strategy does not make it, or a fault fired).
+	Note string `json:"note,omitempty"`
 }
 
-// Invariant names, as they appear in reports.
+// Invariant names, as they appear in reports, in Check's order.
 const (
-	InvNoOverAllocation = "no batch over-allocated"
-	InvAllocatedOnce    = "each order allocated at most once"
-	InvStoreMatches     = "store allocation equals allocated orders"
-	InvOneMailPerEvent  = "every OutOfStock event has exactly one mail"
+	InvNoOverAllocation  = "no batch over-allocated"
+	InvAllocatedOnce     = "each order allocated at most once"
+	InvStoreMatches      = "store allocation equals allocated orders"
+	InvNoUnexpected      = "no mail for an event that never committed"
+	InvNoDuplicate       = "no event mailed twice (at-most-once)"
+	InvNoLoss            = "no committed event lost"
+	InvNoFalseOutOfStock = "no out-of-stock mail for an allocated order"
+	InvBadInput          = "bad input changed nothing"
 )
 
 const maxExamples = 5
@@ -34,12 +40,13 @@ func (v *verdict) fail(format string, args ...any) {
 
 // Check judges a history against the simulator's invariants and returns one Invariant each, in a
 // fixed order. It trusts nothing the code under test counted: only what clients saw, what the
-// mailer accepted and what the store holds.
+// mail server and the broker accepted and what the store holds.
 //
-// The mail invariant follows h.Promise: a strategy that promises delivery must mail every
-// committed event it did not record as discarded (once the run drained), and one that promises
-// no duplicates must not mail any event twice. A mail for an event that never committed is always
-// a violation.
+// The delivery invariants follow h.Promise. A mail (or publication) for an event that never
+// committed is always a violation. An event mailed twice is one when the promise says at most
+// once. A committed event that was never delivered, once the run drained, is one when the
+// promise says at least once, or when it says delivered and no fault fired (no crash, no failed
+// or timed-out send); events a full async queue dropped on purpose are not lost.
 func Check(h *History) []Invariant {
 	over, once, matches := newVerdict(InvNoOverAllocation), newVerdict(InvAllocatedOnce), newVerdict(InvStoreMatches)
 	held := newIDIndex() // order ID -> lines holding it
@@ -94,34 +101,113 @@ func Check(h *History) []Invariant {
 		matches.fail("store holds %d lines, %d units; clients saw %d orders, %d units allocated (and %d orders, %d units unknown)",
 			lines, qty, c.Orders, c.Qty, c.UnknownOrders, c.UnknownQty)
 	}
-	return []Invariant{over.Invariant, once.Invariant, matches.Invariant, checkMails(h).Invariant}
+	unexpected, dup, lost, falseOOS := checkDeliveries(h, held)
+	return []Invariant{over.Invariant, once.Invariant, matches.Invariant, unexpected.Invariant, dup.Invariant,
+		lost.Invariant, falseOOS.Invariant, checkBadInput(h).Invariant}
 }
 
-func checkMails(h *History) *verdict {
-	v := newVerdict(InvOneMailPerEvent)
+func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS *verdict) {
+	unexpected, dup, lost = newVerdict(InvNoUnexpected), newVerdict(InvNoDuplicate), newVerdict(InvNoLoss)
+	falseOOS = newVerdict(InvNoFalseOutOfStock)
 	events := newIDIndex() // event ID -> 1 + index in h.Events
 	for i, e := range h.Events {
 		events.add(e.ID, i+1)
 	}
-	mails := make([]int, len(h.Events))
+	mails, published := make([]int, len(h.Events)), make([]int, len(h.Events))
 	for _, m := range h.Mails {
 		i := events.get(m.Event) - 1
 		if i < 0 {
-			v.fail("mail %q for event %s that was never raised", m.Body, m.Event)
+			unexpected.fail("mail %q for event %s that was never raised", m.Body, m.Event)
 			continue
 		}
 		mails[i]++
 	}
+	for _, p := range h.Published {
+		i := events.get(p.Event) - 1
+		if i < 0 {
+			unexpected.fail("publication on %s of event %s that was never raised", p.Channel, p.Event)
+			continue
+		}
+		published[i]++
+	}
+	faulted := len(h.Crashes) > 0
+	for _, s := range h.Sends {
+		faulted = faulted || s.Err
+	}
+	checkLoss := h.Drained && (h.Promise.NoLoss || h.Promise.Delivered && !faulted)
+	switch {
+	case !h.Promise.NoDuplicate:
+		dup.Note = "not promised"
+	}
+	switch {
+	case !h.Drained:
+		lost.Note = "the run was interrupted: undelivered events are pending"
+	case !checkLoss && h.Promise.Delivered:
+		lost.Note = "faults fired and the strategy does not promise at-least-once"
+	case !checkLoss:
+		lost.Note = "not promised"
+	}
 	for i, e := range h.Events {
-		switch n := mails[i]; {
+		n := mails[i] + published[i]
+		switch {
 		case n > 0 && e.State == RolledBack:
-			v.fail("event %s of order %s was rolled back but mailed %d times", e.ID, e.Order, n)
+			unexpected.fail("event %s of order %s was rolled back but delivered %d times", e.ID, e.Order, n)
+			continue
 		case n > 0 && e.State == Discarded:
-			v.fail("event %s of order %s was discarded but mailed %d times", e.ID, e.Order, n)
-		case n > 1 && h.Promise.NoDuplicate:
-			v.fail("event %s of order %s mailed %d times", e.ID, e.Order, n)
-		case n == 0 && h.Promise.Delivered && h.Drained && (e.State == Committed || e.State == Abandoned):
-			v.fail("event %s of order %s was committed and never mailed", e.ID, e.Order)
+			unexpected.fail("event %s of order %s was discarded but delivered %d times", e.ID, e.Order, n)
+			continue
+		}
+		if mails[i] > 1 && h.Promise.NoDuplicate {
+			dup.fail("event %s of order %s mailed %d times", e.ID, e.Order, mails[i])
+		}
+		if mails[i] > 0 && e.Kind == KindOutOfStock && held.get(e.Order) > 0 {
+			falseOOS.fail("event %s: out-of-stock mail for order %s, which the store holds", e.ID, e.Order)
+		}
+		delivered := mails[i] > 0
+		if e.Kind != KindOutOfStock {
+			delivered = published[i] > 0
+		}
+		if checkLoss && !delivered && (e.State == Committed || e.State == Abandoned) {
+			lost.fail("event %s (%s) of order %s was committed and never delivered", e.ID, e.Kind, e.Order)
+		}
+	}
+	return unexpected, dup, lost, falseOOS
+}
+
+// checkBadInput checks that every invalid order was rejected with nothing committed for it, that
+// no batch holds an invalid line, and that every invalid batch was refused with nothing stored.
+func checkBadInput(h *History) *verdict {
+	v := newVerdict(InvBadInput)
+	if len(h.Bad) == 0 && len(h.BadBatches) == 0 {
+		v.Note = "no bad input sent"
+	}
+	bad := map[string]Defect{}
+	for _, o := range h.Bad {
+		bad[o.ID] = o.Bad
+		if o.Outcome != Rejected && o.Outcome != Unknown {
+			v.fail("order %s (%s) came back %s, want rejected", o.ID, o.Bad, o.Outcome)
+		}
+	}
+	for _, e := range h.Events {
+		if d, ok := bad[e.Order]; ok {
+			v.fail("order %s (%s) raised event %s", e.Order, d, e.ID)
+		}
+	}
+	for _, b := range h.Batches {
+		for _, l := range b.Lines {
+			if d, ok := bad[l.OrderID]; ok {
+				v.fail("batch %s holds order %s (%s)", b.Ref, l.OrderID, d)
+			} else if err := l.Validate(); err != nil {
+				v.fail("batch %s holds an invalid line %+v: %v", b.Ref, l, err)
+			}
+		}
+	}
+	for _, b := range h.BadBatches {
+		switch {
+		case b.Err == "":
+			v.fail("bad batch (%s) was accepted", b.What)
+		case b.Changed:
+			v.fail("bad batch (%s) was refused (%s) but changed the store", b.What, b.Err)
 		}
 	}
 	return v

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/sim"
@@ -21,8 +20,8 @@ func goodHistory() *sim.History {
 			{ID: "o0-3", SKU: "LAMP", Qty: 1, Outcome: sim.OutOfStock},
 		},
 		Events: []sim.EventOp{
-			{ID: "e0-1", Order: "o0-3", State: sim.RolledBack},
-			{ID: "e0-2", Order: "o0-3", State: sim.Committed},
+			{ID: "e0-1", Order: "o0-3", State: sim.RolledBack, Kind: sim.KindOutOfStock},
+			{ID: "e0-2", Order: "o0-3", State: sim.Committed, Kind: sim.KindOutOfStock},
 		},
 		Mails: []sim.Mail{{Event: "e0-2", To: "stock@made.com", Body: "Out of stock for LAMP"}},
 		Batches: []sim.BatchState{{Ref: "LAMP-1", SKU: "LAMP", Purchased: 10, Lines: []domain.OrderLine{
@@ -46,10 +45,13 @@ func broken(invs []sim.Invariant) map[string]int {
 
 func TestCheckPassesAConsistentHistory(t *testing.T) {
 	invs := sim.Check(goodHistory())
-	require.Len(t, invs, 4)
 	assert.Empty(t, broken(invs))
-	names := []string{invs[0].Name, invs[1].Name, invs[2].Name, invs[3].Name}
-	assert.Equal(t, []string{sim.InvNoOverAllocation, sim.InvAllocatedOnce, sim.InvStoreMatches, sim.InvOneMailPerEvent}, names)
+	var names []string
+	for _, inv := range invs {
+		names = append(names, inv.Name)
+	}
+	assert.Equal(t, []string{sim.InvNoOverAllocation, sim.InvAllocatedOnce, sim.InvStoreMatches, sim.InvNoUnexpected,
+		sim.InvNoDuplicate, sim.InvNoLoss, sim.InvNoFalseOutOfStock, sim.InvBadInput}, names)
 
 	h := goodHistory()
 	h.Orders = nil // not recorded: the check falls back on the clients' totals
@@ -79,22 +81,43 @@ func TestCheckFailsABrokenHistory(t *testing.T) {
 		{"an out-of-stock order the store holds", func(h *sim.History) {
 			h.Batches[0].Lines = append(h.Batches[0].Lines, domain.OrderLine{OrderID: "o0-3", SKU: "LAMP", Qty: 1})
 			h.Batches[0].Purchased = 11
-		}, map[string]int{sim.InvStoreMatches: 2}},
+		}, map[string]int{sim.InvStoreMatches: 2, sim.InvNoFalseOutOfStock: 1}},
 		{"a committed event never mailed", func(h *sim.History) {
 			h.Mails = nil
-		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		}, map[string]int{sim.InvNoLoss: 1}},
 		{"an event mailed twice", func(h *sim.History) {
 			h.Mails = append(h.Mails, h.Mails[0])
-		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		}, map[string]int{sim.InvNoDuplicate: 1}},
 		{"a rolled-back event mailed", func(h *sim.History) {
 			h.Mails = append(h.Mails, sim.Mail{Event: "e0-1", Body: "Out of stock for LAMP"})
-		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		}, map[string]int{sim.InvNoUnexpected: 1}},
 		{"a mail for an event never raised", func(h *sim.History) {
 			h.Mails = append(h.Mails, sim.Mail{Event: "e7-7", Body: "Out of stock for LAMP"})
-		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		}, map[string]int{sim.InvNoUnexpected: 1}},
 		{"a discarded event mailed", func(h *sim.History) {
 			h.Events[1].State = sim.Discarded
-		}, map[string]int{sim.InvOneMailPerEvent: 1}},
+		}, map[string]int{sim.InvNoUnexpected: 1}},
+		{"an allocated event never published", func(h *sim.History) {
+			h.Events = append(h.Events, sim.EventOp{ID: "e0-3", Order: "o0-1", State: sim.Committed, Kind: sim.KindAllocated})
+		}, map[string]int{sim.InvNoLoss: 1}},
+		{"a publication of a rolled-back event", func(h *sim.History) {
+			h.Published = append(h.Published, sim.Publication{Event: "e0-1", Channel: "line_allocated"})
+		}, map[string]int{sim.InvNoUnexpected: 1}},
+		{"an out-of-stock mail for an order the store holds", func(h *sim.History) {
+			h.Events[1].Order = "o0-2"
+		}, map[string]int{sim.InvNoFalseOutOfStock: 1}},
+		{"a bad order allocated", func(h *sim.History) {
+			h.Bad = []sim.OrderOp{{ID: "o0-2", SKU: "LAMP", Qty: 6, Outcome: sim.Allocated, Bad: sim.HugeQty}}
+		}, map[string]int{sim.InvBadInput: 2}},
+		{"a bad order that raised an event", func(h *sim.History) {
+			h.Bad = []sim.OrderOp{{ID: "o0-3", SKU: "LAMP", Qty: 1, Outcome: sim.Rejected, Bad: sim.UnknownSKU}}
+		}, map[string]int{sim.InvBadInput: 2}},
+		{"an invalid line stored", func(h *sim.History) {
+			h.Batches[0].Lines[0].Qty, h.Clients.Qty = 0, 6
+		}, map[string]int{sim.InvBadInput: 1, sim.InvStoreMatches: 1}},
+		{"a bad batch accepted or changing the store", func(h *sim.History) {
+			h.BadBatches = []sim.BadBatch{{What: "empty sku"}, {What: "duplicate reference", Err: "duplicate", Changed: true}}
+		}, map[string]int{sim.InvBadInput: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := goodHistory()
@@ -129,7 +152,19 @@ func TestCheckFollowsThePromise(t *testing.T) {
 	h = goodHistory()
 	h.Mails = nil
 	h.Promise.Delivered = false
-	assert.Empty(t, broken(sim.Check(h)), "at-most-once may lose")
+	assert.Empty(t, broken(sim.Check(h)), "a strategy that promises nothing may lose")
+
+	h = goodHistory()
+	h.Mails = nil
+	h.Crashes = []sim.CrashOp{{Seq: 1, Point: sim.AfterCommit, Actor: "w0", InFlight: []string{"e0-2"}}}
+	assert.Empty(t, broken(sim.Check(h)), "delivered without faults: a crash may lose")
+	h.Promise.NoLoss = true
+	assert.Equal(t, map[string]int{sim.InvNoLoss: 1}, broken(sim.Check(h)), "at-least-once may not, whatever fails")
+
+	h = goodHistory()
+	h.Mails = nil
+	h.Sends = []sim.SendOp{{Event: "e0-2", Actor: "w0", Err: true}}
+	assert.Empty(t, broken(sim.Check(h)), "delivered without faults: a failed send may lose")
 }
 
 func TestCheckAllowsUnknownOutcomesEitherWay(t *testing.T) {

@@ -27,6 +27,9 @@ const (
 const (
 	// Sync is the book's design: handlers run inside the request, after commit.
 	Sync = "sync"
+	// SyncRetry is Sync with the book's handler retries: a failing handler runs again up to
+	// Config.HandlerAttempts times in all, after a jittered exponential backoff (service.Retry).
+	SyncRetry = "sync-retry"
 	// Async commits, then puts events on a bounded in-memory queue drained by Handlers goroutines.
 	Async = "async"
 	// Outbox stores events in the same commit as the product; a relay delivers them and marks them
@@ -126,6 +129,17 @@ func (l Latency) String() string {
 	return fmt.Sprintf("fixed %v", l.Mean)
 }
 
+// Flag renders the latency as ParseLatency reads it.
+func (l Latency) Flag() string {
+	switch l.Dist {
+	case "uniform":
+		return "uniform:" + l.Min.String() + ".." + l.Max.String()
+	case "exp":
+		return "exp:" + l.Mean.String()
+	}
+	return l.Mean.String()
+}
+
 func (l Latency) option() fakes.MailerOption {
 	switch l.Dist {
 	case "uniform":
@@ -140,9 +154,12 @@ func (l Latency) option() fakes.MailerOption {
 // Its JSON form is embedded in every report; field names are stable. The zero value of a field
 // means its default (see Default), except where a field says otherwise.
 type Config struct {
-	// Seed seeds everything random: the workload, the mailer's draws, backoff jitter. Never 0
-	// (gofakeit v6 treats 0 as "random").
+	// Seed seeds everything random: the workload, the mailer's draws, backoff jitter and every
+	// fault. Never 0 (gofakeit v6 treats 0 as "random").
 	Seed int64 `json:"seed"`
+	// Workload names the preset the config started from ("default" or "hot-sku"; see Workloads).
+	// It is informational: Command starts from it.
+	Workload string `json:"workload"`
 
 	// Workload.
 	SKUs           int           `json:"skus"`            // number of products
@@ -187,11 +204,46 @@ type Config struct {
 	// Retries is the unit of work's budget of retries after a version conflict; service.Unlimited (-1) never gives up.
 	Retries int `json:"retries"`
 
+	// HandlerAttempts and HandlerBackoff are sync-retry's handler retries: attempts in all (the
+	// book: 3) and the ceiling of the first wait, doubled for each later one.
+	HandlerAttempts int           `json:"handler_attempts"`
+	HandlerBackoff  time.Duration `json:"handler_backoff_ns"`
+	// Dedup makes the mailer de-duplicate by event id under the outbox (default true).
+	Dedup bool `json:"dedup"`
+
 	// Record keeps every order's outcome in the history (about 100 bytes an order), for digests and
 	// accounting. Events and mails are always recorded.
 	Record bool `json:"record"`
 
-	// Faults, when set, is consulted at every Point. It is how fault injection plugs in.
+	// Faults, all seeded by Seed and off at zero. They fire during the run; the liveness phase at
+	// its end turns them off and lets what is pending drain.
+	//
+	// Crash is the probability of a crash of the whole process at each visit of each point.
+	Crash CrashRates `json:"crash"`
+	// ConflictRate forces a version conflict on this fraction of commits: the store's
+	// before-commit hook touches the products, as if another writer had committed.
+	ConflictRate float64 `json:"conflict_rate"`
+	// MailErrors is the probability that a send fails.
+	MailErrors float64 `json:"mail_error_rate"`
+	// MailTimeout, when positive, gives up a send that takes longer: its outcome is unknown to
+	// the sender; the mail server accepted it anyway with probability TimeoutDelivered.
+	MailTimeout      time.Duration `json:"mail_timeout_ns"`
+	TimeoutDelivered float64       `json:"timeout_delivered"`
+	// ClientRetry is the probability that a client whose order's outcome was unknown (the process
+	// died under it) sends the same order again, same id; up to MaxResends times.
+	ClientRetry float64 `json:"client_retry"`
+	// BadInput is the fraction of orders sent invalid (quantity 0, -1 or above the maximum, an
+	// empty order id or sku, an unknown sku, in turn); with it, invalid batches (a duplicate
+	// reference among them) are tried before the first order.
+	BadInput float64 `json:"bad_input"`
+	// Rendezvous, when positive, holds the first Rendezvous commits until all of them arrived:
+	// the book's "load, load, commit, commit" with 2. It cannot be combined with crashes.
+	Rendezvous int `json:"rendezvous"`
+	// Require adds promises the run is held to beyond the strategy's own (see Promise), to see a
+	// strategy fail them.
+	Require Promise `json:"require"`
+
+	// Faults, when set, replaces the crash plan drawn from Crash: it is consulted at every Point.
 	Faults Faults `json:"-"`
 	// Progress, when set, is called about ten times a second from a goroutine of the run.
 	Progress func(Progress) `json:"-"`
@@ -210,6 +262,7 @@ type Progress struct {
 func Default() Config {
 	return Config{
 		Seed:           42,
+		Workload:       "default",
 		SKUs:           10,
 		BatchesPerSKU:  3,
 		WarehouseShare: 0.5,
@@ -233,8 +286,32 @@ func Default() Config {
 		Queue:          1024,
 		WhenFull:       Block,
 		Retries:        service.DefaultRetries,
+
+		HandlerAttempts:  3,
+		HandlerBackoff:   time.Millisecond,
+		Dedup:            true,
+		TimeoutDelivered: 0.5,
 	}
 }
+
+// HotSKU returns the workload of the fault-injection figures: one sku with one batch of 500 in
+// the warehouse, 1000 orders of quantity 1 (so exactly 500 are allocated and 500 find no stock),
+// a warm-up of 100 orders; the rest as in Default.
+func HotSKU() Config {
+	c := Default()
+	c.Workload = "hot-sku"
+	c.SKUs, c.BatchesPerSKU, c.WarehouseShare = 1, 1, 1
+	c.BatchQty, c.Demand = Range{500, 500}, -1
+	c.OrderQty, c.Orders, c.WarmupOrders = Range{1, 1}, 1000, 100
+	c.Popularity = Uniform
+	return c
+}
+
+// Workloads are the named starting points of a Config, for the -workload flag.
+var Workloads = map[string]func() Config{"default": Default, "hot-sku": HotSKU}
+
+// MaxResends is how many times a client sends an order again after unknown outcomes.
+const MaxResends = 10
 
 // ConfigError says which setting is wrong. Field is the name of the command-line flag that sets it.
 type ConfigError struct {
@@ -321,12 +398,54 @@ func (c Config) Validate() error {
 		return bad("when-full", "want %s or %s, got %q", Block, Drop, c.WhenFull)
 	case c.Retries < service.Unlimited:
 		return bad("retries", "must be >= 0, or -1 for unlimited, got %d", c.Retries)
+	case c.HandlerAttempts < 1:
+		return bad("handler-attempts", "must be at least 1, got %d", c.HandlerAttempts)
+	case c.HandlerBackoff < 0 || c.HandlerBackoff > time.Minute:
+		return bad("handler-backoff", "must be between 0 and 1m, got %v", c.HandlerBackoff)
+	}
+	if err := c.validateFaults(); err != nil {
+		return err
 	}
 	if d := c.demandBasis(); d > 1e9 {
 		return bad("orders", "%v orders is more than this simulator can size stock for", d)
 	}
 	return nil
 }
+
+func (c Config) validateFaults() error {
+	for _, p := range Points() {
+		if v := c.Crash.At(p); !(v >= 0 && v <= 1) {
+			return bad("crash", "%s: want a probability between 0 and 1, got %v", p, v)
+		}
+	}
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"conflict-rate", c.ConflictRate}, {"mail-errors", c.MailErrors}, {"timeout-delivered", c.TimeoutDelivered},
+		{"client-retry", c.ClientRetry}, {"bad-input", c.BadInput}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			return bad(f.flag, "want a probability between 0 and 1, got %v", f.v)
+		}
+	}
+	switch {
+	case c.ConflictRate == 1 && c.Retries == service.Unlimited:
+		return bad("conflict-rate", "1 with unlimited -retries never commits")
+	case c.MailTimeout < 0:
+		return bad("mail-timeout", "must not be negative, got %v", c.MailTimeout)
+	case c.Rendezvous < 0:
+		return bad("rendezvous", "must not be negative, got %d", c.Rendezvous)
+	case c.Rendezvous > 0 && c.Rendezvous > c.Workers:
+		return bad("rendezvous", "%d commits cannot meet with %d workers", c.Rendezvous, c.Workers)
+	case c.Rendezvous > 0 && c.Orders < c.Rendezvous:
+		return bad("rendezvous", "%d commits cannot meet with %d orders", c.Rendezvous, c.Orders)
+	case c.Rendezvous > 0 && (c.crashy() || c.BadInput > 0 || c.Model != Closed):
+		return bad("rendezvous", "holds commits until they all arrive: it needs the closed model, no crashes and no bad input")
+	}
+	return nil
+}
+
+// crashy reports whether the process can crash in this run.
+func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() }
 
 // ParseWarmup parses a warm-up given as a number of orders ("200") or a duration ("100ms").
 func ParseWarmup(s string) (orders int, d time.Duration, err error) {

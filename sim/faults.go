@@ -1,21 +1,28 @@
 package sim
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"sync"
+)
 
-// Point is a place in the life of an order or an event where a fault can strike. The run asks
-// Config.Faults at each one; without faults nothing happens there.
+// Point is a place in the life of an order or an event where the simulated process can crash.
+// The run asks the fault plan at each one; without crash faults nothing happens there.
 type Point int
 
-// Fault points, in the order an event meets them.
+// Crash points, in the order an event meets them.
 const (
-	// BeforeCommit: the unit of work did its work, nothing is stored yet (a store hook on the
-	// worker's goroutine). A crash here stores nothing; the order's outcome is Unknown.
+	// BeforeCommit: the unit of work did its work, nothing is stored yet (on the worker's
+	// goroutine). A crash here stores nothing.
 	BeforeCommit Point = iota + 1
 	// AfterCommit: the product and (outbox) the event rows are stored, nothing is dispatched yet.
-	// A crash here leaves committed events that the request never handed over.
+	// A crash here leaves committed events that nobody will hand over.
 	AfterCommit
 	// AfterHandler: one handler of an event returned (bus middleware, on whichever goroutine runs
-	// the bus). A crash here stops publishing half way.
+	// the bus): publishing stops half way, after k handlers.
 	AfterHandler
 	// AfterDeliver: an async handler goroutine finished one event.
 	AfterDeliver
@@ -25,28 +32,171 @@ const (
 
 var pointNames = [...]string{"", "before-commit", "after-commit", "after-handler", "after-deliver", "relay-sent"}
 
+// Points lists every crash point, in order.
+func Points() []Point {
+	return []Point{BeforeCommit, AfterCommit, AfterHandler, AfterDeliver, RelaySent}
+}
+
 func (p Point) String() string {
 	if p > 0 && int(p) < len(pointNames) {
 		return pointNames[p]
 	}
-	return "point?"
+	return "point(" + strconv.Itoa(int(p)) + ")"
+}
+
+// MarshalText makes points readable in JSON.
+func (p Point) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// ParsePoint parses a point's name, e.g. "after-commit".
+func ParsePoint(s string) (Point, error) {
+	for _, p := range Points() {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown crash point %q (want one of %s)", s, strings.Join(pointNames[1:], ", "))
 }
 
 // Faults decides where the simulated process crashes. Crash is called at every Point with the
-// name of the goroutine there ("w0" worker, "h1" async handler, "r2" relay sender) and must be
-// safe for concurrent use; seed it so runs replay.
+// name of the goroutine there ("w0" worker, "h1" async handler, "r2" relay sender; "h1@3" in the
+// process's fourth life) and must be safe for concurrent use; seed it so runs replay. Without a
+// Faults in Config, the run uses a seeded plan drawn from Config.Crash.
 //
-// What a crash does: at BeforeCommit and AfterCommit the worker's request is abandoned on the
-// spot (its outcome is Unknown) and the worker goes on with its next order; at AfterHandler
-// publishing stops with an error and the request's outcome is Unknown; an async handler or a relay
-// sender that crashes loses the event in its hands (the relay forgets its progress and starts
-// again from the oldest pending row). Everything the store committed survives.
+// A crash kills the whole process, not one goroutine: see the package documentation.
 type Faults interface {
 	Crash(p Point, actor string) bool
 }
 
-// errCrashed is what a handler returns when the process "died" inside it.
+// CrashRates is the probability of a crash at each visit of each point.
+type CrashRates struct {
+	BeforeCommit float64 `json:"before_commit"`
+	AfterCommit  float64 `json:"after_commit"`
+	AfterHandler float64 `json:"after_handler"`
+	AfterDeliver float64 `json:"after_deliver"`
+	RelaySent    float64 `json:"relay_sent"`
+}
+
+func (c *CrashRates) field(p Point) *float64 {
+	switch p {
+	case BeforeCommit:
+		return &c.BeforeCommit
+	case AfterCommit:
+		return &c.AfterCommit
+	case AfterHandler:
+		return &c.AfterHandler
+	case AfterDeliver:
+		return &c.AfterDeliver
+	case RelaySent:
+		return &c.RelaySent
+	}
+	return nil
+}
+
+// At returns the rate at p.
+func (c CrashRates) At(p Point) float64 {
+	if f := c.field(p); f != nil {
+		return *f
+	}
+	return 0
+}
+
+// Any reports whether some point may crash.
+func (c CrashRates) Any() bool {
+	for _, p := range Points() {
+		if c.At(p) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists the points that may crash, as ParseCrashRates reads them: "after-commit=0.05".
+func (c CrashRates) String() string {
+	var parts []string
+	for _, p := range Points() {
+		if v := c.At(p); v != 0 {
+			parts = append(parts, p.String()+"="+strconv.FormatFloat(v, 'g', -1, 64))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ",")
+}
+
+// ParseCrashRates parses "point=p,point=p", e.g. "after-commit=0.05,relay-sent=0.1"; "" and
+// "none" are no crashes.
+func ParseCrashRates(s string) (CrashRates, error) {
+	var c CrashRates
+	if s == "" || s == "none" {
+		return c, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return CrashRates{}, fmt.Errorf("want point=probability, got %q", part)
+		}
+		p, err := ParsePoint(name)
+		if err != nil {
+			return CrashRates{}, err
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil || !(v >= 0 && v <= 1) {
+			return CrashRates{}, fmt.Errorf("%s: want a probability between 0 and 1, got %q", name, value)
+		}
+		*c.field(p) = v
+	}
+	return c, nil
+}
+
+// seededCrashes is the fault plan drawn from Config.Crash: the n-th visit of an actor to a point
+// crashes when a hash of the seed, the actor, the point and n falls under the point's rate. The
+// decisions depend on each actor's own sequence of visits only, so a one-worker run replays.
+type seededCrashes struct {
+	seed  uint64
+	rates CrashRates
+
+	mu     sync.Mutex
+	visits map[visit]uint64
+}
+
+type visit struct {
+	actor string
+	p     Point
+}
+
+func newSeededCrashes(seed int64, rates CrashRates) *seededCrashes {
+	return &seededCrashes{seed: uint64(seed), rates: rates, visits: map[visit]uint64{}}
+}
+
+func (s *seededCrashes) Crash(p Point, actor string) bool {
+	rate := s.rates.At(p)
+	if rate <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	k := visit{actor, p}
+	s.visits[k]++
+	n := s.visits[k]
+	s.mu.Unlock()
+	h := fnv.New64a()
+	h.Write([]byte(actor))
+	x := mix64(mix64(s.seed^h.Sum64()) ^ uint64(p)<<56 ^ n)
+	return float64(x>>11)/(1<<53) < rate
+}
+
+// mix64 is splitmix64's finalizer.
+func mix64(x uint64) uint64 {
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// errCrashed is what a handler returns when the process died inside it.
 var errCrashed = errors.New("simulated crash")
 
-// crashed is the panic value that unwinds a worker's request from a store hook.
+// errDied is what a goroutine of a process that already died gets back when it tries to go on.
+var errDied = errors.New("the process died")
+
+// crashed is the panic value that unwinds a worker's request when its process died under it.
 type crashed struct{ at Point }

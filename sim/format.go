@@ -100,6 +100,8 @@ func WriteText(w io.Writer, r Report) error {
 	row("load", "%s", loadLine(c))
 	row("mailer", "%s", c.Mailer)
 	row("dispatch", "%s", strategyLine(c))
+	row("faults", "%s", faultsLine(c))
+	row("promise", "%s", promiseLine(r))
 	row("plan", "%s", r.PlanDigest)
 	if r.HistoryDigest != "" {
 		row("history", "%s", r.HistoryDigest)
@@ -111,10 +113,23 @@ func WriteText(w io.Writer, r Report) error {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row("orders", "sent %d\tmeasured %d\tallocated %d\tout of stock %d\trejected %d\tfailed %d\tunknown %d\tdropped %d",
 		n.Sent, n.Measured, n.Allocated, n.OutOfStock, n.Rejected, n.Failed, n.Unknown, n.Dropped)
-	row("events", "raised %d\tcommitted %d\tdelivered %d\tpending %d\tdiscarded %d\trolled back %d",
-		n.EventsRaised, n.EventsCommitted, n.EventsDelivered, n.EventsPending, n.EventsDiscarded, n.EventsRolledBack)
+	row("events", "raised %d\tcommitted %d\tdelivered %d\tlost %d\tpending %d\tdiscarded %d\trolled back %d\t",
+		n.EventsRaised, n.EventsCommitted, n.EventsDelivered, n.EventsLost, n.EventsPending, n.EventsDiscarded, n.EventsRolledBack)
 	row("mails", "sends %d\tsend errors %d\taccepted %d\tdedup hits %d\t\t", n.Sends, n.SendErrors, n.Mails, n.DedupHits)
 	row("conflicts", "version %d\tretries %d\texhausted %d\tpublish errors %d\tcrashes %d\t", n.Conflicts, n.Retries, n.Exhausted, n.PublishErrors, n.Crashes)
+	tw.Flush()
+
+	p.line("")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	f := r.Faults
+	row("fired", "crashes %d (%s)\tforced conflicts %d\tsend errors %d\ttimeouts %d (%d delivered)\thandler retries %d\tclient resends %d (%d resolved)\tbad input %d orders, %d batches",
+		f.Crashes.Total, crashesByPoint(f.Crashes), f.ForcedConflicts, f.SendErrors, f.Timeouts, f.TimeoutsDelivered, f.HandlerRetries,
+		f.ClientResends, n.Resolved, f.BadOrders, f.BadBatches)
+	a := r.Accounting
+	row("accounting", "committed %d\tdelivered %d\tlost %d (in a crash %d, send failed %d, other %d)\tduplicated %d\tunexpected %d\trecovered %d\tresends %d\tfalse out-of-stock %d",
+		a.Committed, a.Delivered, a.Lost, a.LostInCrash, a.LostSendFailed, a.LostOther, a.Duplicated, a.Unexpected, a.Recovered, a.Resends, a.FalseOutOfStock)
+	row("liveness", "faults off after %s: %d pending, %d delivered by the drain in %s, %d still pending", dur(a.Liveness.FaultsEnd),
+		a.Liveness.PendingAtStart, a.Liveness.Delivered, dur(a.Liveness.Took), a.Liveness.StillPending)
 	tw.Flush()
 
 	p.line("")
@@ -164,12 +179,76 @@ func WriteText(w io.Writer, r Report) error {
 		if !inv.OK {
 			status = fmt.Sprintf("BROKEN (%d)", inv.Violations)
 		}
-		p.line("  %s  %s  %s", head, status, inv.Name)
+		if inv.Note != "" && inv.OK {
+			status = "-     "
+		}
+		name := inv.Name
+		if inv.Note != "" {
+			name += " (" + inv.Note + ")"
+		}
+		p.line("  %s  %s  %s", head, status, name)
 		for _, e := range inv.Examples {
 			p.line("  %s          - %s", strings.Repeat(" ", len(head)), e)
 		}
 	}
+	if !r.OK {
+		p.line("")
+		p.line("  rerun: %s", r.Command)
+	}
 	return p.err
+}
+
+func crashesByPoint(c CrashCounts) string {
+	var parts []string
+	for _, p := range Points() {
+		if n := c.At(p); n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", p, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func faultsLine(c Config) string {
+	var parts []string
+	if c.Crash.Any() {
+		parts = append(parts, "crash "+c.Crash.String())
+	}
+	if c.Faults != nil {
+		parts = append(parts, "crash plan given by the caller")
+	}
+	if c.ConflictRate > 0 {
+		parts = append(parts, fmt.Sprintf("forced conflicts on %g of commits", c.ConflictRate))
+	}
+	if c.MailErrors > 0 {
+		parts = append(parts, fmt.Sprintf("mail errors %g", c.MailErrors))
+	}
+	if c.MailTimeout > 0 {
+		parts = append(parts, fmt.Sprintf("mail timeout %s (delivered anyway %g)", dur(c.MailTimeout), c.TimeoutDelivered))
+	}
+	if c.ClientRetry > 0 {
+		parts = append(parts, fmt.Sprintf("clients resend after an unknown outcome with p=%g", c.ClientRetry))
+	}
+	if c.BadInput > 0 {
+		parts = append(parts, fmt.Sprintf("bad input %g", c.BadInput))
+	}
+	if c.Rendezvous > 0 {
+		parts = append(parts, fmt.Sprintf("the first %d commits meet", c.Rendezvous))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ") + "; then a liveness phase without faults"
+}
+
+func promiseLine(r Report) string {
+	s := r.Promise.String()
+	if req := r.Config.Require; req != (Promise{}) {
+		s += " (required: " + req.String() + ")"
+	}
+	return s
 }
 
 type printer struct {
@@ -228,9 +307,14 @@ func strategyLine(c Config) string {
 	case Async:
 		return fmt.Sprintf("async: queue of %d, %d handler goroutines, %s when full", c.Queue, c.Handlers, c.WhenFull)
 	case Outbox:
+		if !c.Dedup {
+			return fmt.Sprintf("outbox: events stored in the commit, a relay with %d senders, no de-duplication", c.Handlers)
+		}
 		return fmt.Sprintf("outbox: events stored in the commit, a relay with %d senders, mailer de-duplicates by event id", c.Handlers)
 	case Sync:
 		return "sync: handlers run inside the request, after commit (the book)"
+	case SyncRetry:
+		return fmt.Sprintf("sync-retry: sync, and a failing handler runs again, %d attempts in all, backoff from %s doubling, jittered", c.HandlerAttempts, dur(c.HandlerBackoff))
 	}
 	return c.Strategy
 }
@@ -342,6 +426,32 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		return strconv.Itoa(r.Strategy.MaxDepth)
 	})
 	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
+	if faulty(reports) {
+		line("promise", func(r Report) string { return r.Promise.String() })
+		line("crashes", func(r Report) string { return strconv.Itoa(r.Faults.Crashes.Total) })
+		line("forced conflicts / exhausted", func(r Report) string {
+			return fmt.Sprintf("%d / %d", r.Faults.ForcedConflicts, r.Counts.Exhausted)
+		})
+		line("send errors / timeouts", func(r Report) string {
+			return fmt.Sprintf("%d / %d", r.Faults.SendErrors, r.Faults.Timeouts)
+		})
+		line("orders unknown / resent", func(r Report) string {
+			return fmt.Sprintf("%d / %d", r.Counts.Unknown, r.Counts.Resends)
+		})
+		line("publish errors seen", func(r Report) string { return strconv.FormatInt(r.Counts.PublishErrors, 10) })
+		line("lost", func(r Report) string { return strconv.Itoa(r.Accounting.Lost) })
+		line("  in a crash / send failed", func(r Report) string {
+			return fmt.Sprintf("%d / %d", r.Accounting.LostInCrash, r.Accounting.LostSendFailed)
+		})
+		line("duplicated", func(r Report) string { return strconv.Itoa(r.Accounting.Duplicated) })
+		line("resends / dedup hits", func(r Report) string {
+			return fmt.Sprintf("%d / %d", r.Accounting.Resends, r.Counts.DedupHits)
+		})
+		line("unexpected", func(r Report) string { return strconv.Itoa(r.Accounting.Unexpected) })
+		line("recovered", func(r Report) string { return strconv.Itoa(r.Accounting.Recovered) })
+		line("pending when faults stopped", func(r Report) string { return strconv.Itoa(r.Accounting.Liveness.PendingAtStart) })
+		line("  still pending after drain", func(r Report) string { return strconv.Itoa(r.Accounting.Liveness.StillPending) })
+	}
 	line("mailer achieved mean", func(r Report) string { return dur(r.Mailer.Achieved) })
 	line("model measured/predicted", func(r Report) string {
 		if r.Model == nil {
@@ -361,7 +471,20 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
 	p.line("workload: %s", workloadLine(reports[0].Config))
 	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.Mailer)
+	if faulty(reports) {
+		p.line("faults: %s", faultsLine(reports[0].Config))
+	}
 	return p.err
+}
+
+// faulty reports whether any of the runs injected faults.
+func faulty(reports []Report) bool {
+	for _, r := range reports {
+		if faultsLine(r.Config) != "none" {
+			return true
+		}
+	}
+	return false
 }
 
 // headline says in words what a comparison with sync shows: what dispatch costs a request, and
@@ -413,12 +536,12 @@ func okText(r Report) string {
 // WriteSweep writes one row per run of a sweep: the swept value, the strategy and the figures.
 func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, sweep.Param+"\tstrategy\torders/s\tp50\tp99\tp99.9\tdispatch/req\tdispatch share\tlag p99\tdrain\tconflicts\tinvariants\t")
+	fmt.Fprintln(tw, sweep.Param+"\tstrategy\torders/s\tp50\tp99\tp99.9\tdispatch/req\tdispatch share\tlag p99\tdrain\tconflicts\tlost\tduplicated\tinvariants\t")
 	for _, r := range reports {
 		v, _ := sweep.Value(r.Config)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%d\t%s\t\n", v, r.Config.Strategy, rate(r.Throughput.Achieved),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t%d\t%d\t%d\t%s\t\n", v, r.Config.Strategy, rate(r.Throughput.Achieved),
 			dur(r.Latency.P50), dur(r.Latency.P99), dur(r.Latency.P999), dur(r.Dispatch.Mean), 100*r.Dispatch.Share,
-			dur(r.DeliveryLag.P99), dur(r.Drain), r.Counts.Conflicts, okText(r))
+			dur(r.DeliveryLag.P99), dur(r.Drain), r.Counts.Conflicts, r.Accounting.Lost, r.Accounting.Duplicated, okText(r))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

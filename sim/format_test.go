@@ -97,7 +97,7 @@ func TestTextReportShowsEveryPart(t *testing.T) {
 	for _, want := range []string{
 		"stockbus simulate: sync dispatch, closed model, 3 workers", "seed 42", "GOMAXPROCS", "workload", "plan",
 		"orders", "events", "mails", "conflicts", "throughput", "orders/s", "latency", "p99.9", "dispatch", "% of request time",
-		"delivery lag", "mailer", "model", "N/(t0 + r·L)", "little", "memory", "invariants", sim.InvOneMailPerEvent,
+		"delivery lag", "mailer", "model", "N/(t0 + r·L)", "little", "memory", "invariants", sim.InvNoLoss,
 	} {
 		assert.Contains(t, out, want)
 	}
@@ -159,4 +159,76 @@ func TestSweepTableAndChart(t *testing.T) {
 	assert.Contains(t, html, "Throughput vs workers")
 	assert.Contains(t, html, "p99 latency vs workers")
 	assert.Contains(t, html, `"name":"async"`)
+}
+
+func faultyReports(t *testing.T) []sim.Report {
+	t.Helper()
+	var reports []sim.Report
+	for _, s := range []string{sim.Sync, sim.Outbox} {
+		cfg := tiny()
+		cfg.Strategy, cfg.Crash.AfterCommit, cfg.MailErrors, cfg.ClientRetry = s, 0.05, 0.1, 0.5
+		reports = append(reports, run(t, cfg))
+	}
+	return reports
+}
+
+func TestReportsShowFaultsAndAccounting(t *testing.T) {
+	reports := faultyReports(t)
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteText(&buf, reports[0]))
+	out := buf.String()
+	for _, want := range []string{
+		"faults    crash after-commit=0.05; mail errors 0.1; clients resend after an unknown outcome with p=0.5; then a liveness phase without faults",
+		"promise   at-most-once", "fired", "crashes ", "after-commit ", "send errors ", "client resends ",
+		"accounting", "lost ", "in a crash ", "duplicated ", "unexpected ", "recovered ", "liveness", "faults off after",
+		"(faults fired and the strategy does not promise at-least-once)",
+	} {
+		assert.Contains(t, out, want)
+	}
+	assert.NotContains(t, out, "rerun:", "only a failing run says how to rerun it")
+
+	buf.Reset()
+	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
+	out = buf.String()
+	for _, want := range []string{"promise", "crashes", "lost", "in a crash / send failed", "duplicated", "resends / dedup hits",
+		"unexpected", "recovered", "pending when faults stopped", "still pending after drain", "faults: crash after-commit=0.05"} {
+		assert.Contains(t, out, want)
+	}
+	assert.Regexp(t, `promise\s+at-most-once\s+at-least-once \+ at-most-once`, out)
+
+	buf.Reset()
+	require.NoError(t, sim.WriteComparison(&buf, comparedReports(t), nil))
+	assert.NotContains(t, buf.String(), "in a crash", "no accounting rows without faults")
+}
+
+func TestJSONHasTheFaultFields(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, sim.WriteJSON(&buf, faultyReports(t), nil))
+	var out struct {
+		Runs []map[string]any `json:"runs"`
+	}
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &out))
+	for _, path := range []string{
+		"config.crash.after_commit", "config.conflict_rate", "config.mail_error_rate", "config.mail_timeout_ns", "config.timeout_delivered",
+		"config.client_retry", "config.bad_input", "config.rendezvous", "config.handler_attempts", "config.handler_backoff_ns",
+		"config.dedup", "config.require.no_loss", "config.workload",
+		"counts.events_lost", "counts.client_resends", "counts.client_resolved", "counts.bad_orders", "counts.forced_conflicts",
+		"faults.crashes.total", "faults.crashes.after_commit", "faults.forced_conflicts", "faults.send_errors", "faults.timeouts",
+		"faults.timeouts_delivered", "faults.handler_retries", "faults.client_resends", "faults.bad_orders", "faults.bad_batches",
+		"accounting.committed", "accounting.delivered", "accounting.lost", "accounting.lost_in_crash", "accounting.lost_send_failed",
+		"accounting.lost_other", "accounting.duplicated", "accounting.resends", "accounting.unexpected", "accounting.recovered",
+		"accounting.false_out_of_stock", "accounting.pending", "accounting.liveness.pending_at_start",
+		"accounting.liveness.still_pending", "accounting.by_kind", "promise.no_loss", "promise.no_duplicate", "promise.delivered",
+		"command", "strategy.lives",
+	} {
+		var v any = out.Runs[0]
+		for _, k := range strings.Split(path, ".") {
+			m, ok := v.(map[string]any)
+			require.True(t, ok, "%s: %v is not an object", path, v)
+			v, ok = m[k]
+			require.True(t, ok, "field %s missing from the JSON report", path)
+		}
+	}
+	assert.Equal(t, "go run ./cmd/simulate -strategy outbox -skus 3 -orders 300 -warmup 20 -workers 3 -mailer-latency 0s -crash after-commit=0.05 -mail-errors 0.1 -client-retry 0.5",
+		out.Runs[1]["command"])
 }

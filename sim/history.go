@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +24,7 @@ const (
 	Rejected                      // invalid order, unknown sku or conflicting quantity: nothing committed
 	Exhausted                     // gave up after the retry budget of version conflicts: nothing committed
 	Failed                        // any other error
-	Unknown                       // the client crashed before it learned the outcome
+	Unknown                       // the process died before the client learned the outcome
 	Dropped                       // open model: never sent, the backlog was full
 )
 
@@ -42,15 +43,20 @@ func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil 
 // OrderOp is one order as its client saw it. Times are since the run started; in the open model
 // Start is when the order was due, not when a worker picked it up.
 type OrderOp struct {
-	ID         string        `json:"id"`
-	SKU        string        `json:"sku"`
-	Qty        int           `json:"qty"`
-	Worker     int           `json:"worker"` // -1: never reached a worker
-	Outcome    Outcome       `json:"outcome"`
-	Batch      string        `json:"batch,omitempty"`
-	PublishErr bool          `json:"publish_error,omitempty"` // committed, but dispatching its events failed
-	Start      time.Duration `json:"start_ns"`
-	End        time.Duration `json:"end_ns"`
+	ID         string  `json:"id"`
+	SKU        string  `json:"sku"`
+	Qty        int     `json:"qty"`
+	Worker     int     `json:"worker"` // -1: never reached a worker
+	Outcome    Outcome `json:"outcome"`
+	Batch      string  `json:"batch,omitempty"`
+	PublishErr bool    `json:"publish_error,omitempty"` // committed, but dispatching its events failed
+	// Resent is how many times the client sent the order again after an unknown outcome
+	// (Config.ClientRetry); Outcome is what the last attempt saw.
+	Resent int `json:"resent,omitempty"`
+	// Bad is the defect of an invalid order (Config.BadInput): what was sent is not SKU and Qty.
+	Bad   Defect        `json:"bad,omitempty"`
+	Start time.Duration `json:"start_ns"`
+	End   time.Duration `json:"end_ns"`
 }
 
 // EventState is what became of an event the domain raised.
@@ -76,6 +82,43 @@ func (s EventState) String() string {
 // MarshalText makes states readable in JSON.
 func (s EventState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// EventKind is the type of an event, as far as the accounting needs to tell them apart.
+type EventKind uint8
+
+// Event kinds. An OutOfStock is delivered when it is mailed; any other event when its handler
+// (a publication) completed.
+const (
+	KindUnknown EventKind = iota // not seen committed: its type is not recorded
+	KindOutOfStock
+	KindAllocated
+	KindDeallocated
+	KindOther
+)
+
+var kindNames = [...]string{"?", "OutOfStock", "Allocated", "Deallocated", "other"}
+
+func (k EventKind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// MarshalText makes kinds readable in JSON.
+func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+func kindOf(e domain.Event) EventKind {
+	switch e.(type) {
+	case domain.OutOfStock:
+		return KindOutOfStock
+	case domain.Allocated:
+		return KindAllocated
+	case domain.Deallocated:
+		return KindDeallocated
+	}
+	return KindOther
+}
+
 // EventOp is one event the domain raised, with the ID the unit of work stamped on it:
 // "e<worker>-<seq>", from the worker's own sequence.
 type EventOp struct {
@@ -83,16 +126,43 @@ type EventOp struct {
 	Order       string        `json:"order"` // the order whose unit of work raised it
 	Worker      int           `json:"worker"`
 	State       EventState    `json:"state"`
+	Kind        EventKind     `json:"kind"`
+	Unknown     bool          `json:"client_unknown,omitempty"` // the client of its request never learned the outcome
 	CommittedAt time.Duration `json:"committed_ns"`
 }
 
-// SendOp is one call to the mailer, recorded by the goroutine that made it.
+// SendOp is one call to the mailer (or, for events other than OutOfStock, to the publisher),
+// recorded by the goroutine that made it.
 type SendOp struct {
-	Event string        `json:"event"` // the ID of the event that caused the mail
-	Actor string        `json:"actor"` // "w3" worker, "h1" async handler, "r0" outbox relay sender
-	At    time.Duration `json:"at_ns"` // when Send returned
-	Took  time.Duration `json:"took_ns"`
-	Err   bool          `json:"error,omitempty"`
+	Event   string        `json:"event"` // the ID of the event that caused the mail
+	Actor   string        `json:"actor"` // "w3" worker, "h1" async handler, "r0" outbox relay sender
+	At      time.Duration `json:"at_ns"` // when Send returned
+	Took    time.Duration `json:"took_ns"`
+	Err     bool          `json:"error,omitempty"`
+	Timeout bool          `json:"timeout,omitempty"` // given up after the mailer's timeout: the sender does not know the outcome
+	// Accepted is what the mail server did: it took the mail (or recognised a repeat). For a
+	// timed-out send the sender saw an error either way; the simulator asks the server.
+	Accepted bool `json:"accepted,omitempty"`
+	Publish  bool `json:"publish,omitempty"` // a publication to the broker, not a mail
+}
+
+// Publication is one event the broker (the fake publisher) accepted, in order.
+type Publication struct {
+	Event   string `json:"event"`
+	Channel string `json:"channel"`
+}
+
+// ProductState is a product's version as the store holds it at the end of a run.
+type ProductState struct {
+	SKU     string `json:"sku"`
+	Version int    `json:"version"`
+}
+
+// BadBatch is one invalid batch the run tried to add (Config.BadInput), and what came back.
+type BadBatch struct {
+	What    string `json:"what"`
+	Err     string `json:"error"`   // empty: it was accepted, a violation
+	Changed bool   `json:"changed"` // the store changed: a violation
 }
 
 // Mail is one mail the mail server (the fake mailer) accepted, in delivery order.
@@ -118,25 +188,105 @@ type Totals struct {
 	UnknownQty    int64
 }
 
-// Promise is what a strategy guarantees about mails when nothing fails.
+// Promise is what a strategy guarantees about the events it dispatches. Check holds the run to it.
 type Promise struct {
-	Delivered   bool // every committed event that was not recorded discarded gets a mail
-	NoDuplicate bool // no event gets two mails
+	// Delivered: when no fault fired, every committed event not dropped on purpose is delivered.
+	Delivered bool `json:"delivered"`
+	// NoDuplicate (at-most-once): whatever fails, no event is mailed twice.
+	NoDuplicate bool `json:"no_duplicate"`
+	// NoLoss (at-least-once): whatever fails, every committed event is delivered once the run
+	// has drained (the liveness phase).
+	NoLoss bool `json:"no_loss"`
+}
+
+// Or is the promise that holds both p and o.
+func (p Promise) Or(o Promise) Promise {
+	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate, NoLoss: p.NoLoss || o.NoLoss}
+}
+
+// String names the promise: "at-least-once + at-most-once", "at-most-once", "at-least-once" or
+// "delivered without faults".
+func (p Promise) String() string {
+	var parts []string
+	if p.NoLoss {
+		parts = append(parts, "at-least-once")
+	}
+	if p.NoDuplicate {
+		parts = append(parts, "at-most-once")
+	}
+	if len(parts) == 0 {
+		if p.Delivered {
+			return "delivered without faults"
+		}
+		return "nothing"
+	}
+	return strings.Join(parts, " + ")
+}
+
+// ParsePromise parses the names of promises, comma separated: "no-loss" (at-least-once),
+// "no-duplicate" (at-most-once), "delivered"; "" or "none" is no promise.
+func ParsePromise(s string) (Promise, error) {
+	var p Promise
+	if s == "" || s == "none" {
+		return p, nil
+	}
+	for name := range strings.SplitSeq(s, ",") {
+		switch strings.TrimSpace(name) {
+		case "no-loss", "at-least-once":
+			p.NoLoss = true
+		case "no-duplicate", "at-most-once":
+			p.NoDuplicate = true
+		case "delivered":
+			p.Delivered = true
+		default:
+			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate or delivered)", name)
+		}
+	}
+	return p, nil
+}
+
+// flag renders the promise as ParsePromise reads it.
+func (p Promise) flag() string {
+	var names []string
+	if p.NoLoss {
+		names = append(names, "no-loss")
+	}
+	if p.NoDuplicate {
+		names = append(names, "no-duplicate")
+	}
+	if p.Delivered {
+		names = append(names, "delivered")
+	}
+	return strings.Join(names, ",")
 }
 
 // History is what a run observed from outside the code under test: every order (when recorded),
-// every event raised, every send, every mail accepted, and the store at the end. Check judges it.
+// every event raised, every send, every mail and publication accepted, every crash, and the store
+// at the end. Check judges it and Account counts it.
 type History struct {
-	Orders  []OrderOp // nil unless Config.Record
-	Events  []EventOp
-	Sends   []SendOp
-	Mails   []Mail
-	Batches []BatchState
-	Clients Totals
+	Orders    []OrderOp // nil unless Config.Record
+	Bad       []OrderOp // the invalid orders sent (Config.BadInput), always recorded
+	Events    []EventOp
+	Sends     []SendOp
+	Mails     []Mail
+	Published []Publication
+	DedupHits []string // the event IDs of the repeats the mailer recognised, in order
+	Crashes   []CrashOp
+	Batches   []BatchState
+	Products  []ProductState
+	// BadBatches are the invalid batches the run tried to add before the first order.
+	BadBatches []BadBatch
+	Clients    Totals
+	// Promise is what the run is held to: the strategy's promise and any the user required.
 	Promise Promise
 	// Drained is false when the run stopped before every committed event had its chance to be
-	// delivered (interrupted); undelivered events then count as pending, not missing.
+	// delivered (interrupted); undelivered events then count as pending, not lost.
 	Drained bool
+	// FaultsEnd is when the fault phase ended and the liveness phase (no faults, drain) began.
+	FaultsEnd time.Duration
+	// StillHeld is how many events the process still held when the run ended (outbox rows not
+	// marked done, events in the async queue): none once a run drained.
+	StillHeld int
 }
 
 // Digest hashes the history's outcomes (not its timings) in a canonical order, so two runs that
@@ -154,17 +304,29 @@ func (h *History) Digest() string {
 	orders := slices.Clone(h.Orders)
 	slices.SortFunc(orders, func(a, b OrderOp) int { return compareIDs(a.ID, b.ID) })
 	for _, o := range orders {
-		put("order", o.ID, o.SKU, strconv.Itoa(o.Qty), o.Outcome.String(), o.Batch, strconv.FormatBool(o.PublishErr))
+		put("order", o.ID, o.SKU, strconv.Itoa(o.Qty), o.Outcome.String(), o.Batch, strconv.FormatBool(o.PublishErr),
+			strconv.Itoa(o.Resent), o.Bad.String())
 	}
 	events := slices.Clone(h.Events)
 	slices.SortFunc(events, func(a, b EventOp) int { return compareIDs(a.ID, b.ID) })
 	for _, e := range events {
-		put("event", e.ID, e.Order, e.State.String())
+		put("event", e.ID, e.Order, e.State.String(), e.Kind.String(), strconv.FormatBool(e.Unknown))
+	}
+	for _, c := range h.Crashes {
+		put("crash", c.Point.String(), c.Actor, strings.Join(c.Carried, " "), strings.Join(c.InFlight, " "))
 	}
 	mails := slices.Clone(h.Mails)
 	slices.SortStableFunc(mails, func(a, b Mail) int { return compareIDs(a.Event, b.Event) })
 	for _, m := range mails {
 		put("mail", m.Event, m.To, m.Body)
+	}
+	published := slices.Clone(h.Published)
+	slices.SortStableFunc(published, func(a, b Publication) int { return compareIDs(a.Event, b.Event) })
+	for _, p := range published {
+		put("published", p.Event, p.Channel)
+	}
+	for _, p := range h.Products {
+		put("product", p.SKU, strconv.Itoa(p.Version))
 	}
 	for _, b := range h.Batches {
 		put("batch", b.Ref, b.SKU, strconv.Itoa(b.Purchased))

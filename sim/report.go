@@ -42,8 +42,12 @@ type Report struct {
 	Model        *Model        `json:"model,omitempty"` // closed sync runs only
 	Little       Little        `json:"little"`
 	Memory       Memory        `json:"memory"`
+	Faults       FaultReport   `json:"faults"`     // how often each fault fired
+	Accounting   Accounting    `json:"accounting"` // what became of the events, from the history
+	Promise      Promise       `json:"promise"`    // what the run was held to: the strategy's promise and -require
 	Invariants   []Invariant   `json:"invariants"`
-	OK           bool          `json:"ok"` // every invariant held
+	OK           bool          `json:"ok"`      // every invariant held
+	Command      string        `json:"command"` // the command line that runs this configuration again
 
 	// History is everything the run observed, for accounting; not part of the JSON.
 	History *History `json:"-"`
@@ -59,20 +63,25 @@ type Counts struct {
 	Rejected         int64 `json:"rejected"`           // invalid, unknown sku, conflicting quantity
 	Failed           int64 `json:"failed"`             // any other error, exhausted retries included
 	Exhausted        int64 `json:"retries_exhausted"`  // gave up after the retry budget
-	Unknown          int64 `json:"unknown"`            // the client crashed before it learned the outcome
+	Unknown          int64 `json:"unknown"`            // the process died before the client learned the outcome
+	Resends          int64 `json:"client_resends"`     // orders sent again, same id, after an unknown outcome
+	Resolved         int64 `json:"client_resolved"`    // orders whose outcome a resend learned
+	Bad              int64 `json:"bad_orders"`         // invalid orders sent (Config.BadInput)
 	Dropped          int64 `json:"dropped"`            // open model: never sent, backlog full
 	Late             int64 `json:"late"`               // open model, measured: started later than late_after after due
 	PublishErrors    int64 `json:"publish_errors"`     // committed, but handing events over failed
 	Conflicts        int64 `json:"version_conflicts"`  // commits refused for a concurrent update
 	Retries          int64 `json:"retries"`            // units of work run again after a conflict
-	Crashes          int64 `json:"crashes"`            // simulated crashes, all goroutines
+	Forced           int64 `json:"forced_conflicts"`   // of the conflicts, forced by the fault plan
+	Crashes          int64 `json:"crashes"`            // crashes of the simulated process
 	EventsRaised     int64 `json:"events_raised"`      // events stamped with an ID, committed or not
 	EventsCommitted  int64 `json:"events_committed"`   // of them, committed
 	EventsRolledBack int64 `json:"events_rolled_back"` // raised in a unit of work that did not commit
 	EventsDiscarded  int64 `json:"events_discarded"`   // committed, dropped by a full async queue
 	EventsAbandoned  int64 `json:"events_abandoned"`   // committed, never handed over (run stopped)
-	EventsDelivered  int64 `json:"events_delivered"`   // committed events the mail server accepted a mail for
-	EventsPending    int64 `json:"events_pending"`     // committed, not discarded, not delivered at the end
+	EventsDelivered  int64 `json:"events_delivered"`   // committed events mailed (OutOfStock) or published (others)
+	EventsLost       int64 `json:"events_lost"`        // committed, not discarded, never delivered once the run drained
+	EventsPending    int64 `json:"events_pending"`     // committed, not discarded, not delivered when an interrupted run stopped
 	Sends            int64 `json:"sends"`              // calls to the mailer
 	SendErrors       int64 `json:"send_errors"`        // of them, failed
 	Mails            int64 `json:"mails"`              // mails the mail server accepted
@@ -92,6 +101,71 @@ func (c *Counts) add(o Counts) {
 	c.Late += o.Late
 	c.PublishErrors += o.PublishErrors
 	c.Retries += o.Retries
+	c.Forced += o.Forced
+	c.Resends += o.Resends
+	c.Resolved += o.Resolved
+	c.Bad += o.Bad
+}
+
+// FaultReport is how often each fault fired in a run.
+type FaultReport struct {
+	Crashes           CrashCounts `json:"crashes"`            // crashes of the process, by point
+	ForcedConflicts   int64       `json:"forced_conflicts"`   // commits the plan made conflict
+	SendErrors        int64       `json:"send_errors"`        // sends the mailer failed on purpose
+	Timeouts          int64       `json:"timeouts"`           // sends given up after -mail-timeout
+	TimeoutsDelivered int64       `json:"timeouts_delivered"` // of them, accepted by the mail server anyway
+	HandlerRetries    int64       `json:"handler_retries"`    // sends that repeated a failed send of the same event (sync-retry, the outbox relay)
+	ClientResends     int64       `json:"client_resends"`     // orders sent again after an unknown outcome
+	BadOrders         int64       `json:"bad_orders"`         // invalid orders sent
+	BadBatches        int         `json:"bad_batches"`        // invalid batches tried before the first order
+}
+
+// CrashCounts counts crashes by point.
+type CrashCounts struct {
+	Total        int `json:"total"`
+	BeforeCommit int `json:"before_commit"`
+	AfterCommit  int `json:"after_commit"`
+	AfterHandler int `json:"after_handler"`
+	AfterDeliver int `json:"after_deliver"`
+	RelaySent    int `json:"relay_sent"`
+}
+
+// CountCrashes counts the crashes of a history by point.
+func CountCrashes(crashes []CrashOp) CrashCounts {
+	var c CrashCounts
+	for _, op := range crashes {
+		c.Total++
+		switch op.Point {
+		case BeforeCommit:
+			c.BeforeCommit++
+		case AfterCommit:
+			c.AfterCommit++
+		case AfterHandler:
+			c.AfterHandler++
+		case AfterDeliver:
+			c.AfterDeliver++
+		case RelaySent:
+			c.RelaySent++
+		}
+	}
+	return c
+}
+
+// At returns the count at p.
+func (c CrashCounts) At(p Point) int {
+	switch p {
+	case BeforeCommit:
+		return c.BeforeCommit
+	case AfterCommit:
+		return c.AfterCommit
+	case AfterHandler:
+		return c.AfterHandler
+	case AfterDeliver:
+		return c.AfterDeliver
+	case RelaySent:
+		return c.RelaySent
+	}
+	return 0
 }
 
 // Throughput is orders per second in the measured window.
@@ -259,7 +333,6 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 		rep.Counts.add(w.counts)
 		mailed += w.mailed
 		lastEnd = max(lastEnd, w.lastEnd)
-		rep.Counts.Crashes += int64(w.crashes)
 	}
 	rep.Drain = max(end-max(lastEnd, lastOrder), 0)
 	c := &rep.Counts
@@ -284,12 +357,12 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	rep.GeneratorLag = genLag.Dist()
 	rep.StartDelay = delay.Dist()
 
-	r.countEvents(&rep)
 	st := r.mailer.Stats()
 	rep.Mailer = MailerReport{Requested: cfg.Mailer, Achieved: st.MeanLatency(), MaxSend: st.LatencyMax, Delayed: int64(st.Delayed)}
 	c.DedupHits = int64(st.DedupHits)
 	rep.Strategy = r.strategy.Stats()
-	c.Crashes += rep.Strategy.Crashes
+	rep.Faults = FaultReport{ForcedConflicts: c.Forced, SendErrors: int64(st.Failed), Timeouts: int64(st.TimedOut),
+		TimeoutsDelivered: int64(st.TimedOutDelivered), ClientResends: c.Resends, BadOrders: c.Bad, BadBatches: len(r.badBatches)}
 
 	if cfg.Model == Closed && cfg.Strategy == Sync && lat.Count() > 0 {
 		n := lat.Count()
@@ -301,55 +374,43 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	return rep
 }
 
-// countEvents joins the workers' event logs with every send and every mail accepted.
-func (r *run) countEvents(rep *Report) {
-	c := &rep.Counts
-	index := newIDIndex() // event ID -> 1 + position in all
-	var all []*EventOp
-	for _, w := range r.workers {
-		for i := range w.events {
-			e := &w.events[i]
-			all = append(all, e)
-			index.add(e.ID, len(all))
-			c.EventsRaised++
-			switch e.State {
-			case RolledBack:
-				c.EventsRolledBack++
-			case Discarded:
-				c.EventsDiscarded++
-				c.EventsCommitted++
-			case Abandoned:
-				c.EventsAbandoned++
-				c.EventsCommitted++
-			default:
-				c.EventsCommitted++
-			}
-		}
-	}
-	mails := r.mailer.Mails()
-	c.Mails = int64(len(mails))
-	delivered := make([]bool, len(all))
-	for _, m := range mails {
-		if m.Cause == nil {
-			continue
-		}
-		if i := index.get(m.Cause.Identity().ID) - 1; i >= 0 && !delivered[i] && all[i].State != RolledBack {
-			delivered[i] = true
-			c.EventsDelivered++
-		}
-	}
-	for i, e := range all {
-		if !delivered[i] && (e.State == Committed || e.State == Abandoned) {
-			c.EventsPending++
+// countEvents fills the event counts from the accounting, and the delivery lag, the crashes and
+// the handler retries from the history.
+func (r *run) countEvents(rep *Report, h *History) {
+	c, a := &rep.Counts, rep.Accounting
+	c.Crashes = int64(len(h.Crashes))
+	rep.Faults.Crashes = CountCrashes(h.Crashes)
+	c.EventsCommitted = int64(a.Committed)
+	c.EventsDelivered = int64(a.Delivered)
+	c.EventsDiscarded = int64(a.Discarded)
+	c.EventsLost = int64(a.Lost)
+	c.EventsPending = int64(a.Pending)
+	c.Mails = int64(len(h.Mails))
+	index := newIDIndex() // event ID -> 1 + position in h.Events
+	for i, e := range h.Events {
+		index.add(e.ID, i+1)
+		c.EventsRaised++
+		switch e.State {
+		case RolledBack:
+			c.EventsRolledBack++
+		case Abandoned:
+			c.EventsAbandoned++
 		}
 	}
 	lag := NewHistogram()
-	sent := make([]bool, len(all))
+	sent := make([]bool, len(h.Events))
 	for _, a := range r.allActors() {
+		failed := map[string]bool{}
 		for _, s := range a.sends {
 			c.Sends++
+			if failed[s.Event] {
+				rep.Faults.HandlerRetries++
+			}
+			failed[s.Event] = s.Err
 			if s.Err {
 				c.SendErrors++
+			}
+			if !s.Accepted {
 				continue
 			}
 			i := index.get(s.Event) - 1
@@ -357,7 +418,7 @@ func (r *run) countEvents(rep *Report) {
 				continue
 			}
 			sent[i] = true
-			if e := all[i]; e.State != RolledBack && int64(e.CommittedAt) >= r.win.start.Load() {
+			if e := h.Events[i]; e.State != RolledBack && int64(e.CommittedAt) >= r.win.start.Load() {
 				lag.Record(s.At - e.CommittedAt)
 			}
 		}
@@ -377,9 +438,11 @@ func (r *run) allActors() []*actor {
 
 // history assembles what the run observed. It is called once every goroutine has returned.
 func (r *run) history(drained bool) *History {
-	h := &History{Promise: r.strategy.Promise(), Drained: drained}
+	h := &History{Promise: r.strategy.Promise().Or(r.cfg.Require), Drained: drained, FaultsEnd: r.faultsEnd,
+		Crashes: r.life.crashes, BadBatches: r.badBatches, DedupHits: r.mailer.DedupHits()}
 	for _, w := range r.workers {
 		h.Events = append(h.Events, w.events...)
+		h.Bad = append(h.Bad, w.bad...)
 		h.Clients.Orders += w.totals.Orders
 		h.Clients.Qty += w.totals.Qty
 		h.Clients.UnknownOrders += w.totals.UnknownOrders
@@ -404,12 +467,17 @@ func (r *run) history(drained bool) *History {
 		}
 		h.Mails = append(h.Mails, Mail{Event: id, To: m.To, Body: m.Body})
 	}
+	for _, p := range r.publisher.Published() {
+		h.Published = append(h.Published, Publication{Event: p.Event.Identity().ID, Channel: p.Channel})
+	}
 	for _, sku := range r.store.SKUs() {
 		p, _ := r.store.Product(sku)
+		h.Products = append(h.Products, ProductState{SKU: sku, Version: p.VersionNumber})
 		for _, b := range p.Batches {
 			h.Batches = append(h.Batches, BatchState{Ref: b.Reference, SKU: b.SKU, Purchased: b.PurchasedQuantity(), Lines: b.Lines()})
 		}
 	}
+	h.StillHeld = r.strategy.Stats().Pending
 	return h
 }
 

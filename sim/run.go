@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -31,6 +32,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return Report{}, err
 	}
 	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults}
+	if r.faults == nil && cfg.Crash.Any() {
+		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
+	}
 	if err := r.setup(ctx); err != nil {
 		return Report{}, err
 	}
@@ -39,13 +43,20 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 // run is one simulation: the stack under test and everything the simulator keeps about it.
 type run struct {
-	cfg      Config
-	plan     *Plan
-	faults   Faults
-	store    *fakes.Store
-	mailer   *fakes.Mailer
-	bus      *service.Bus
-	strategy Strategy
+	cfg       Config
+	plan      *Plan
+	faults    Faults // the crash plan, nil without crashes
+	store     *fakes.Store
+	mailer    *fakes.Mailer
+	publisher *fakes.Publisher
+	bus       *service.Bus
+	strategy  Strategy
+
+	runCtx     context.Context // ends when the run is interrupted
+	life       life            // the process's lives and crashes
+	faultsOff  atomic.Bool     // the liveness phase began
+	faultsEnd  time.Duration
+	badBatches []BadBatch
 
 	start   time.Time
 	stopped atomic.Bool
@@ -71,14 +82,29 @@ type schedLog struct {
 func (r *run) setup(ctx context.Context) error {
 	cfg := r.cfg
 	r.strategy = strategies[cfg.Strategy](cfg)
-	opts := append([]fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed))}, r.strategy.MailerOptions()...)
-	r.mailer = fakes.NewMailer(opts...)
+	opts := []fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed))}
+	if cfg.MailErrors > 0 {
+		opts = append(opts, fakes.WithErrorRate(cfg.MailErrors))
+	}
+	if cfg.MailTimeout > 0 {
+		opts = append(opts, fakes.WithTimeout(cfg.MailTimeout, cfg.TimeoutDelivered))
+	}
+	r.mailer = fakes.NewMailer(append(opts, r.strategy.MailerOptions()...)...)
+	r.publisher = fakes.NewPublisher()
+	r.life.on = r.faults != nil
+	r.life.live = map[string]struct{}{}
+	var mw []service.Middleware
+	if r.life.on {
+		mw = append(mw, r.afterHandler) // outermost: after the handler and its retries
+	}
+	mw = append(mw, r.strategy.Middleware()...)
 	var busOpts []service.BusOption
-	if r.faults != nil {
-		busOpts = append(busOpts, service.WithMiddleware(r.afterHandler))
+	if len(mw) > 0 {
+		busOpts = append(busOpts, service.WithMiddleware(mw...))
 	}
 	r.bus = service.NewBus(busOpts...)
 	service.Subscribe(r.bus, service.NotifyOutOfStock(recorder{r}))
+	service.Subscribe(r.bus, service.PublishAllocated(recorder{r}))
 	r.store = fakes.NewStore()
 	seeder := service.NewUnitOfWork(r.store, r.bus)
 	for _, b := range r.plan.Batches {
@@ -86,16 +112,75 @@ func (r *run) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	if r.faults != nil {
-		// The crash points before and after commit. Without faults the dispatcher, which runs
-		// after every commit that carried events, records the commits: two hooks per order less.
-		r.store.SetBeforeCommit(r.beforeCommit)
-		r.store.SetAfterCommit(r.afterCommit)
+	if cfg.BadInput > 0 {
+		r.badBatches = tryBadBatches(ctx, seeder, r.store, r.plan)
+	}
+	var hooks []fakes.Hook
+	if cfg.Rendezvous > 0 {
+		hooks = append(hooks, fakes.NewRendezvous(cfg.Rendezvous).Wait)
+	}
+	if cfg.ConflictRate > 0 {
+		hooks = append(hooks, r.forceConflict)
+	}
+	if len(hooks) > 0 { // set after seeding: the seeding commits must not wait or conflict
+		r.store.SetBeforeCommit(func(ctx context.Context, skus []string) {
+			for _, h := range hooks {
+				h(ctx, skus)
+			}
+		})
+	}
+	var store service.Store = r.store
+	if r.life.on {
+		store = crashStore{r: r, store: r.store}
 	}
 	for i := range cfg.Workers {
-		r.workers = append(r.workers, r.newWorker(i))
+		r.workers = append(r.workers, r.newWorker(i, store))
 	}
 	return nil
+}
+
+// tryBadBatches adds invalid batches through the service, each of which must be refused with
+// nothing stored, and records what came back.
+func tryBadBatches(ctx context.Context, uow service.UnitOfWork, store *fakes.Store, plan *Plan) []BadBatch {
+	first, other := plan.Batches[0], plan.Batches[len(plan.Batches)-1]
+	tries := []struct {
+		what          string
+		ref, sku      string
+		qty           int
+		differentSKUs bool
+	}{
+		{what: "duplicate reference, same sku", ref: first.Ref, sku: first.SKU, qty: 10},
+		{what: "duplicate reference, another sku", ref: other.Ref, sku: first.SKU, qty: 10},
+		{what: "duplicate reference, new sku", ref: first.Ref, sku: "NEW-SKU", qty: 10},
+		{what: "empty reference", ref: "", sku: first.SKU, qty: 10},
+		{what: "empty sku", ref: "BAD-1", sku: "", qty: 10},
+		{what: "negative quantity", ref: "BAD-2", sku: first.SKU, qty: -1},
+		{what: "huge quantity", ref: "BAD-3", sku: first.SKU, qty: domain.MaxQty + 1},
+	}
+	var out []BadBatch
+	for _, t := range tries {
+		before := storeState(store)
+		err := service.AddBatch(ctx, uow, t.ref, t.sku, t.qty, time.Time{})
+		b := BadBatch{What: t.what, Changed: storeState(store) != before}
+		if err != nil {
+			b.Err = err.Error()
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// storeState summarises what the store holds: its skus, revisions and batch references.
+func storeState(store *fakes.Store) string {
+	var sb strings.Builder
+	for _, sku := range store.SKUs() {
+		p, _ := store.Product(sku)
+		fmt.Fprintf(&sb, "%s@%d:", sku, store.Revision(sku))
+		for _, b := range p.Batches {
+			fmt.Fprintf(&sb, "%s/%d/%d,", b.Reference, b.PurchasedQuantity(), b.AllocatedQuantity())
+		}
+	}
+	return sb.String()
 }
 
 func (r *run) execute(ctx context.Context) (Report, error) {
@@ -107,8 +192,11 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 
 	r.win.start.Store(-1)
 	r.win.end.Store(-1)
+	r.runCtx = runCtx
+	first := r.newIncarnation(runCtx, 0)
+	r.life.cur.Store(first)
 	r.start = time.Now()
-	if err := r.strategy.Start(runCtx, r); err != nil {
+	if err := r.strategy.Start(first.ctx, r); err != nil {
 		return Report{}, err
 	}
 	mon := startMonitor(r)
@@ -119,6 +207,9 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 	lastOrder := r.now()
 	mon.windowDone()
+	// The liveness phase: no more faults, and what the process still holds drains.
+	r.endFaults()
+	r.faultsEnd = r.now()
 	r.strategy.Stop()
 	end := r.now()
 	mon.stop()
@@ -128,6 +219,9 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Memory = memoryReport(before, after, mon.peakHeap.Load(), rep.Counts.Sent, r.historyBytes())
 	rep.Little = littleCheck(rep, r.cfg, mon.meanInFlight())
 	h := r.history(ctx.Err() == nil)
+	rep.Promise = h.Promise
+	rep.Accounting = Account(h)
+	r.countEvents(&rep, h)
 	rep.Invariants = Check(h)
 	rep.OK = true
 	for _, inv := range rep.Invariants {
@@ -136,6 +230,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	if r.cfg.Record {
 		rep.HistoryDigest = h.Digest()
 	}
+	rep.Command = r.cfg.Command()
 	rep.History = h
 	return rep, nil
 }
@@ -147,10 +242,10 @@ func (r *run) now() time.Duration { return time.Since(r.start) }
 // actor is one goroutine of the simulated process, with its own log: no lock on the hot path.
 type actor struct {
 	name      string
-	w         *worker // nil unless the actor is a worker
+	w         *worker                     // nil unless the actor is a worker
+	inc       atomic.Pointer[incarnation] // the life of the process it belongs to
 	sends     []SendOp
 	sendCount int
-	crashes   int
 }
 
 type actorKey struct{}
@@ -160,20 +255,33 @@ func actorOf(ctx context.Context) *actor {
 	return a
 }
 
-// Actor implements Host.
+// Actor implements Host. The actor belongs to the live process.
 func (r *run) Actor(ctx context.Context, name string) context.Context {
-	a := &actor{name: name}
+	inc := r.life.cur.Load()
+	a := &actor{name: name + inc.suffix()}
+	a.inc.Store(inc)
 	r.mu.Lock()
 	r.actors = append(r.actors, a)
 	r.mu.Unlock()
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// Deliver implements Host.
-func (r *run) Deliver(ctx context.Context, e domain.Event) error { return r.bus.Handle(ctx, e) }
+// Deliver implements Host. When it returns the attempt is over: delivered, or given up (a failed
+// send is not tried again unless a handler retries it inside), so the event is no longer held in
+// memory on its account.
+func (r *run) Deliver(ctx context.Context, e domain.Event) error {
+	err := r.bus.Handle(ctx, e)
+	r.release(e.Identity().ID)
+	return err
+}
 
 // Discarded implements Host.
-func (r *run) Discarded(ctx context.Context, e domain.Event) { r.setState(ctx, e, Discarded) }
+func (r *run) Discarded(ctx context.Context, e domain.Event) bool {
+	return r.Step(ctx, func() {
+		r.setState(ctx, e, Discarded)
+		r.release(e.Identity().ID)
+	})
+}
 
 // Abandoned implements Host.
 func (r *run) Abandoned(ctx context.Context, e domain.Event) { r.setState(ctx, e, Abandoned) }
@@ -190,71 +298,74 @@ func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
 func (r *run) Store() *fakes.Store { return r.store }
 
 // Crash implements Host.
-func (r *run) Crash(ctx context.Context, p Point) bool {
-	if r.faults == nil {
-		return false
-	}
-	a := actorOf(ctx)
-	if a == nil {
-		return false
-	}
-	return r.faults.Crash(p, a.name)
-}
+func (r *run) Crash(ctx context.Context, p Point) bool { return r.crashAt(ctx, p, nil) }
 
+// afterHandler is the crash point after each handler, on whichever goroutine runs the bus.
 func (r *run) afterHandler(next service.HandlerFunc) service.HandlerFunc {
 	return func(ctx context.Context, e domain.Event) error {
 		err := next(ctx, e)
-		if a := actorOf(ctx); a != nil && r.faults.Crash(AfterHandler, a.name) {
-			a.crashes++
+		if r.crashAt(ctx, AfterHandler, nil) {
 			return errCrashed
 		}
 		return err
 	}
 }
 
-func (r *run) beforeCommit(ctx context.Context, _ []string) {
+// forceConflict is the store's before-commit hook that touches the products a commit would
+// store on ConflictRate of commits, as another writer would have: the commit then conflicts.
+func (r *run) forceConflict(ctx context.Context, skus []string) {
 	a := actorOf(ctx)
-	if a == nil || a.w == nil {
+	if a == nil || a.w == nil || r.faultsOff.Load() {
 		return
 	}
-	w := a.w
-	w.txFrom, w.txTo, w.markFrom = w.markFrom, len(w.events), len(w.events)
-	if r.faults != nil && r.faults.Crash(BeforeCommit, a.name) {
-		panic(crashed{BeforeCommit})
+	if w := a.w; w.faultRNG.Float64() < r.cfg.ConflictRate {
+		for _, sku := range skus {
+			r.store.Touch(sku)
+		}
+		w.counts.Forced++
 	}
 }
 
-func (r *run) afterCommit(ctx context.Context, _ []string) {
-	a := actorOf(ctx)
-	if a == nil || a.w == nil {
-		return
-	}
-	w := a.w
-	at := r.now()
-	for i := w.txFrom; i < w.txTo; i++ {
-		w.events[i].State, w.events[i].CommittedAt = Committed, at
-	}
-	if r.faults != nil && r.faults.Crash(AfterCommit, a.name) {
-		panic(crashed{AfterCommit})
-	}
-}
-
-// recorder is the mailer the bus's handler sends through: the fake mailer, plus a record of
-// every send in the log of the goroutine that made it.
+// recorder is the mailer and the publisher the bus's handlers send through: the fakes, plus a
+// record of every send in the log of the goroutine that made it. A send is a step of the sender's
+// process: a goroutine whose process died cannot send (it panics, as it unwinds a request).
 type recorder struct{ r *run }
 
 func (m recorder) Send(ctx context.Context, mail service.Mail) error {
-	start := m.r.now()
-	err := m.r.mailer.Send(ctx, mail)
-	if a := actorOf(ctx); a != nil {
-		end := m.r.now()
-		var id string
-		if mail.Cause != nil {
-			id = mail.Cause.Identity().ID
-		}
-		a.sendCount++
-		a.sends = append(a.sends, SendOp{Event: id, Actor: a.name, At: end, Took: end - start, Err: err != nil})
+	return m.record(ctx, mail.Cause, false, func() error { return m.r.mailer.Send(ctx, mail) })
+}
+
+func (m recorder) Publish(ctx context.Context, channel string, e domain.Event) error {
+	return m.record(ctx, e, true, func() error { return m.r.publisher.Publish(ctx, channel, e) })
+}
+
+func (m recorder) record(ctx context.Context, cause domain.Event, publish bool, send func() error) error {
+	r := m.r
+	a := actorOf(ctx)
+	if a == nil {
+		return send()
 	}
+	if !r.enter(a) {
+		panic(crashed{})
+	}
+	defer r.exit()
+	start := r.now()
+	err := send()
+	end := r.now()
+	var id string
+	if cause != nil {
+		id = cause.Identity().ID
+	}
+	op := SendOp{Event: id, Actor: a.name, At: end, Took: end - start, Err: err != nil, Accepted: err == nil, Publish: publish}
+	var te *fakes.TimeoutError
+	if errors.As(err, &te) {
+		op.Timeout, op.Accepted = true, te.Delivered
+	}
+	if op.Accepted {
+		r.release(id)
+	}
+	a.sendCount++
+	a.sends = append(a.sends, op)
 	return err
 }
 
@@ -262,19 +373,17 @@ func (m recorder) Send(ctx context.Context, mail service.Mail) error {
 // in it is touched only by its own goroutine, except the progress counters.
 type worker struct {
 	actor
-	id  int
-	run *run
-	ctx context.Context
-	uow *service.Transactor
-	rng *rand.Rand
+	id       int
+	run      *run
+	ctx      context.Context
+	uow      *service.Transactor
+	rng      *rand.Rand // backoff jitter
+	faultRNG *rand.Rand // forced conflicts and client retries
 
 	eventPrefix string
 	idBuf       []byte
 	events      []EventOp // index = event seq - 1
-	markFrom    int       // events before this were stamped for an earlier commit attempt
-	txFrom      int       // the events of the commit in progress: [txFrom, txTo)
-	txTo        int
-	current     string // ID of the order being served
+	current     string    // ID of the order being served
 
 	dispatch time.Duration // spent in Dispatch during the current request
 
@@ -285,6 +394,7 @@ type worker struct {
 	mailed        int64 // measured requests that sent at least one mail themselves
 	lastEnd       time.Duration
 	orders        []OrderOp
+	bad           []OrderOp
 
 	progress *progress
 }
@@ -294,11 +404,12 @@ type progress struct {
 	_             [48]byte // keep workers' counters on separate cache lines
 }
 
-func (r *run) newWorker(i int) *worker {
+func (r *run) newWorker(i int, store service.Store) *worker {
 	w := &worker{
 		id: i, run: r, eventPrefix: "e" + strconv.Itoa(i) + "-",
-		rng: rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
-		lat: NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
+		rng:      rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
+		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
+		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
 		progress: &progress{},
 	}
 	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
@@ -306,7 +417,7 @@ func (r *run) newWorker(i int) *worker {
 	// leaves no half-dispatched request behind.
 	base := service.WithIDs(context.Background(), w.nextEventID)
 	w.ctx = context.WithValue(base, actorKey{}, &w.actor)
-	w.uow = service.NewUnitOfWork(r.store, r.bus,
+	w.uow = service.NewUnitOfWork(store, r.bus,
 		service.WithRetries(r.cfg.Retries), service.WithBackoff(w.backoff), service.WithDispatcher(w.dispatchEvents))
 	return w
 }
@@ -336,11 +447,30 @@ func (w *worker) backoff(attempt int) time.Duration {
 	return ceiling/2 + time.Duration(w.rng.Int64N(int64(ceiling/2)))
 }
 
+// committed records that a commit stored the pending events of the seen products, and holds
+// them as in memory only unless the strategy stored them too. It returns their IDs.
+func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bool) []string {
+	var ids []string
+	for _, p := range seen {
+		for _, e := range p.Events {
+			id := e.Identity().ID
+			if op := w.event(id); op != nil {
+				op.State, op.Kind, op.CommittedAt = Committed, kindOf(e), at
+			}
+			if inMemory {
+				w.run.hold(id)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
 	at := w.run.now()
 	for _, e := range events {
 		if op := w.event(e.Identity().ID); op != nil && op.State == RolledBack {
-			op.State, op.CommittedAt = Committed, at // the after-commit hook did it already when there are faults
+			op.State, op.Kind, op.CommittedAt = Committed, kindOf(e), at // the crash store did it already when the process can crash
 		}
 	}
 	err := w.run.strategy.Dispatch(ctx, events)
@@ -359,11 +489,20 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	w.dispatch = 0
 	sends := w.sendCount
 	outcome, ref, publishErr := w.allocate(o)
+	resent := 0
+	for outcome == Unknown && resent < MaxResends && r.cfg.ClientRetry > 0 && w.faultRNG.Float64() < r.cfg.ClientRetry {
+		resent++ // the same order, same id: allocation is idempotent
+		outcome, ref, publishErr = w.allocate(o)
+	}
 	end := r.now()
 	w.progress.done.Add(1)
 
 	c := &w.counts
 	c.Sent++
+	c.Resends += int64(resent)
+	if resent > 0 && outcome != Unknown {
+		c.Resolved++
+	}
 	switch outcome {
 	case Allocated:
 		c.Allocated++
@@ -413,28 +552,47 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 		}
 		w.lastEnd = max(w.lastEnd, endAt)
 	}
-	if r.cfg.Record {
-		w.orders = append(w.orders, OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: w.id, Outcome: outcome,
-			Batch: ref, PublishErr: publishErr, Start: dueAt, End: endAt})
+	if r.cfg.Record || o.Bad != NoDefect {
+		op := OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: w.id, Outcome: outcome,
+			Batch: ref, PublishErr: publishErr, Resent: resent, Bad: o.Bad, Start: dueAt, End: endAt}
+		if r.cfg.Record {
+			w.orders = append(w.orders, op)
+		}
+		if o.Bad != NoDefect {
+			c.Bad++
+			w.bad = append(w.bad, op)
+		}
 	}
 }
 
+// allocate sends the order once. When the process dies under the request (a crash anywhere, or
+// the request's own), the client never learns the outcome: Unknown, and the events the attempt
+// raised are marked so.
 func (w *worker) allocate(o Order) (outcome Outcome, ref string, publishErr bool) {
-	crashes := w.crashes
+	r := w.run
+	var inc *incarnation
+	if r.life.on {
+		inc = r.life.cur.Load()
+		w.inc.Store(inc)
+	}
+	from := len(w.events)
 	defer func() {
 		if p := recover(); p != nil {
 			if _, ok := p.(crashed); !ok {
 				panic(p)
 			}
-			// The process died inside the request: nothing it held in memory survives.
-			w.crashes++
-			w.markFrom = len(w.events)
 			outcome, ref, publishErr = Unknown, "", false
 		}
+		if outcome == Unknown {
+			for i := from; i < len(w.events); i++ {
+				w.events[i].Unknown = true
+			}
+		}
 	}()
-	ref, err := service.Allocate(w.ctx, w.uow, o.ID, o.SKU, o.Qty)
-	if w.crashes > crashes {
-		return Unknown, "", false
+	orderID, sku, qty := o.Args()
+	ref, err := service.Allocate(w.ctx, w.uow, orderID, sku, qty)
+	if inc != nil && inc.isDead() {
+		return Unknown, "", false // the process died before the client had its answer
 	}
 	return classify(err), ref, errors.Is(err, service.ErrPublish)
 }

@@ -10,27 +10,35 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
 )
 
 // Strategy is what happens to events after the unit of work commits them. The run calls Start
-// once before the first order, Dispatch on a worker's goroutine inside each request whose commit
-// carried events (its time is the request's dispatch time), and Stop once after the last order.
+// before the first order and again after every crash (the restarted process), Dispatch on a
+// worker's goroutine inside each request whose commit carried events (its time is the request's
+// dispatch time), and Stop once after the last order and the end of the faults.
 //
 // A strategy never calls the mailer itself: it hands events to Host.Deliver, which runs the bus
 // and records every send against the goroutine's own log, so the history stays outside the code
 // under test. To add a strategy, write one and register it in strategies.
 type Strategy interface {
-	// Promise states what the strategy guarantees about mails when nothing fails.
+	// Promise states what the strategy guarantees; Check holds every run to it.
 	Promise() Promise
+	// Durable reports whether the events a commit carries are stored with it (an outbox), so
+	// that a crash cannot lose them. Events of other strategies live in memory until delivered.
+	Durable() bool
 	// MailerOptions are the options the strategy needs on the mailer (the outbox de-duplicates).
 	MailerOptions() []fakes.MailerOption
-	// Start starts the strategy's goroutines. ctx ends when the run is interrupted: goroutines
-	// must then stop at once, leaving what they hold undelivered.
+	// Middleware wraps the bus's handlers (sync-retry retries them).
+	Middleware() []service.Middleware
+	// Start starts the goroutines of one life of the process. ctx ends when that life ends (a
+	// crash) or the run is interrupted: they must then stop at once, leaving what they hold.
+	// After a crash Start is called again: the new goroutines start from nothing in memory.
 	Start(ctx context.Context, h Host) error
 	// Dispatch hands over the events one commit carried. ctx is the worker's.
 	Dispatch(ctx context.Context, events []domain.Event) error
-	// Stop waits until every event handed over has been delivered, or until the ctx given to
-	// Start ends, and then until every goroutine of the strategy has returned.
+	// Stop waits until every event handed over to the live process has been delivered, or until
+	// the ctx given to Start ends, and then until every goroutine of every life has returned.
 	Stop()
 	// Stats reports what the strategy saw; it is called after Stop.
 	Stats() StrategyStats
@@ -39,20 +47,27 @@ type Strategy interface {
 // Host is the run, as a strategy sees it.
 type Host interface {
 	// Actor returns the context of a new goroutine of the strategy, named like "h0": what it
-	// sends is recorded in its own log under that name, and fault points know who they hit.
+	// sends is recorded in its own log under that name, and crash points know who they hit.
 	Actor(ctx context.Context, name string) context.Context
 	// Deliver handles the event on the bus (which mails it) on behalf of the actor in ctx.
 	Deliver(ctx context.Context, e domain.Event) error
 	// Discarded records, on the worker's goroutine (ctx is Dispatch's), that a committed event
-	// was dropped on purpose and will never be mailed.
-	Discarded(ctx context.Context, e domain.Event)
+	// was dropped on purpose and will never be mailed. It reports false, recording nothing, when
+	// the worker's process has died.
+	Discarded(ctx context.Context, e domain.Event) bool
 	// Abandoned records, on the worker's goroutine, that a committed event was never handed over
 	// because the run was stopped first.
 	Abandoned(ctx context.Context, e domain.Event)
 	// Store is the run's store.
 	Store() *fakes.Store
-	// Crash reports whether the fault plan crashes the actor in ctx at p. Without faults, never.
+	// Crash asks the fault plan whether the process crashes where the actor in ctx stands, and
+	// if so crashes it and reports true: the actor's goroutine must then return at once.
 	Crash(ctx context.Context, p Point) bool
+	// Alive reports whether the process the actor in ctx belongs to is still the live one.
+	Alive(ctx context.Context) bool
+	// Step runs fn, a step the world outside can see (marking an outbox row done), only if the
+	// actor's process is alive, atomically with respect to crashes; it reports whether fn ran.
+	Step(ctx context.Context, fn func()) bool
 }
 
 // StrategyStats is what a strategy saw during a run. Fields that do not apply are zero.
@@ -63,15 +78,19 @@ type StrategyStats struct {
 	Blocked       time.Duration `json:"blocked_ns"`     // async, block: time requests spent waiting for room
 	Pending       int           `json:"pending"`        // events handed over but not delivered when the strategy stopped
 	HandlerErrors int64         `json:"handler_errors"` // deliveries that returned an error
-	Crashes       int64         `json:"crashes"`        // strategy goroutines that crashed at a fault point
+	Lives         int           `json:"lives"`          // times the strategy's goroutines were started: 1 + restarts after crashes
 }
 
 var strategies = map[string]func(Config) Strategy{
 	Sync: func(Config) Strategy { return &syncStrategy{} },
+	SyncRetry: func(c Config) Strategy {
+		return &syncStrategy{retry: &service.RetryPolicy{Attempts: c.HandlerAttempts, Base: c.HandlerBackoff,
+			Max: 64 * c.HandlerBackoff, Seed: uint64(c.Seed)}, timeouts: c.MailTimeout > 0 && c.TimeoutDelivered > 0}
+	},
 	Async: func(c Config) Strategy {
 		return &asyncStrategy{handlers: c.Handlers, queue: c.Queue, drop: c.WhenFull == Drop}
 	},
-	Outbox: func(c Config) Strategy { return &outboxStrategy{senders: c.Handlers} },
+	Outbox: func(c Config) Strategy { return &outboxStrategy{senders: c.Handlers, dedup: c.Dedup} },
 }
 
 // StrategyNames lists the strategies Config.Strategy accepts, sorted.
@@ -86,14 +105,38 @@ func StrategyNames() []string {
 
 func knownStrategy(name string) bool { _, ok := strategies[name]; return ok }
 
-// syncStrategy is the book's: the bus runs inside the request, on the worker's goroutine.
-type syncStrategy struct{ h Host }
+// syncStrategy is the book's: the bus runs inside the request, on the worker's goroutine. With
+// retry it is sync-retry.
+type syncStrategy struct {
+	retry    *service.RetryPolicy
+	timeouts bool // sends may time out and still be delivered
+	h        Host
+	lives    int
+}
 
-func (s *syncStrategy) Promise() Promise                      { return Promise{Delivered: true, NoDuplicate: true} }
-func (s *syncStrategy) MailerOptions() []fakes.MailerOption   { return nil }
-func (s *syncStrategy) Start(_ context.Context, h Host) error { s.h = h; return nil }
-func (s *syncStrategy) Stop()                                 {}
-func (s *syncStrategy) Stats() StrategyStats                  { return StrategyStats{} }
+// Promise: at most once, and everything delivered when nothing fails. A crash between commit and
+// dispatch, or a failed send, loses the event. Retrying a send that timed out but was delivered
+// mails it twice, so sync-retry promises at-most-once only without such timeouts.
+func (s *syncStrategy) Promise() Promise {
+	return Promise{Delivered: true, NoDuplicate: s.retry == nil || !s.timeouts}
+}
+func (s *syncStrategy) Durable() bool                       { return false }
+func (s *syncStrategy) MailerOptions() []fakes.MailerOption { return nil }
+func (s *syncStrategy) Middleware() []service.Middleware {
+	if s.retry == nil {
+		return nil
+	}
+	return []service.Middleware{service.Retry(*s.retry)}
+}
+func (s *syncStrategy) Start(_ context.Context, h Host) error {
+	if s.lives == 0 { // later lives start while workers read s.h
+		s.h = h
+	}
+	s.lives++
+	return nil
+}
+func (s *syncStrategy) Stop()                {}
+func (s *syncStrategy) Stats() StrategyStats { return StrategyStats{Lives: s.lives} }
 func (s *syncStrategy) Dispatch(ctx context.Context, events []domain.Event) error {
 	for _, e := range events {
 		if err := s.h.Deliver(ctx, e); err != nil {
@@ -103,72 +146,98 @@ func (s *syncStrategy) Dispatch(ctx context.Context, events []domain.Event) erro
 	return nil
 }
 
-// asyncStrategy puts events on a bounded channel that handler goroutines drain.
+// asyncStrategy puts events on a bounded channel that handler goroutines drain. Each life of
+// the process has its own queue: a crash loses what is in it.
 type asyncStrategy struct {
 	handlers, queue int
 	drop            bool
 
-	h    Host
-	ctx  context.Context
-	q    chan domain.Event
-	wg   sync.WaitGroup
-	once sync.Once
+	h     Host
+	cur   atomic.Pointer[asyncLife]
+	wg    sync.WaitGroup
+	once  sync.Once
+	lives int // guarded by the run's crash lock
 
-	depthSum, depthN, maxDepth, full, blocked, errs, crashes atomic.Int64
+	depthSum, depthN, maxDepth, full, blocked, errs atomic.Int64
 }
 
+type asyncLife struct {
+	ctx context.Context
+	q   chan domain.Event
+}
+
+// Promise: at most once, and everything delivered when nothing fails (events dropped on purpose
+// by a full queue excepted). A crash loses the queue and what the handlers hold.
 func (s *asyncStrategy) Promise() Promise                    { return Promise{Delivered: true, NoDuplicate: true} }
+func (s *asyncStrategy) Durable() bool                       { return false }
 func (s *asyncStrategy) MailerOptions() []fakes.MailerOption { return nil }
+func (s *asyncStrategy) Middleware() []service.Middleware    { return nil }
 
 func (s *asyncStrategy) Start(ctx context.Context, h Host) error {
-	s.h, s.ctx, s.q = h, ctx, make(chan domain.Event, s.queue)
+	if s.lives == 0 { // later lives start while workers read s.h
+		s.h = h
+	}
+	s.lives++
+	l := &asyncLife{ctx: ctx, q: make(chan domain.Event, s.queue)}
 	for i := range s.handlers {
 		actor := h.Actor(ctx, "h"+strconv.Itoa(i))
-		s.wg.Go(func() { s.handle(actor) })
+		s.wg.Go(func() { s.handle(actor, l) })
 	}
+	s.cur.Store(l)
 	return nil
 }
 
-func (s *asyncStrategy) handle(ctx context.Context) {
+func (s *asyncStrategy) handle(ctx context.Context, l *asyncLife) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e, ok := <-s.q:
+		case e, ok := <-l.q:
 			if !ok {
 				return
 			}
 			if err := s.h.Deliver(ctx, e); err != nil {
 				s.errs.Add(1)
 			}
-			if s.h.Crash(ctx, AfterDeliver) {
-				s.crashes.Add(1) // the handler died after this event; a new one takes its place
+			if !s.h.Alive(ctx) || s.h.Crash(ctx, AfterDeliver) {
+				return // the process died: what is left in l.q is lost with it
 			}
 		}
 	}
 }
 
 func (s *asyncStrategy) Dispatch(ctx context.Context, events []domain.Event) error {
+	// The queue first, then the check: a worker that sees itself alive after loading the queue
+	// loaded the queue of its own life (a crash replaces the queue after it kills the life).
+	l := s.cur.Load()
+	if !s.h.Alive(ctx) {
+		return errDied
+	}
 	for _, e := range events {
-		depth := int64(len(s.q))
+		depth := int64(len(l.q))
 		s.depthSum.Add(depth)
 		s.depthN.Add(1)
 		for old := s.maxDepth.Load(); depth > old && !s.maxDepth.CompareAndSwap(old, depth); old = s.maxDepth.Load() {
 		}
 		select {
-		case s.q <- e:
+		case l.q <- e:
 			continue
 		default:
 		}
 		s.full.Add(1)
 		if s.drop {
-			s.h.Discarded(ctx, e)
+			if !s.h.Discarded(ctx, e) {
+				return errDied
+			}
 			continue
 		}
 		start := time.Now()
 		select {
-		case s.q <- e:
-		case <-s.ctx.Done():
+		case l.q <- e:
+		case <-l.ctx.Done():
+			if !s.h.Alive(ctx) {
+				return errDied // the event dies with the process
+			}
 			s.h.Abandoned(ctx, e)
 		}
 		s.blocked.Add(int64(time.Since(start)))
@@ -177,14 +246,14 @@ func (s *asyncStrategy) Dispatch(ctx context.Context, events []domain.Event) err
 }
 
 func (s *asyncStrategy) Stop() {
-	s.once.Do(func() { close(s.q) })
+	s.once.Do(func() { close(s.cur.Load().q) })
 	s.wg.Wait()
 }
 
 func (s *asyncStrategy) Stats() StrategyStats {
 	st := StrategyStats{
 		MaxDepth: int(s.maxDepth.Load()), Full: s.full.Load(), Blocked: time.Duration(s.blocked.Load()),
-		Pending: len(s.q), HandlerErrors: s.errs.Load(), Crashes: s.crashes.Load(),
+		Pending: len(s.cur.Load().q), HandlerErrors: s.errs.Load(), Lives: s.lives,
 	}
 	if n := s.depthN.Load(); n > 0 {
 		st.MeanDepth = float64(s.depthSum.Load()) / float64(n)
@@ -194,36 +263,49 @@ func (s *asyncStrategy) Stats() StrategyStats {
 
 // outboxStrategy lets the store keep events in the commit; a relay (one fetcher goroutine
 // reading pending rows in commit order, and sender goroutines) mails them and marks them done.
+// A crash kills the relay and its progress; the restarted relay reads from the oldest pending
+// row, so rows sent but not marked are sent again, and the mailer's de-duplication drops them.
 type outboxStrategy struct {
 	senders int
+	dedup   bool
 
 	h        Host
-	ctx      context.Context
 	store    *fakes.Store
-	work     chan fakes.OutboxRow
 	nudge    chan struct{}
 	stopping chan struct{}
-	refetch  atomic.Bool // a sender crashed between send and mark: the relay's progress is lost
 	wg       sync.WaitGroup
+	lives    int // guarded by the run's crash lock
 
-	committed, done, maxBacklog, errs, crashes atomic.Int64
+	committed, done, maxBacklog, errs atomic.Int64
 }
 
-func (s *outboxStrategy) Promise() Promise { return Promise{Delivered: true, NoDuplicate: true} }
+// Promise: at least once (the rows survive every crash and the relay retries until the mail
+// goes out), and at most once while the mailer de-duplicates by event id.
+func (s *outboxStrategy) Promise() Promise {
+	return Promise{Delivered: true, NoLoss: true, NoDuplicate: s.dedup}
+}
+func (s *outboxStrategy) Durable() bool                    { return true }
+func (s *outboxStrategy) Middleware() []service.Middleware { return nil }
 func (s *outboxStrategy) MailerOptions() []fakes.MailerOption {
+	if !s.dedup {
+		return nil
+	}
 	return []fakes.MailerOption{fakes.WithDedup()}
 }
 
 func (s *outboxStrategy) Start(ctx context.Context, h Host) error {
-	s.h, s.ctx, s.store = h, ctx, h.Store()
-	s.store.EnableOutbox()
-	s.work = make(chan fakes.OutboxRow, s.senders)
-	s.nudge = make(chan struct{}, 1)
-	s.stopping = make(chan struct{})
-	s.wg.Go(s.fetch)
+	if s.lives == 0 {
+		s.h, s.store = h, h.Store()
+		s.store.EnableOutbox()
+		s.nudge = make(chan struct{}, 1)
+		s.stopping = make(chan struct{})
+	}
+	s.lives++
+	work := make(chan fakes.OutboxRow, s.senders)
+	s.wg.Go(func() { s.fetch(ctx, work) })
 	for i := range s.senders {
 		actor := h.Actor(ctx, "r"+strconv.Itoa(i))
-		s.wg.Go(func() { s.send(actor) })
+		s.wg.Go(func() { s.send(actor, work) })
 	}
 	return nil
 }
@@ -244,27 +326,25 @@ func (s *outboxStrategy) wake() {
 	}
 }
 
-// fetch hands pending rows to the senders in commit order, each once, until stopped and empty.
-func (s *outboxStrategy) fetch() {
-	defer close(s.work)
+// fetch hands pending rows to the senders in commit order, each once, until stopped and empty,
+// or until its life ends.
+func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow) {
+	defer close(work)
 	var last uint64 // the newest row handed over; older pending rows are in a sender's hands
 	limit := 4*s.senders + 256
 	idle := time.NewTimer(time.Millisecond)
 	defer idle.Stop()
 	for {
-		if s.refetch.CompareAndSwap(true, false) {
-			last = 0
-		}
 		handed := 0
 		for _, row := range s.store.Pending(limit) {
 			if row.Seq <= last {
 				continue
 			}
 			select {
-			case s.work <- row:
+			case work <- row:
 				last = row.Seq
 				handed++
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				return
 			}
 		}
@@ -280,7 +360,7 @@ func (s *outboxStrategy) fetch() {
 		}
 		idle.Reset(time.Millisecond)
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-s.nudge:
 		case <-s.stopping:
@@ -289,25 +369,24 @@ func (s *outboxStrategy) fetch() {
 	}
 }
 
-func (s *outboxStrategy) send(ctx context.Context) {
-	for row := range s.work {
+func (s *outboxStrategy) send(ctx context.Context, work <-chan fakes.OutboxRow) {
+	for row := range work {
+		id := row.Event.Identity().ID
 		for attempt := 1; ; attempt++ {
 			err := s.h.Deliver(ctx, row.Event)
-			if s.h.Crash(ctx, RelaySent) {
-				// Died between the send and the mark: the row stays pending and the relay starts
-				// again from the oldest pending row, so it is sent again.
-				s.crashes.Add(1)
-				s.refetch.Store(true)
-				break
+			if !s.h.Alive(ctx) || s.h.Crash(ctx, RelaySent) {
+				return // died between the send and the mark: the row stays pending
 			}
 			if err == nil {
-				s.store.MarkDone(row.Event.Identity().ID)
+				if !s.h.Step(ctx, func() { s.store.MarkDone(id) }) {
+					return
+				}
 				s.done.Add(1)
 				s.wake()
 				break
 			}
 			s.errs.Add(1)
-			if ctx.Err() != nil || sleep(ctx, min(time.Duration(attempt)*100*time.Microsecond, 10*time.Millisecond)) != nil {
+			if sleep(ctx, min(time.Duration(attempt)*100*time.Microsecond, 10*time.Millisecond)) != nil {
 				return
 			}
 		}
@@ -322,7 +401,7 @@ func (s *outboxStrategy) Stop() {
 
 func (s *outboxStrategy) Stats() StrategyStats {
 	pending, _ := s.store.OutboxCounts()
-	return StrategyStats{MaxDepth: int(s.maxBacklog.Load()), Pending: pending, HandlerErrors: s.errs.Load(), Crashes: s.crashes.Load()}
+	return StrategyStats{MaxDepth: int(s.maxBacklog.Load()), Pending: pending, HandlerErrors: s.errs.Load(), Lives: s.lives}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -69,6 +69,16 @@ var sweepParams = map[string]sweepParam{
 	"rate":     floatParam(func(c *Config) *float64 { return &c.Rate }),
 	"demand":   floatParam(func(c *Config) *float64 { return &c.Demand }),
 	"zipf-s":   floatParam(func(c *Config) *float64 { return &c.ZipfS }),
+
+	"mail-errors":         floatParam(func(c *Config) *float64 { return &c.MailErrors }),
+	"conflict-rate":       floatParam(func(c *Config) *float64 { return &c.ConflictRate }),
+	"client-retry":        floatParam(func(c *Config) *float64 { return &c.ClientRetry }),
+	"handler-attempts":    intParam(func(c *Config) *int { return &c.HandlerAttempts }),
+	"crash-before-commit": floatParam(func(c *Config) *float64 { return &c.Crash.BeforeCommit }),
+	"crash-after-commit":  floatParam(func(c *Config) *float64 { return &c.Crash.AfterCommit }),
+	"crash-after-handler": floatParam(func(c *Config) *float64 { return &c.Crash.AfterHandler }),
+	"crash-after-deliver": floatParam(func(c *Config) *float64 { return &c.Crash.AfterDeliver }),
+	"crash-relay-sent":    floatParam(func(c *Config) *float64 { return &c.Crash.RelaySent }),
 }
 
 // SweepParams lists the parameters a sweep can vary, sorted.

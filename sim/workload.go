@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/brianvoe/gofakeit/v6"
+
+	"github.com/stockbus/stockbus/domain"
 )
 
 // planEpoch is the "now" of every plan: ETAs are drawn after it, never from the clock, so the
@@ -31,8 +33,59 @@ type Order struct {
 	ID     string
 	SKU    string
 	Qty    int
-	Stream int // the generator that made it
-	Seq    int // from 1 within its stream
+	Stream int    // the generator that made it
+	Seq    int    // from 1 within its stream
+	Bad    Defect // an invalid order (Config.BadInput): Args sends it with this defect
+}
+
+// Defect is what is wrong with an invalid order.
+type Defect uint8
+
+// Defects of invalid orders, taken in turn.
+const (
+	NoDefect     Defect = iota
+	ZeroQty             // quantity 0
+	NegativeQty         // quantity -1
+	HugeQty             // quantity domain.MaxQty+1
+	EmptyOrderID        // order id ""
+	EmptySKU            // sku ""
+	UnknownSKU          // a sku no product has
+	numDefects
+)
+
+var defectNames = [...]string{"", "zero-qty", "negative-qty", "huge-qty", "empty-order-id", "empty-sku", "unknown-sku"}
+
+func (d Defect) String() string {
+	if int(d) < len(defectNames) {
+		return defectNames[d]
+	}
+	return "defect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// MarshalText makes defects readable in JSON.
+func (d Defect) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnknownSKUName is the sku an UnknownSKU order names.
+const UnknownSKUName = "NO-SUCH-SKU"
+
+// Args are the order id, sku and quantity the order is sent with: its own, or with its defect.
+func (o Order) Args() (orderID, sku string, qty int) {
+	orderID, sku, qty = o.ID, o.SKU, o.Qty
+	switch o.Bad {
+	case ZeroQty:
+		qty = 0
+	case NegativeQty:
+		qty = -1
+	case HugeQty:
+		qty = domain.MaxQty + 1
+	case EmptyOrderID:
+		orderID = ""
+	case EmptySKU:
+		sku = ""
+	case UnknownSKU:
+		sku = UnknownSKUName
+	}
+	return orderID, sku, qty
 }
 
 // Plan is a seeded workload: the products and batches to start with, and the streams of orders
@@ -159,6 +212,7 @@ type Stream struct {
 	f      *gofakeit.Faker
 	id     int
 	seq    int
+	bad    int // invalid orders so far
 	prefix string
 	buf    []byte
 }
@@ -175,7 +229,12 @@ func (s *Stream) Next() Order {
 		qty += s.f.Rand.Intn(q.Max - q.Min + 1)
 	}
 	s.buf = strconv.AppendInt(append(s.buf[:0], s.prefix...), int64(s.seq), 10)
-	return Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq}
+	o := Order{ID: string(s.buf), SKU: s.plan.SKUs[k], Qty: qty, Stream: s.id, Seq: s.seq}
+	if share := s.plan.cfg.BadInput; share > 0 && s.f.Rand.Float64() < share {
+		s.bad++
+		o.Bad = Defect(1 + (s.bad-1)%int(numDefects-1))
+	}
+	return o
 }
 
 // Digest is a hash of the plan: its batches and the first perStream orders of each of streams
@@ -197,7 +256,7 @@ func (p *Plan) Digest(streams, perStream int) string {
 		for range perStream {
 			o := s.Next()
 			put(o.ID, int64(o.Qty))
-			put(o.SKU, 0)
+			put(o.SKU, int64(o.Bad))
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/sim"
 )
 
@@ -209,6 +210,22 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"queue", func(c *sim.Config) { c.Queue = 0 }},
 		{"when-full", func(c *sim.Config) { c.WhenFull = "panic" }},
 		{"retries", func(c *sim.Config) { c.Retries = -2 }},
+		{"handler-attempts", func(c *sim.Config) { c.HandlerAttempts = 0 }},
+		{"handler-backoff", func(c *sim.Config) { c.HandlerBackoff = -time.Millisecond }},
+		{"crash", func(c *sim.Config) { c.Crash.RelaySent = 1.5 }},
+		{"crash", func(c *sim.Config) { c.Crash.BeforeCommit = math.NaN() }},
+		{"conflict-rate", func(c *sim.Config) { c.ConflictRate = -0.1 }},
+		{"conflict-rate", func(c *sim.Config) { c.ConflictRate, c.Retries = 1, -1 }},
+		{"mail-errors", func(c *sim.Config) { c.MailErrors = 2 }},
+		{"mail-timeout", func(c *sim.Config) { c.MailTimeout = -time.Millisecond }},
+		{"timeout-delivered", func(c *sim.Config) { c.TimeoutDelivered = 1.1 }},
+		{"client-retry", func(c *sim.Config) { c.ClientRetry = -1 }},
+		{"bad-input", func(c *sim.Config) { c.BadInput = 1.01 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous = -1 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous = 5 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Crash.AfterCommit = 2, 0.1 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.BadInput = 2, 0.1 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Orders, c.WarmupOrders = 2, 1, 0 }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := sim.Default()
@@ -222,4 +239,95 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		})
 	}
 	assert.NoError(t, sim.Default().Validate())
+	assert.NoError(t, sim.HotSKU().Validate())
+}
+
+func TestHotSKUIsTheFiguresWorkload(t *testing.T) {
+	plan, err := sim.NewPlan(sim.HotSKU())
+	require.NoError(t, err)
+	require.Len(t, plan.Batches, 1)
+	assert.Equal(t, 500, plan.Batches[0].Qty)
+	assert.True(t, plan.Batches[0].ETA.IsZero(), "in the warehouse")
+	s := plan.Stream(0)
+	for range 1000 {
+		o := s.Next()
+		assert.Equal(t, plan.SKUs[0], o.SKU)
+		assert.Equal(t, 1, o.Qty)
+		assert.Equal(t, sim.NoDefect, o.Bad)
+	}
+	assert.Equal(t, 1000, sim.HotSKU().Orders)
+	assert.Equal(t, sim.HotSKU(), sim.Workloads["hot-sku"]())
+}
+
+func TestBadInputSendsEveryDefectInTurn(t *testing.T) {
+	cfg := sim.HotSKU()
+	clean, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	cfg.BadInput = 0.3
+	plan, err := sim.NewPlan(cfg)
+	require.NoError(t, err)
+	s := plan.Stream(0)
+	var defects []sim.Defect
+	for range 200 {
+		o := s.Next()
+		id, sku, qty := o.Args()
+		switch o.Bad {
+		case sim.NoDefect:
+			assert.Equal(t, []any{o.ID, o.SKU, o.Qty}, []any{id, sku, qty}, "a good order is sent as it is")
+			continue
+		case sim.ZeroQty:
+			assert.Zero(t, qty)
+		case sim.NegativeQty:
+			assert.Negative(t, qty)
+		case sim.HugeQty:
+			assert.Greater(t, qty, domain.MaxQty)
+		case sim.EmptyOrderID:
+			assert.Empty(t, id)
+		case sim.EmptySKU:
+			assert.Empty(t, sku)
+		case sim.UnknownSKU:
+			assert.Equal(t, sim.UnknownSKUName, sku)
+		}
+		defects = append(defects, o.Bad)
+	}
+	assert.InDelta(t, 60, len(defects), 25, "about 30%% of 200")
+	assert.Equal(t, []sim.Defect{sim.ZeroQty, sim.NegativeQty, sim.HugeQty, sim.EmptyOrderID, sim.EmptySKU, sim.UnknownSKU, sim.ZeroQty}, defects[:7], "in turn")
+	assert.Equal(t, "empty-order-id", sim.EmptyOrderID.String())
+	assert.Equal(t, clean.Digest(1, 10), clean.Digest(1, 10))
+	assert.NotEqual(t, clean.Digest(1, 200), plan.Digest(1, 200), "bad input changes the plan")
+}
+
+func TestFaultParsers(t *testing.T) {
+	c, err := sim.ParseCrashRates("after-commit=0.05, relay-sent=1")
+	require.NoError(t, err)
+	assert.Equal(t, sim.CrashRates{AfterCommit: 0.05, RelaySent: 1}, c)
+	assert.Equal(t, "after-commit=0.05,relay-sent=1", c.String())
+	assert.True(t, c.Any())
+	assert.Equal(t, 0.05, c.At(sim.AfterCommit))
+	for _, none := range []string{"", "none"} {
+		c, err = sim.ParseCrashRates(none)
+		require.NoError(t, err)
+		assert.False(t, c.Any())
+		assert.Equal(t, "none", c.String())
+	}
+	for _, bad := range []string{"after-commit", "after-lunch=0.1", "after-commit=2", "after-commit=x", "relay-sent=-0.1"} {
+		_, err := sim.ParseCrashRates(bad)
+		assert.Error(t, err, bad)
+	}
+	for _, p := range sim.Points() {
+		got, err := sim.ParsePoint(p.String())
+		require.NoError(t, err)
+		assert.Equal(t, p, got)
+	}
+	assert.Equal(t, "point(9)", sim.Point(9).String())
+
+	p, err := sim.ParsePromise("no-loss,no-duplicate")
+	require.NoError(t, err)
+	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true}, p)
+	assert.Equal(t, "at-least-once + at-most-once", p.String())
+	assert.Equal(t, "at-most-once", sim.Promise{NoDuplicate: true, Delivered: true}.String())
+	assert.Equal(t, "delivered without faults", sim.Promise{Delivered: true}.String())
+	assert.Equal(t, sim.Promise{Delivered: true, NoLoss: true}, sim.Promise{Delivered: true}.Or(sim.Promise{NoLoss: true}))
+	_, err = sim.ParsePromise("exactly-once")
+	assert.Error(t, err)
 }

@@ -1,0 +1,210 @@
+package sim
+
+import (
+	"slices"
+	"time"
+)
+
+// Accounting is what became of the events of a run, counted Jepsen-style from its History alone:
+// what the clients saw, what the mail server and the broker accepted, what the process held when
+// it crashed. Nothing in it comes from counters inside the code under test.
+//
+// An OutOfStock event is delivered when the mail server accepted a mail for it; any other event
+// (Allocated) when the broker accepted its publication, that is, when its handler completed.
+type Accounting struct {
+	Committed int `json:"committed"` // events committed
+	Delivered int `json:"delivered"` // of them, delivered at least once
+	Discarded int `json:"discarded"` // of them, dropped on purpose by a full async queue (not lost)
+	// Lost are committed events, not discarded, never delivered once the run drained.
+	Lost int `json:"lost"`
+	// LostInCrash, LostSendFailed and LostOther split Lost by cause: held in memory only when the
+	// process crashed; every send of it failed (or timed out undelivered); anything else.
+	LostInCrash    int `json:"lost_in_crash"`
+	LostSendFailed int `json:"lost_send_failed"`
+	LostOther      int `json:"lost_other"`
+	// Pending are undelivered events of a run that was interrupted before it drained: not lost.
+	Pending int `json:"pending"`
+	// Duplicated counts the surplus mails: mails beyond the first for one event, summed.
+	Duplicated int `json:"duplicated"`
+	// DuplicatedPublished counts the surplus publications the same way.
+	DuplicatedPublished int `json:"duplicated_published"`
+	// Resends counts the sends the mail server accepted for an event it had accepted before:
+	// with de-duplication they are the dedup hits, without it the duplicates.
+	Resends int `json:"resends"`
+	// Unexpected counts the mails and publications for events that never committed (rolled back,
+	// discarded, or never raised).
+	Unexpected int `json:"unexpected"`
+	// Recovered counts the committed events of requests whose client never learned the outcome
+	// (the process died under them) that were delivered all the same.
+	Recovered int `json:"recovered"`
+	// FalseOutOfStock counts the OutOfStock mails for orders that the store holds at the end.
+	FalseOutOfStock int `json:"false_out_of_stock"`
+
+	Liveness Liveness    `json:"liveness"`
+	ByKind   []KindCount `json:"by_kind"` // per event type, in kind order
+}
+
+// Liveness is what the liveness phase found. When the faults stopped, PendingAtStart events were
+// committed, not yet delivered, and still held by the process (in the outbox or the async
+// queue): the drain then delivered Delivered of them, and StillPending were held when it ended.
+// Events a crash or a failed send had already lost are not pending: nothing holds them.
+type Liveness struct {
+	FaultsEnd      time.Duration `json:"faults_end_ns"` // since the run's start
+	PendingAtStart int           `json:"pending_at_start"`
+	Delivered      int           `json:"delivered"`
+	StillPending   int           `json:"still_pending"`
+	Took           time.Duration `json:"took_ns"` // from the end of the faults to the last delivery in the phase
+}
+
+// KindCount is the accounting of one type of event.
+type KindCount struct {
+	Kind       EventKind `json:"kind"`
+	Committed  int       `json:"committed"`
+	Delivered  int       `json:"delivered"`
+	Lost       int       `json:"lost"`
+	Duplicated int       `json:"duplicated"`
+}
+
+// Account counts what became of the history's events.
+func Account(h *History) Accounting {
+	var a Accounting
+	index := newIDIndex() // event ID -> 1 + index in h.Events
+	for i, e := range h.Events {
+		index.add(e.ID, i+1)
+	}
+	n := len(h.Events)
+	mails, published := make([]int, n), make([]int, n)
+	for _, m := range h.Mails {
+		if i := index.get(m.Event) - 1; i >= 0 {
+			mails[i]++
+		} else {
+			a.Unexpected++
+		}
+	}
+	for _, p := range h.Published {
+		if i := index.get(p.Event) - 1; i >= 0 {
+			published[i]++
+		} else {
+			a.Unexpected++
+		}
+	}
+	// First delivery of each event, failed sends, accepted sends.
+	firstAccepted := make([]time.Duration, n)
+	accepted, failed := make([]int, n), make([]int, n)
+	for _, s := range h.Sends {
+		i := index.get(s.Event) - 1
+		if i < 0 {
+			continue
+		}
+		if s.Accepted {
+			if accepted[i] == 0 || s.At < firstAccepted[i] {
+				firstAccepted[i] = s.At
+			}
+			accepted[i]++
+		} else {
+			failed[i]++
+		}
+	}
+	inCrash := make([]bool, n)
+	for _, c := range h.Crashes {
+		for _, id := range c.InFlight {
+			if i := index.get(id) - 1; i >= 0 {
+				inCrash[i] = true
+			}
+		}
+	}
+	held := newIDIndex()
+	for _, b := range h.Batches {
+		for _, l := range b.Lines {
+			held.add(l.OrderID, 1)
+		}
+	}
+	kinds := map[EventKind]*KindCount{}
+	var lastDelivery time.Duration
+	for i, e := range h.Events {
+		if e.State == RolledBack || e.State == Discarded {
+			a.Unexpected += mails[i] + published[i]
+			if e.State == Discarded {
+				a.Committed++
+				a.Discarded++
+			}
+			continue
+		}
+		deliveries := mails[i]
+		if e.Kind != KindOutOfStock {
+			deliveries = published[i]
+		}
+		a.Committed++
+		a.Duplicated += max(mails[i]-1, 0)
+		a.DuplicatedPublished += max(published[i]-1, 0)
+		a.Resends += max(accepted[i]-1, 0)
+		k := kinds[e.Kind]
+		if k == nil {
+			k = &KindCount{Kind: e.Kind}
+			kinds[e.Kind] = k
+		}
+		k.Committed++
+		k.Duplicated += max(deliveries-1, 0)
+		if e.Kind == KindOutOfStock && mails[i] > 0 && held.get(e.Order) > 0 {
+			a.FalseOutOfStock += mails[i]
+		}
+		if deliveries > 0 {
+			a.Delivered++
+			k.Delivered++
+			if e.Unknown {
+				a.Recovered++
+			}
+			if accepted[i] > 0 && firstAccepted[i] >= h.FaultsEnd {
+				a.Liveness.Delivered++ // it was still pending when the faults stopped
+				lastDelivery = max(lastDelivery, firstAccepted[i])
+			}
+			continue
+		}
+		switch {
+		case !h.Drained:
+			a.Pending++
+		case inCrash[i]:
+			a.Lost++
+			a.LostInCrash++
+			k.Lost++
+		case failed[i] > 0:
+			a.Lost++
+			a.LostSendFailed++
+			k.Lost++
+		default:
+			a.Lost++
+			a.LostOther++
+			k.Lost++
+		}
+	}
+	a.Liveness.FaultsEnd = h.FaultsEnd
+	a.Liveness.StillPending = h.StillHeld
+	a.Liveness.PendingAtStart = a.Liveness.Delivered + a.Liveness.StillPending
+	if lastDelivery > h.FaultsEnd {
+		a.Liveness.Took = lastDelivery - h.FaultsEnd
+	}
+	for _, k := range kinds {
+		a.ByKind = append(a.ByKind, *k)
+	}
+	slices.SortFunc(a.ByKind, func(x, y KindCount) int { return int(x.Kind) - int(y.Kind) })
+	return a
+}
+
+// Undelivered returns the IDs of the committed events, not discarded, that were never delivered:
+// the lost ones of a drained run.
+func (h *History) Undelivered() []string {
+	delivered := newIDIndex()
+	for _, m := range h.Mails {
+		delivered.add(m.Event, 1)
+	}
+	for _, p := range h.Published {
+		delivered.add(p.Event, 1)
+	}
+	var ids []string
+	for _, e := range h.Events {
+		if (e.State == Committed || e.State == Abandoned) && delivered.get(e.ID) == 0 {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,99 @@
+package sim_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/sim"
+)
+
+// faultyHistory is a drained run of seven committed events and one rolled back, each with its
+// own fate: mailed once, mailed twice (a re-send), lost in a crash, lost to failed sends, mailed
+// although its client never learned the outcome, an Allocated event published, an Allocated event
+// never published; and a mail for the rolled-back one.
+func faultyHistory() *sim.History {
+	oos := func(id, order string, unknown bool) sim.EventOp {
+		return sim.EventOp{ID: id, Order: order, State: sim.Committed, Kind: sim.KindOutOfStock, Unknown: unknown}
+	}
+	return &sim.History{
+		Events: []sim.EventOp{
+			oos("e0-1", "o0-1", false),
+			oos("e0-2", "o0-2", false),
+			oos("e0-3", "o0-3", false),
+			oos("e0-4", "o0-4", false),
+			oos("e0-5", "o0-5", true),
+			{ID: "e0-6", Order: "o0-6", State: sim.Committed, Kind: sim.KindAllocated},
+			{ID: "e0-7", Order: "o0-7", State: sim.Committed, Kind: sim.KindAllocated},
+			{ID: "e0-8", Order: "o0-8", State: sim.RolledBack},
+		},
+		Sends: []sim.SendOp{
+			{Event: "e0-1", Actor: "w0", At: 10, Accepted: true},
+			{Event: "e0-2", Actor: "r0", At: 10, Accepted: true},
+			{Event: "e0-2", Actor: "r1@1", At: 20, Accepted: true},
+			{Event: "e0-4", Actor: "w0", At: 10, Err: true},
+			{Event: "e0-4", Actor: "w0", At: 11, Err: true, Timeout: true},
+			{Event: "e0-5", Actor: "r0@1", At: 30, Accepted: true},
+			{Event: "e0-6", Actor: "w0", At: 10, Accepted: true, Publish: true},
+			{Event: "e0-8", Actor: "w0", At: 10, Accepted: true},
+		},
+		Mails: []sim.Mail{
+			{Event: "e0-1"}, {Event: "e0-2"}, {Event: "e0-2"}, {Event: "e0-5"}, {Event: "e0-8"}, {Event: "e9-9"},
+		},
+		Published: []sim.Publication{{Event: "e0-6", Channel: "line_allocated"}},
+		Crashes:   []sim.CrashOp{{Seq: 1, Point: sim.AfterCommit, Actor: "w0", InFlight: []string{"e0-3"}}},
+		Batches: []sim.BatchState{{Ref: "b", SKU: "S", Purchased: 10, Lines: []domain.OrderLine{
+			{OrderID: "o0-6", SKU: "S", Qty: 1}, {OrderID: "o0-7", SKU: "S", Qty: 1},
+		}}},
+		Drained:   true,
+		FaultsEnd: 25,
+	}
+}
+
+func TestAccountCountsWhatBecameOfEveryEvent(t *testing.T) {
+	a := sim.Account(faultyHistory())
+	assert.Equal(t, 7, a.Committed)
+	assert.Equal(t, 4, a.Delivered, "e0-1, e0-2, e0-5 mailed; e0-6 published")
+	assert.Equal(t, 3, a.Lost)
+	assert.Equal(t, 1, a.LostInCrash, "e0-3")
+	assert.Equal(t, 1, a.LostSendFailed, "e0-4")
+	assert.Equal(t, 1, a.LostOther, "e0-7, an Allocated event never published")
+	assert.Equal(t, 1, a.Duplicated, "e0-2 mailed twice")
+	assert.Equal(t, 1, a.Resends)
+	assert.Equal(t, 2, a.Unexpected, "a mail for the rolled-back e0-8 and one for e9-9, never raised")
+	assert.Equal(t, 1, a.Recovered, "e0-5: its client never learned the outcome")
+	assert.Zero(t, a.FalseOutOfStock)
+	assert.Zero(t, a.Pending)
+	assert.Equal(t, sim.Liveness{FaultsEnd: 25, PendingAtStart: 1, Delivered: 1, Took: 5}, a.Liveness, "e0-5 went out after the faults")
+	assert.Equal(t, []sim.KindCount{
+		{Kind: sim.KindOutOfStock, Committed: 5, Delivered: 3, Lost: 2, Duplicated: 1},
+		{Kind: sim.KindAllocated, Committed: 2, Delivered: 1, Lost: 1},
+	}, a.ByKind)
+}
+
+func TestAccountOfAnInterruptedRunCountsPendingNotLost(t *testing.T) {
+	h := faultyHistory()
+	h.Drained, h.StillHeld = false, 3
+	a := sim.Account(h)
+	assert.Zero(t, a.Lost)
+	assert.Equal(t, 3, a.Pending)
+	assert.Equal(t, 3, a.Liveness.StillPending)
+	assert.Equal(t, 4, a.Liveness.PendingAtStart)
+}
+
+func TestAccountFindsFalseOutOfStockMails(t *testing.T) {
+	h := faultyHistory()
+	h.Batches[0].Lines = append(h.Batches[0].Lines, domain.OrderLine{OrderID: "o0-2", SKU: "S", Qty: 1})
+	assert.Equal(t, 2, sim.Account(h).FalseOutOfStock, "both mails of e0-2 were for an order the store holds")
+}
+
+func TestAccountOfDiscardedEvents(t *testing.T) {
+	h := faultyHistory()
+	h.Events[3].State = sim.Discarded // e0-4: dropped by a full queue, not lost
+	a := sim.Account(h)
+	assert.Equal(t, 1, a.Discarded)
+	assert.Equal(t, 7, a.Committed, "a discarded event was committed")
+	assert.Equal(t, 2, a.Lost)
+	assert.Equal(t, []string{"e0-3", "e0-7"}, h.Undelivered())
+}
