@@ -1,0 +1,599 @@
+package sim_test
+
+// The expected figures of the fault-injection issue, one test each, on the hot-sku workload:
+// 1 sku, 1 batch of 500, 1000 orders of quantity 1. Every figure is read from the run's History
+// (what clients saw, what the mail server accepted, what the store holds, what each crash found
+// in memory), never from the wall clock.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim"
+)
+
+// hot is the hot-sku workload under one strategy, with no mailer latency, every order recorded
+// and a retry budget that never runs out.
+func hot(strategy string, workers int) sim.Config {
+	cfg := sim.HotSKU()
+	cfg.Strategy, cfg.Workers, cfg.Record = strategy, workers, true
+	cfg.Mailer = sim.FixedLatency(0)
+	cfg.Retries = service.Unlimited
+	cfg.HandlerBackoff = 20 * time.Microsecond
+	return cfg
+}
+
+// figure runs cfg and logs the command that reruns it when the test fails.
+func figure(t *testing.T, cfg sim.Config) sim.Report {
+	t.Helper()
+	r := run(t, cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("rerun: %s", r.Command)
+		}
+	})
+	return r
+}
+
+// outOfStockEvents returns the committed OutOfStock events of the history.
+func outOfStockEvents(h *sim.History) []sim.EventOp {
+	var out []sim.EventOp
+	for _, e := range h.Events {
+		if e.Kind == sim.KindOutOfStock && e.State == sim.Committed {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func lines(h *sim.History) int {
+	n := 0
+	for _, b := range h.Batches {
+		n += len(b.Lines)
+	}
+	return n
+}
+
+func orderHeld(h *sim.History) map[string]bool {
+	held := map[string]bool{}
+	for _, b := range h.Batches {
+		for _, l := range b.Lines {
+			held[l.OrderID] = true
+		}
+	}
+	return held
+}
+
+// set returns the IDs as a sorted set.
+func set(ids ...[]string) []string {
+	var all []string
+	for _, s := range ids {
+		all = append(all, s...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all)
+}
+
+func inFlight(h *sim.History) []string {
+	var ids [][]string
+	for _, c := range h.Crashes {
+		ids = append(ids, c.InFlight)
+	}
+	return set(ids...)
+}
+
+// Figure 1: without faults every strategy allocates exactly half, mails the other half once and
+// loses nothing, at 2, 8 and 50 writers, with natural conflicts and with forced ones.
+func TestFigure1NoFaultsGiveExactFigures(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		for _, workers := range []int{2, 8, 50} {
+			for _, forced := range []float64{0, 0.3} {
+				t.Run(fmt.Sprintf("%s/%d writers/forced %g", strategy, workers, forced), func(t *testing.T) {
+					cfg := hot(strategy, workers)
+					cfg.ConflictRate = forced
+					r := figure(t, cfg)
+					requireOK(t, r)
+					h, a := r.History, r.Accounting
+					assert.Equal(t, 500, lines(h), "allocated in the store")
+					assert.Equal(t, int64(500), r.Counts.Allocated, "allocated as the clients saw it")
+					assert.Equal(t, int64(500), r.Counts.OutOfStock)
+					assert.Len(t, outOfStockEvents(h), 500, "OutOfStock events committed")
+					assert.Len(t, h.Mails, 500, "mails")
+					assert.Zero(t, a.Lost, "lost")
+					assert.Zero(t, a.Duplicated, "duplicated")
+					assert.Zero(t, a.Unexpected, "unexpected")
+					assert.Equal(t, []sim.ProductState{{SKU: h.Products[0].SKU, Version: 500}}, h.Products, "one version per allocation")
+					if forced > 0 {
+						assert.Positive(t, r.Faults.ForcedConflicts, "forced conflicts fired")
+						assert.GreaterOrEqual(t, r.Counts.Conflicts, r.Faults.ForcedConflicts)
+					}
+				})
+			}
+		}
+	}
+}
+
+// Figure 1, a budget of 3 retries at 50 writers (with half the commits forced to conflict, so
+// that the budget runs out whatever the scheduler does): every order is allocated, out of stock
+// or exhausted; an exhausted order got an error, holds nothing and caused no mail.
+func TestFigure1ARetryBudgetOfThreeRunsOutCleanly(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		t.Run(strategy, func(t *testing.T) {
+			cfg := hot(strategy, 50)
+			cfg.Retries, cfg.ConflictRate = 3, 0.5
+			r := figure(t, cfg)
+			requireOK(t, r)
+			c, h := r.Counts, r.History
+			assert.Positive(t, c.Exhausted, "the budget ran out")
+			assert.Equal(t, int64(1000), c.Allocated+c.OutOfStock+c.Exhausted)
+			assert.Equal(t, c.Exhausted, c.Failed, "exhausted is the only failure")
+			held := orderHeld(h)
+			exhausted := map[string]bool{}
+			for _, o := range h.Orders {
+				if o.Outcome == sim.Exhausted {
+					exhausted[o.ID] = true
+					assert.False(t, held[o.ID], "exhausted order %s holds stock", o.ID)
+				}
+			}
+			assert.Len(t, exhausted, int(c.Exhausted), "each exhausted order came back with ErrRetriesExhausted")
+			for _, e := range h.Events {
+				if exhausted[e.Order] {
+					assert.Equal(t, sim.RolledBack, e.State, "event %s of exhausted order %s", e.ID, e.Order)
+				}
+			}
+			assert.Len(t, h.Mails, int(c.OutOfStock), "a mail per out-of-stock order, none for an exhausted one")
+			assert.Equal(t, int(c.Allocated), lines(h), "nothing allocated twice")
+		})
+	}
+}
+
+// Figure 2: the book's two writers, forced to load, load, commit, commit.
+func TestFigure2TheBooksTwoWriterInterleaving(t *testing.T) {
+	for _, tc := range []struct {
+		retries        int
+		allocated      int64
+		version        int
+		exhausted      int64
+		conflicts      int64
+		wantOutcomeSet []sim.Outcome
+	}{
+		{retries: 0, allocated: 1, version: 1, exhausted: 1, conflicts: 1, wantOutcomeSet: []sim.Outcome{sim.Allocated, sim.Exhausted}},
+		{retries: 1, allocated: 2, version: 2, exhausted: 0, conflicts: 1, wantOutcomeSet: []sim.Outcome{sim.Allocated, sim.Allocated}},
+	} {
+		t.Run(fmt.Sprintf("retries %d", tc.retries), func(t *testing.T) {
+			cfg := hot(sim.Sync, 2)
+			cfg.Orders, cfg.WarmupOrders, cfg.Rendezvous, cfg.Retries = 2, 1, 2, tc.retries
+			cfg.OrderQty = sim.Range{Min: 10, Max: 10}
+			r := figure(t, cfg)
+			requireOK(t, r)
+			assert.Equal(t, tc.allocated, r.Counts.Allocated)
+			assert.Equal(t, tc.exhausted, r.Counts.Exhausted)
+			assert.Equal(t, tc.conflicts, r.Counts.Conflicts, "one conflict")
+			assert.Equal(t, tc.version, r.History.Products[0].Version, "version +%d", tc.version)
+			var outcomes []sim.Outcome
+			for _, o := range r.History.Orders {
+				outcomes = append(outcomes, o.Outcome)
+			}
+			slices.Sort(outcomes)
+			assert.Equal(t, tc.wantOutcomeSet, outcomes)
+		})
+	}
+}
+
+// Figure 3: a crash after commit with p = 0.05. The crash kills the whole process, so what each
+// strategy loses is exactly what it held only in memory at the crashes.
+func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
+	t.Run("sync, one worker: one lost event per crash on a commit that carried one", func(t *testing.T) {
+		cfg := hot(sim.Sync, 1)
+		cfg.Crash.AfterCommit = 0.05
+		r := figure(t, cfg)
+		requireOK(t, r)
+		h := r.History
+		var carried []string
+		crashes := 0
+		for _, c := range h.Crashes {
+			require.Equal(t, sim.AfterCommit, c.Point)
+			if len(c.Carried) > 0 {
+				crashes++
+				carried = append(carried, c.Carried...)
+			}
+		}
+		require.Positive(t, crashes)
+		assert.Equal(t, crashes, r.Accounting.Lost, "lost == crashes after commit on commits that carried an event")
+		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are those events")
+		assert.Equal(t, set(carried), inFlight(h), "which is all the process held at the crashes")
+	})
+	for _, tc := range []struct {
+		strategy string
+		workers  int
+		latency  time.Duration
+	}{
+		{sim.Sync, 8, 0},
+		{sim.Async, 4, 100 * time.Microsecond}, // a slow mailer, so that the queue holds events
+		{sim.Outbox, 4, 100 * time.Microsecond},
+	} {
+		t.Run(fmt.Sprintf("%s, %d workers", tc.strategy, tc.workers), func(t *testing.T) {
+			cfg := hot(tc.strategy, tc.workers)
+			cfg.Crash.AfterCommit = 0.05
+			cfg.Mailer = sim.FixedLatency(tc.latency)
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			require.Positive(t, len(h.Crashes))
+			assert.Equal(t, set(h.Undelivered()), inFlight(h), "lost == committed events not yet delivered at the crashes")
+			assert.Equal(t, a.Lost, a.LostInCrash)
+			withEvent := 0
+			for _, c := range h.Crashes {
+				if len(c.Carried) > 0 {
+					withEvent++
+				}
+			}
+			if tc.strategy == sim.Outbox {
+				assert.Zero(t, a.Lost, "the outbox loses nothing")
+				assert.Empty(t, inFlight(h), "it holds nothing only in memory")
+				assert.Equal(t, len(outOfStockEvents(h)), len(h.Mails), "a mail per committed OutOfStock")
+				return
+			}
+			assert.GreaterOrEqual(t, a.Lost, withEvent, "every crash on a commit with an event loses it, and kills what others held")
+			if tc.strategy == sim.Async {
+				assert.Greater(t, a.Lost, withEvent, "the queue dies too")
+			}
+		})
+	}
+}
+
+// Figure 4: a crash before commit stores nothing and sends nothing for that transaction, in
+// every strategy.
+func TestFigure4ACrashBeforeCommitStoresAndSendsNothing(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		t.Run(strategy, func(t *testing.T) {
+			cfg := hot(strategy, 4)
+			cfg.Crash.BeforeCommit = 0.05
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h := r.History
+			require.Positive(t, r.Faults.Crashes.BeforeCommit)
+			held := orderHeld(h)
+			crashed := map[string]bool{}
+			for _, c := range h.Crashes {
+				crashed[c.Order] = true
+				assert.False(t, held[c.Order], "order %s crashed before commit but holds stock", c.Order)
+			}
+			mailed := map[string]bool{}
+			for _, m := range h.Mails {
+				mailed[m.Event] = true
+			}
+			for _, e := range h.Events {
+				if crashed[e.Order] {
+					assert.Equal(t, sim.RolledBack, e.State, "event %s of order %s", e.ID, e.Order)
+					assert.False(t, mailed[e.ID], "event %s of order %s was mailed", e.ID, e.Order)
+				}
+			}
+			assert.Zero(t, r.Accounting.Unexpected, "no mail for an event that never committed")
+			assert.LessOrEqual(t, lines(h), 500)
+		})
+	}
+}
+
+// Figure 5: mailer errors.
+func TestFigure5MailerErrors(t *testing.T) {
+	for _, p := range []float64{0.01, 0.1, 0.5} {
+		t.Run(fmt.Sprintf("sync p=%g: each failed send is a lost event and a caller that saw an error for a committed order", p), func(t *testing.T) {
+			cfg := hot(sim.Sync, 4)
+			cfg.MailErrors = p
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			var failed []string
+			for _, s := range h.Sends {
+				if s.Err {
+					failed = append(failed, s.Event)
+				}
+			}
+			assert.Equal(t, len(failed), a.Lost, "lost == failed sends")
+			assert.Equal(t, set(failed), set(h.Undelivered()))
+			sawError := 0
+			for _, o := range h.Orders {
+				if o.PublishErr {
+					sawError++
+					assert.Equal(t, sim.OutOfStock, o.Outcome, "order %s committed", o.ID)
+				}
+			}
+			assert.Equal(t, a.Lost, sawError, "each caller of a lost event saw an error")
+			assert.Equal(t, int64(sawError), r.Counts.PublishErrors)
+			assert.Equal(t, int64(len(failed)), r.Faults.SendErrors, "the mailer's own count agrees")
+		})
+		t.Run(fmt.Sprintf("sync-retry p=%g: lost only when every attempt failed", p), func(t *testing.T) {
+			cfg := hot(sim.SyncRetry, 4)
+			cfg.MailErrors = p
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			attempts, ok := map[string]int{}, map[string]bool{}
+			for _, s := range h.Sends {
+				attempts[s.Event]++
+				ok[s.Event] = ok[s.Event] || s.Accepted
+			}
+			var allFailed []string
+			for id, n := range attempts {
+				assert.LessOrEqual(t, n, 3, "event %s sent %d times", id, n)
+				if !ok[id] {
+					assert.Equal(t, 3, n, "event %s was given up before its third attempt", id)
+					allFailed = append(allFailed, id)
+				}
+			}
+			assert.Equal(t, set(allFailed), set(h.Undelivered()), "lost == events whose every attempt failed")
+			mean := 500 * p * p * p
+			assert.InDelta(t, mean, a.Lost, 4*math.Sqrt(mean*(1-p*p*p))+1, "about 500·p³")
+			assert.Zero(t, r.Counts.PublishErrors-int64(a.Lost), "a caller sees an error only when the retries gave up")
+		})
+	}
+	for _, p := range []float64{0.01, 0.1, 0.5, 1} {
+		t.Run(fmt.Sprintf("outbox p=%g: nothing lost once drained", p), func(t *testing.T) {
+			cfg := hot(sim.Outbox, 4)
+			cfg.MailErrors = p
+			r := figure(t, cfg)
+			requireOK(t, r)
+			a := r.Accounting
+			assert.Zero(t, a.Lost)
+			assert.Len(t, r.History.Mails, 500)
+			assert.Zero(t, a.Liveness.StillPending)
+			if p == 1 {
+				assert.Equal(t, 500, a.Liveness.PendingAtStart, "at p = 1 nothing went out during the faults")
+				assert.Equal(t, 500, a.Liveness.Delivered, "and the drain delivered it all")
+			}
+		})
+	}
+}
+
+// Figure 6: a crash in the relay between "mail sent" and "marked done" re-sends the row; the
+// mailer's de-duplication swallows exactly those re-sends, and without it they are duplicates.
+func TestFigure6ARelayCrashResendsAndDedupSwallowsExactlyThat(t *testing.T) {
+	for _, dedup := range []bool{true, false} {
+		t.Run(fmt.Sprintf("dedup %v", dedup), func(t *testing.T) {
+			cfg := hot(sim.Outbox, 4)
+			cfg.Crash.RelaySent, cfg.Dedup = 0.1, dedup
+			// Orders arrive over 50ms, so that the relay works while the faults are on (closed-loop
+			// workers would be done before the relay got going, and it would drain without faults).
+			cfg.Model, cfg.Rate = sim.Open, 20_000
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			require.Positive(t, r.Faults.Crashes.RelaySent)
+			require.Positive(t, a.Resends, "the crashes caused re-sends")
+			// Each re-send repeats a send that a process which then died made: "r1" then "r3@2".
+			first := map[string]string{}
+			var resent []string
+			for _, s := range h.Sends {
+				if !s.Accepted {
+					continue
+				}
+				if by, seen := first[s.Event]; seen {
+					resent = append(resent, s.Event)
+					assert.NotEqual(t, life(by), life(s.Actor), "%s re-sent %s in the same life as %s", s.Actor, s.Event, by)
+				} else {
+					first[s.Event] = s.Actor
+				}
+			}
+			assert.Len(t, resent, a.Resends)
+			assert.Zero(t, a.Lost)
+			if dedup {
+				assert.Zero(t, a.Duplicated, "0 duplicates delivered")
+				assert.Equal(t, int64(a.Resends), r.Counts.DedupHits, "dedup hits == re-sends")
+				assert.Equal(t, set(resent), set(h.DedupHits), "and they are the re-sent events")
+				assert.Equal(t, len(outOfStockEvents(h)), len(h.Mails), "one mail per committed OutOfStock")
+			} else {
+				assert.Zero(t, r.Counts.DedupHits)
+				assert.Equal(t, a.Resends, a.Duplicated, "duplicated (surplus mails) == re-sends")
+				assert.Equal(t, len(outOfStockEvents(h))+a.Resends, len(h.Mails))
+			}
+		})
+	}
+}
+
+// life returns the life of the process an actor belongs to: "r1" 0, "r3@2" 2.
+func life(actor string) string {
+	_, n, ok := strings.Cut(actor, "@")
+	if !ok {
+		return "0"
+	}
+	return n
+}
+
+// Figure 7: clients send an order again, same id, after an unknown outcome; allocation is
+// idempotent, so no order is allocated twice and no allocated order gets an out-of-stock mail.
+func TestFigure7ClientRetriesAfterUnknownOutcomes(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		for _, q := range []float64{0.5, 1} {
+			t.Run(fmt.Sprintf("%s q=%g", strategy, q), func(t *testing.T) {
+				cfg := hot(strategy, 4)
+				cfg.Crash = sim.CrashRates{AfterCommit: 0.1, BeforeCommit: 0.02}
+				cfg.ClientRetry = q
+				r := figure(t, cfg)
+				requireOK(t, r)
+				h := r.History
+				assert.Positive(t, r.Counts.Resends, "orders were sent again")
+				assert.Positive(t, r.Counts.Resolved, "and some learned their outcome")
+				assert.Zero(t, r.Accounting.FalseOutOfStock, "0 false out-of-stock mails")
+				held := orderHeld(h)
+				assert.Len(t, held, lines(h), "each order allocated at most once")
+				resentAndHeld := 0
+				for _, o := range h.Orders {
+					if o.Resent > 0 && held[o.ID] {
+						resentAndHeld++
+						assert.Contains(t, []sim.Outcome{sim.Allocated, sim.Unknown}, o.Outcome, "order %s holds stock", o.ID)
+					}
+				}
+				assert.Positive(t, resentAndHeld, "resent orders found the allocation they already had")
+			})
+		}
+	}
+}
+
+// Figure 8: bad input through the simulator changes nothing, raises nothing, mails nothing.
+func TestFigure8BadInputThroughTheSimulator(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		t.Run(strategy, func(t *testing.T) {
+			cfg := hot(strategy, 4)
+			cfg.BadInput = 0.1
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h := r.History
+			inv := r.Invariants[7]
+			require.Equal(t, sim.InvBadInput, inv.Name)
+			assert.Empty(t, inv.Note, "bad input was checked")
+			assert.Positive(t, r.Counts.Bad)
+			assert.Equal(t, r.Counts.Bad, r.Counts.Rejected, "every bad order, and only those, rejected")
+			defects := map[sim.Defect]int{}
+			for _, o := range h.Bad {
+				defects[o.Bad]++
+				assert.Equal(t, sim.Rejected, o.Outcome)
+			}
+			assert.Len(t, defects, 6, "every kind of defect was sent: %v", defects)
+			assert.Len(t, h.BadBatches, 7)
+			for _, b := range h.BadBatches {
+				assert.NotEmpty(t, b.Err, "bad batch %q refused", b.What)
+				assert.False(t, b.Changed, "bad batch %q changed nothing", b.What)
+			}
+			good := 1000 - int(r.Counts.Bad)
+			assert.Equal(t, min(good, 500), lines(h))
+			assert.Len(t, h.Mails, good-min(good, 500), "mails only for good orders out of stock")
+		})
+	}
+}
+
+// Figure 8, the service's own answers to bad input: a clear error, no change, no mail, no panic.
+// FuzzAllocate and FuzzAddBatch in package service cover the same ground with arbitrary input.
+func TestFigure8BadInputThroughTheService(t *testing.T) {
+	ctx := context.Background()
+	uow, store, mailer := fakes.New()
+	require.NoError(t, service.AddBatch(ctx, uow, "b1", "LAMP", 10, time.Time{}))
+	rev := store.Revision("LAMP")
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		wantErr error
+		wantMsg string
+	}{
+		{"qty 0", func() error { _, err := service.Allocate(ctx, uow, "o1", "LAMP", 0); return err }, domain.ErrInvalidOrderLine, "qty must be between 1 and 1000000000, got 0"},
+		{"qty -1", func() error { _, err := service.Allocate(ctx, uow, "o1", "LAMP", -1); return err }, domain.ErrInvalidOrderLine, "got -1"},
+		{"huge qty", func() error { _, err := service.Allocate(ctx, uow, "o1", "LAMP", domain.MaxQty+1); return err }, domain.ErrInvalidOrderLine, "got 1000000001"},
+		{"empty order id", func() error { _, err := service.Allocate(ctx, uow, "", "LAMP", 1); return err }, domain.ErrInvalidOrderLine, "empty order id"},
+		{"empty sku", func() error { _, err := service.Allocate(ctx, uow, "o1", "", 1); return err }, domain.ErrInvalidOrderLine, "empty sku"},
+		{"unknown sku", func() error { _, err := service.Allocate(ctx, uow, "o1", sim.UnknownSKUName, 1); return err }, service.ErrInvalidSKU, "invalid sku NO-SUCH-SKU"},
+		{"duplicate batch reference", func() error { return service.AddBatch(ctx, uow, "b1", "LAMP", 5, time.Time{}) }, domain.ErrDuplicateBatch, "duplicate batch reference"},
+		{"duplicate batch reference, other sku", func() error { return service.AddBatch(ctx, uow, "b1", "CHAIR", 5, time.Time{}) }, domain.ErrDuplicateBatch, "held by LAMP"},
+		{"negative batch", func() error { return service.AddBatch(ctx, uow, "b2", "LAMP", -5, time.Time{}) }, domain.ErrInvalidBatch, "got -5"},
+		{"empty batch reference", func() error { return service.AddBatch(ctx, uow, "", "LAMP", 5, time.Time{}) }, domain.ErrInvalidBatch, "empty reference"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = tc.call() })
+			require.ErrorIs(t, err, tc.wantErr)
+			assert.Contains(t, err.Error(), tc.wantMsg)
+			assert.Equal(t, rev, store.Revision("LAMP"), "no state change")
+			assert.Equal(t, []string{"LAMP"}, store.SKUs())
+			assert.Zero(t, mailer.Len(), "no mail")
+		})
+	}
+}
+
+// allFaults turns on every fault a run on one worker replays exactly.
+func allFaults(cfg sim.Config) sim.Config {
+	cfg.Crash = sim.CrashRates{BeforeCommit: 0.02, AfterCommit: 0.05, AfterHandler: 0.05}
+	cfg.ConflictRate, cfg.MailErrors, cfg.ClientRetry, cfg.BadInput = 0.2, 0.1, 0.5, 0.02
+	cfg.Mailer = sim.Latency{Dist: "uniform", Min: 0, Max: 40 * time.Microsecond, Mean: 20 * time.Microsecond}
+	cfg.MailTimeout = 30 * time.Microsecond
+	return cfg
+}
+
+// Figure 9: with one worker the same seed gives the same history, faults included. (The async
+// handlers and the outbox relay run beside the worker, so their crashes race it: they are left
+// out here, and a run with them replays only in distribution.)
+func TestFigure9SameSeedSameHistoryWithFaults(t *testing.T) {
+	for _, tc := range []struct {
+		strategy string
+		edit     func(*sim.Config)
+	}{
+		{sim.Sync, func(*sim.Config) {}},
+		{sim.SyncRetry, func(*sim.Config) {}},
+		// The bus runs on the relay's goroutines: crashes after a handler there race the worker.
+		{sim.Outbox, func(c *sim.Config) { c.Crash.AfterHandler = 0 }},
+		// Which sends fail depends on how far the handlers got when the faults stop: only the
+		// worker's faults replay.
+		{sim.Async, func(c *sim.Config) { c.Crash, c.MailErrors, c.MailTimeout = sim.CrashRates{}, 0, 0 }},
+	} {
+		t.Run(tc.strategy, func(t *testing.T) {
+			cfg := allFaults(hot(tc.strategy, 1))
+			tc.edit(&cfg)
+			a, b := figure(t, cfg), figure(t, cfg)
+			requireOK(t, a)
+			require.NotEmpty(t, a.HistoryDigest)
+			assert.Equal(t, a.HistoryDigest, b.HistoryDigest, "same seed, one worker, same faults: the same history")
+			assert.Equal(t, a.Faults.Crashes, b.Faults.Crashes, "the same crashes")
+			assert.Equal(t, a.Counts.Forced, b.Counts.Forced, "the same forced conflicts")
+			if tc.strategy == sim.Sync || tc.strategy == sim.SyncRetry {
+				// Everything happens on the worker's goroutine: every figure replays, timings aside.
+				fa, fb := a.Accounting, b.Accounting
+				fa.Liveness, fb.Liveness = sim.Liveness{}, sim.Liveness{}
+				assert.Equal(t, fa, fb)
+				assert.Equal(t, a.Faults, b.Faults, "the same faults fired")
+			}
+			f := a.Faults
+			assert.Positive(t, f.ForcedConflicts, "faults fired: %+v", f)
+			assert.Positive(t, f.BadOrders, "faults fired: %+v", f)
+			if tc.strategy != sim.Async {
+				assert.Positive(t, f.Crashes.Total)
+			}
+			cfg.Seed++
+			assert.NotEqual(t, a.HistoryDigest, figure(t, cfg).HistoryDigest, "another seed, another history")
+		})
+	}
+}
+
+// Figure 9: a failing run says how to rerun it.
+func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
+	cfg := hot(sim.Sync, 1)
+	cfg.Crash.AfterCommit, cfg.Require = 0.05, sim.Promise{NoLoss: true}
+	r := run(t, cfg)
+	require.False(t, r.OK, "sync does not deliver at least once")
+	assert.Equal(t, "go run ./cmd/simulate -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
+	var out strings.Builder
+	require.NoError(t, sim.WriteText(&out, r))
+	assert.Contains(t, out.String(), "rerun: "+r.Command)
+}
+
+// Figure 10: no goroutine outlives a run, crashes of every kind and an interruption included.
+func TestFigure10NoGoroutineLeaksAfterCrashes(t *testing.T) {
+	for _, strategy := range sim.StrategyNames() {
+		t.Run(strategy, func(t *testing.T) {
+			cfg := allFaults(hot(strategy, 4))
+			cfg.Crash = sim.CrashRates{BeforeCommit: 0.02, AfterCommit: 0.05, AfterHandler: 0.05, AfterDeliver: 0.05, RelaySent: 0.05}
+			cfg.Mailer = sim.FixedLatency(50 * time.Microsecond)
+			r := figure(t, cfg)
+			requireOK(t, r)
+			require.Positive(t, r.Faults.Crashes.Total)
+			goleak.VerifyNone(t)
+
+			cfg.Orders, cfg.Duration = 20_000, time.Hour // orders only size the stock of a run by duration
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			r, err := sim.Run(ctx, cfg)
+			require.NoError(t, err)
+			assert.True(t, r.Interrupted)
+			goleak.VerifyNone(t)
+		})
+	}
+}
