@@ -14,6 +14,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 	}
 	for _, r := range reports {
 		if !r.OK {
-			fmt.Fprintf(stderr, "simulate: invariants broken (%s, seed %d); rerun: %s\n", r.Config.Strategy, r.Config.Seed, rerun(args, r.Config.Strategy))
+			fmt.Fprintf(stderr, "simulate: %s broke %s (seed %d); rerun: %s\n", r.Config.Strategy, brokenNames(r), r.Config.Seed, r.Command)
 			return exitBroken
 		}
 	}
@@ -110,31 +112,53 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 	return exitOK
 }
 
-// rerun is the command line that repeats one failing run.
-func rerun(args []string, strategy string) string {
-	var keep []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name := strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")
-		if name == "compare" || name == "sweep" || name == "strategy" || name == "chart" {
-			if !strings.Contains(a, "=") && i+1 < len(args) {
-				i++
-			}
+// brokenNames lists the invariants a run broke.
+func brokenNames(r sim.Report) string {
+	var names []string
+	for _, inv := range r.Invariants {
+		if !inv.OK {
+			names = append(names, strconv.Quote(inv.Name))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// workload returns the preset named by the last -workload flag in args, so that the other flags
+// apply on top of it whatever their order; an unknown name is reported by the flag itself.
+func workload(args []string) sim.Config {
+	cfg := sim.Default()
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "workload" {
 			continue
 		}
-		keep = append(keep, a)
+		if !hasValue && i+1 < len(args) {
+			value = args[i+1]
+		}
+		if preset, ok := sim.Workloads[value]; ok {
+			cfg = preset()
+		}
 	}
-	return strings.Join(append([]string{"go run ./cmd/simulate", "-strategy", strategy}, keep...), " ")
+	return cfg
 }
 
 func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
-	cfg := sim.Default()
+	cfg := workload(args)
 	var opt options
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors come back as one line; -h prints the usage
 	fs.Usage = func() { usage(fs) }
 
-	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workload, the mailer and backoff jitter; never 0")
+	fs.Func("workload", "preset the other flags change: "+strings.Join(workloadNames(), " or ")+" (hot-sku: 1 sku, 1 batch of 500, 1000 orders of 1) (default "+cfg.Workload+")", func(s string) error {
+		if _, ok := sim.Workloads[s]; !ok {
+			return fmt.Errorf("unknown workload %q (want %s)", s, strings.Join(workloadNames(), " or "))
+		}
+		return nil // applied before the other flags, by workload
+	})
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the workload, the mailer, backoff jitter and every fault; never 0")
 	fs.IntVar(&cfg.SKUs, "skus", cfg.SKUs, "number of products (skus)")
 	fs.IntVar(&cfg.BatchesPerSKU, "batches", cfg.BatchesPerSKU, "batches of each sku")
 	fs.Float64Var(&cfg.WarehouseShare, "warehouse", cfg.WarehouseShare, "fraction of batches in the warehouse (no ETA); the rest are shipments")
@@ -171,9 +195,31 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.StringVar(&cfg.WhenFull, "when-full", cfg.WhenFull, "async: block or drop when the queue is full")
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "retries after a version conflict; -1 never gives up")
 	fs.BoolVar(&cfg.Record, "record", cfg.Record, "record every order in the history (adds a history digest; ~100 bytes an order)")
+	fs.IntVar(&cfg.HandlerAttempts, "handler-attempts", cfg.HandlerAttempts, "sync-retry: attempts of a failing handler in all (the book: 3)")
+	fs.DurationVar(&cfg.HandlerBackoff, "handler-backoff", cfg.HandlerBackoff, "sync-retry: ceiling of the first wait between attempts, doubled each time, jittered")
+	fs.BoolVar(&cfg.Dedup, "dedup", cfg.Dedup, "outbox: the mailer de-duplicates by event id (-dedup=false to see the duplicates)")
+
+	// Faults: all seeded by -seed; a liveness phase without faults ends every run.
+	fs.Func("crash", "crash the whole process with probability p at each visit of a point: point=p,... with points "+pointNames()+" (default none)", func(s string) error {
+		c, err := sim.ParseCrashRates(s)
+		cfg.Crash = c
+		return err
+	})
+	fs.Float64Var(&cfg.ConflictRate, "conflict-rate", cfg.ConflictRate, "force a version conflict on this fraction of commits (through the store's before-commit hook)")
+	fs.Float64Var(&cfg.MailErrors, "mail-errors", cfg.MailErrors, "probability that a mailer send fails")
+	fs.DurationVar(&cfg.MailTimeout, "mail-timeout", cfg.MailTimeout, "give up a send that takes longer; its outcome is unknown (0: never)")
+	fs.Float64Var(&cfg.TimeoutDelivered, "timeout-delivered", cfg.TimeoutDelivered, "probability that the mail server accepted a timed-out send anyway")
+	fs.Float64Var(&cfg.ClientRetry, "client-retry", cfg.ClientRetry, "probability that a client sends an order again (same id) after an unknown outcome")
+	fs.Float64Var(&cfg.BadInput, "bad-input", cfg.BadInput, "fraction of orders sent invalid (qty 0, -1, huge, empty ids, unknown sku); adds invalid batches too")
+	fs.IntVar(&cfg.Rendezvous, "rendezvous", cfg.Rendezvous, "hold the first n commits until all n arrived (2: the book's load, load, commit, commit)")
+	fs.Func("require", "hold the run to promises beyond the strategy's own: no-loss, no-duplicate, delivered (default none)", func(s string) error {
+		p, err := sim.ParsePromise(s)
+		cfg.Require = p
+		return err
+	})
 
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
-	fs.StringVar(&opt.compare, "compare", "sync,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
+	fs.StringVar(&opt.compare, "compare", "sync,sync-retry,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
 	fs.StringVar(&opt.sweep, "sweep", "", "run at each value of one parameter, e.g. mailer-latency=0,1ms,5ms,20ms or workers=1,2,4,8 ("+strings.Join(sim.SweepParams(), ", ")+")")
 	fs.StringVar(&opt.chart, "chart", "sweep.html", "with -sweep: HTML chart of throughput and p99 against the swept value (\"\": none)")
 	fs.IntVar(&opt.count, "count", 1, "run everything this many times (samples for benchstat)")
@@ -183,6 +229,23 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
 	return cfg, opt, fs, err
+}
+
+func workloadNames() []string {
+	var names []string
+	for n := range sim.Workloads {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func pointNames() string {
+	var names []string
+	for _, p := range sim.Points() {
+		names = append(names, p.String())
+	}
+	return strings.Join(names, ", ")
 }
 
 func rangeFlag(fs *flag.FlagSet, r *sim.Range, name, help string) {
@@ -201,9 +264,12 @@ func usage(fs *flag.FlagSet) {
 
 Runs a seeded workload through the stockbus stack on the fakes and reports what synchronous
 dispatch costs: throughput, latency percentiles, the share of each request spent in dispatch,
-a model check and the invariants. With no flags it compares sync, async and outbox.
+a model check and the invariants. With fault flags (-crash, -conflict-rate, -mail-errors,
+-mail-timeout, -client-retry, -bad-input) it also accounts for every event: lost, duplicated,
+unexpected, recovered. With no flags it compares sync, sync-retry, async and outbox.
 
-Exit status: 0 ok, 1 an invariant broke, 2 bad flags or configuration, 130 interrupted.
+Exit status: 0 ok, 1 an invariant broke (a strategy broke its promise; the command that reruns
+it is printed), 2 bad flags or configuration, 130 interrupted.
 
 Flags:
 `)

@@ -28,14 +28,14 @@ func simulate(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errOut.String()
 }
 
-func TestNoFlagsComparesTheThreeStrategies(t *testing.T) {
+func TestNoFlagsComparesTheFourStrategies(t *testing.T) {
 	cfg, opt, fs, err := parseFlags(nil)
 	require.NoError(t, err)
 	cfgs, sweep, err := plan(cfg, opt, fs)
 	require.NoError(t, err)
 	assert.Nil(t, sweep)
-	require.Len(t, cfgs, 3)
-	for i, s := range []string{"sync", "async", "outbox"} {
+	require.Len(t, cfgs, 4)
+	for i, s := range []string{"sync", "sync-retry", "async", "outbox"} {
 		assert.Equal(t, s, cfgs[i].Strategy)
 		assert.Equal(t, cfgs[0].Seed, cfgs[i].Seed, "the same workload")
 	}
@@ -45,7 +45,7 @@ func TestNoFlagsComparesTheThreeStrategies(t *testing.T) {
 func TestTextCompare(t *testing.T) {
 	code, out, errOut := simulate(t, tiny...)
 	require.Equal(t, 0, code, "stderr: %s", errOut)
-	assert.Regexp(t, `sync\s+async/block\s+outbox`, out)
+	assert.Regexp(t, `sync\s+sync-retry\s+async/block\s+outbox`, out)
 	assert.Contains(t, out, "throughput (orders/s)")
 	assert.Empty(t, errOut, "no progress bar when stderr is not a terminal")
 }
@@ -93,7 +93,7 @@ func TestBenchLinesParse(t *testing.T) {
 			n++
 		}
 	}
-	assert.Equal(t, 6, n, "three strategies, twice")
+	assert.Equal(t, 8, n, "four strategies, twice")
 }
 
 func TestSweepWritesATableAndAChart(t *testing.T) {
@@ -117,7 +117,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	fs.VisitAll(func(f *flag.Flag) {
 		assert.Regexp(t, regexp.MustCompile(`(?m)^  -`+regexp.QuoteMeta(f.Name)+`\b`), out, "-h documents -%s", f.Name)
 		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
-			assert.Regexp(t, regexp.MustCompile(`(?s)-`+regexp.QuoteMeta(f.Name)+` .*?\(default `), out, "-h gives the default of -%s", f.Name)
+			assert.Regexp(t, regexp.MustCompile(`(?s)-`+regexp.QuoteMeta(f.Name)+`\b.*?\(default `), out, "-h gives the default of -%s", f.Name)
 		}
 	})
 	for _, name := range []string{"mailer-latency", "batch-qty", "order-qty", "warmup"} {
@@ -143,6 +143,18 @@ func TestBadFlagsExitTwoWithOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"-seed", "0"}, "-seed"},
 		{[]string{"-sweep", "speed=1,2"}, "-sweep"},
 		{[]string{"-count", "0"}, "-count"},
+		{[]string{"-crash", "after-lunch=0.1"}, "-crash"},
+		{[]string{"-crash", "after-commit=2"}, "-crash"},
+		{[]string{"-conflict-rate", "1.5"}, "-conflict-rate"},
+		{[]string{"-mail-errors", "-0.1"}, "-mail-errors"},
+		{[]string{"-mail-timeout", "-1ms"}, "-mail-timeout"},
+		{[]string{"-client-retry", "2"}, "-client-retry"},
+		{[]string{"-bad-input", "NaN"}, "-bad-input"},
+		{[]string{"-rendezvous", "9"}, "-rendezvous"},
+		{[]string{"-rendezvous", "2", "-crash", "after-commit=0.1"}, "-rendezvous"},
+		{[]string{"-handler-attempts", "0"}, "-handler-attempts"},
+		{[]string{"-require", "everything"}, "-require"},
+		{[]string{"-workload", "cold-sku"}, "-workload"},
 		{[]string{"-no-such-flag"}, "-no-such-flag"},
 		{[]string{"stray"}, "stray"},
 	} {
@@ -175,7 +187,60 @@ func TestInterruptedRunPrintsWhatRan(t *testing.T) {
 	assert.Equal(t, 130, <-done)
 }
 
-func TestRerunNamesOneStrategy(t *testing.T) {
-	got := rerun([]string{"-seed", "7", "-compare", "sync,async", "-sweep=workers=1,2", "-orders", "10"}, "async")
-	assert.Equal(t, "go run ./cmd/simulate -strategy async -seed 7 -orders 10", got)
+func TestCommandRunsTheSameConfigAgain(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"-strategy", "outbox", "-seed", "7", "-orders", "10", "-warmup", "2"},
+		{"-workload", "hot-sku", "-strategy", "sync-retry", "-crash", "after-commit=0.05,relay-sent=0.1", "-mail-errors", "0.1",
+			"-mail-timeout", "2ms", "-timeout-delivered", "0.25", "-client-retry", "0.5", "-conflict-rate", "0.2", "-bad-input", "0.01",
+			"-handler-attempts", "4", "-handler-backoff", "50µs", "-dedup=false", "-record", "-require", "no-loss,no-duplicate",
+			"-mailer-latency", "uniform:1ms..3ms", "-warmup", "100ms", "-duration", "1s", "-retries", "-1"},
+		{"-workers", "2", "-rendezvous", "2", "-model", "closed", "-mailer-latency", "exp:2ms", "-batch-qty", "5..9", "-demand", "-1"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			want, _, _, err := parseFlags(args)
+			require.NoError(t, err)
+			cmd := want.Command()
+			require.True(t, strings.HasPrefix(cmd, "go run ./cmd/simulate "), cmd)
+			got, _, _, err := parseFlags(strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/simulate ")))
+			require.NoError(t, err, "parsing %s", cmd)
+			assert.Equal(t, want, got, "%s runs another config", cmd)
+		})
+	}
+}
+
+// A failing run prints the one command line that reproduces it, and that command fails the same
+// way with the same history: sync does not promise at-least-once, and -require asks it to.
+func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
+	args := []string{"-workload", "hot-sku", "-orders", "700", "-workers", "1", "-mailer-latency", "0", "-record",
+		"-crash", "after-commit=0.05", "-require", "no-loss", "-compare", "sync,outbox", "-format", "json"}
+	code, out, errOut := simulate(t, args...)
+	require.Equal(t, 1, code, "stderr: %s", errOut)
+	assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
+	m := regexp.MustCompile(`^simulate: sync broke "no committed event lost" \(seed 42\); rerun: (go run \./cmd/simulate .*)\n$`).FindStringSubmatch(errOut)
+	require.NotNil(t, m, "stderr: %q", errOut)
+	digest := func(out string) string {
+		var got struct {
+			Runs []struct {
+				Config struct {
+					Strategy string `json:"strategy"`
+				} `json:"config"`
+				HistoryDigest string `json:"history_digest"`
+				OK            bool   `json:"ok"`
+				Command       string `json:"command"`
+			} `json:"runs"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &got), "output: %s", out)
+		require.NotEmpty(t, got.Runs)
+		require.Equal(t, "sync", got.Runs[0].Config.Strategy)
+		require.False(t, got.Runs[0].OK)
+		return got.Runs[0].HistoryDigest
+	}
+	first := digest(out)
+
+	again := strings.Fields(strings.TrimPrefix(m[1], "go run ./cmd/simulate "))
+	code, out, errOut = simulate(t, append(again, "-format", "json")...)
+	require.Equal(t, 1, code, "the rerun fails too: %s", errOut)
+	assert.Equal(t, first, digest(out), "the same history, crash for crash")
+	assert.Contains(t, errOut, "rerun: "+m[1])
 }
