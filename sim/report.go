@@ -410,8 +410,8 @@ func (r *run) countEvents(rep *Report, h *History) {
 			if s.Err {
 				c.SendErrors++
 			}
-			if !s.Accepted {
-				continue
+			if !s.Accepted || s.Publish {
+				continue // the delivery lag is from commit to mail
 			}
 			i := index.get(s.Event) - 1
 			if i < 0 || sent[i] {

@@ -364,7 +364,9 @@ func (m recorder) record(ctx context.Context, cause domain.Event, publish bool, 
 	if op.Accepted {
 		r.release(id)
 	}
-	a.sendCount++
+	if !publish {
+		a.sendCount++ // the model's r counts requests that mailed
+	}
 	a.sends = append(a.sends, op)
 	return err
 }
