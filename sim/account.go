@@ -29,7 +29,8 @@ type Accounting struct {
 	// DuplicatedPublished counts the surplus publications the same way.
 	DuplicatedPublished int `json:"duplicated_published"`
 	// Resends counts the sends the mail server accepted for an event it had accepted before:
-	// with de-duplication they are the dedup hits, without it the duplicates.
+	// with de-duplication they are the dedup hits, without it the duplicates. (Repeated
+	// publications are in DuplicatedPublished: the broker does not de-duplicate.)
 	Resends int `json:"resends"`
 	// Unexpected counts the mails and publications for events that never committed (rolled back,
 	// discarded, or never raised).
@@ -90,7 +91,7 @@ func Account(h *History) Accounting {
 	}
 	// First delivery of each event, failed sends, accepted sends.
 	firstAccepted := make([]time.Duration, n)
-	accepted, failed := make([]int, n), make([]int, n)
+	accepted, failed, mailsAccepted := make([]int, n), make([]int, n), make([]int, n)
 	for _, s := range h.Sends {
 		i := index.get(s.Event) - 1
 		if i < 0 {
@@ -101,6 +102,9 @@ func Account(h *History) Accounting {
 				firstAccepted[i] = s.At
 			}
 			accepted[i]++
+			if !s.Publish {
+				mailsAccepted[i]++
+			}
 		} else {
 			failed[i]++
 		}
@@ -137,7 +141,7 @@ func Account(h *History) Accounting {
 		a.Committed++
 		a.Duplicated += max(mails[i]-1, 0)
 		a.DuplicatedPublished += max(published[i]-1, 0)
-		a.Resends += max(accepted[i]-1, 0)
+		a.Resends += max(mailsAccepted[i]-1, 0)
 		k := kinds[e.Kind]
 		if k == nil {
 			k = &KindCount{Kind: e.Kind}

@@ -320,10 +320,15 @@ func (h *History) Digest() string {
 	for _, m := range mails {
 		put("mail", m.Event, m.To, m.Body)
 	}
+	// Publications as a set: the broker does not de-duplicate, and how often a relay that
+	// restarts beside the worker publishes an event again is the scheduler's doing (the
+	// accounting counts it).
 	published := slices.Clone(h.Published)
 	slices.SortStableFunc(published, func(a, b Publication) int { return compareIDs(a.Event, b.Event) })
-	for _, p := range published {
-		put("published", p.Event, p.Channel)
+	for i, p := range published {
+		if i == 0 || p != published[i-1] {
+			put("published", p.Event, p.Channel)
+		}
 	}
 	for _, p := range h.Products {
 		put("product", p.SKU, strconv.Itoa(p.Version))
