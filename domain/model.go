@@ -111,46 +111,48 @@ func (b *Batch) CanAllocate(line OrderLine) bool {
 // one that does not fit, is a no-op. Since an order is identified by its OrderID and SKU, a line
 // of an order the batch already holds is a no-op whatever its quantity.
 func (b *Batch) Allocate(line OrderLine) {
-	if _, held := lookup(b.lines, line.OrderID, line.SKU); held || !b.CanAllocate(line) {
+	hash := keyHash(line.OrderID, line.SKU)
+	if _, held := b.held(hash, line.OrderID, line.SKU); held || !b.CanAllocate(line) {
 		return
 	}
+	b.add(line, hash)
+}
+
+// add allocates a line that the caller has checked: it fits and its order is not held. Product
+// uses it so that one allocation hashes the key once and searches each batch once.
+func (b *Batch) add(line OrderLine, hash uint64) {
 	b.nextSeq++
-	b.lines = insert(b.lines, &lineNode{line: line, seq: b.nextSeq, prio: keyHash(line.OrderID, line.SKU)})
+	b.lines = insert(b.lines, allocation{line: line, seq: b.nextSeq, hash: hash}, rootShift)
 	b.allocated += line.Qty
 	b.count++
 }
 
+// held returns the quantity of the line of the order (orderID, sku) that the batch holds, if
+// any. hash is keyHash(orderID, sku).
+func (b *Batch) held(hash uint64, orderID, sku string) (qty int, ok bool) {
+	a, ok := lookup(b.lines, hash, orderID, sku)
+	return a.line.Qty, ok
+}
+
 // Deallocate removes the line if the batch holds exactly that line; otherwise it is a no-op.
 func (b *Batch) Deallocate(line OrderLine) {
-	n, held := lookup(b.lines, line.OrderID, line.SKU)
-	if !held || n.line != line {
+	hash := keyHash(line.OrderID, line.SKU)
+	if qty, held := b.held(hash, line.OrderID, line.SKU); !held || qty != line.Qty {
 		return
 	}
-	b.lines = remove(b.lines, line.OrderID, line.SKU)
+	b.lines = remove(b.lines, hash, line.OrderID, line.SKU, rootShift)
 	b.allocated -= line.Qty
 	b.count--
 }
 
 // Holds returns the line of the order (orderID, sku) that the batch holds, if any.
 func (b *Batch) Holds(orderID, sku string) (OrderLine, bool) {
-	n, ok := lookup(b.lines, orderID, sku)
-	if !ok {
-		return OrderLine{}, false
-	}
-	return n.line, true
+	a, ok := lookup(b.lines, keyHash(orderID, sku), orderID, sku)
+	return a.line, ok
 }
 
 // Lines returns the allocated lines in allocation order, oldest first. It costs O(n log n).
-func (b *Batch) Lines() []OrderLine {
-	nodes := make([]*lineNode, 0, b.count)
-	walk(b.lines, func(n *lineNode) bool { nodes = append(nodes, n); return true })
-	sortBySeq(nodes)
-	lines := make([]OrderLine, len(nodes))
-	for i, n := range nodes {
-		lines[i] = n.line
-	}
-	return lines
-}
+func (b *Batch) Lines() []OrderLine { return linesBySeq(b.lines, b.count) }
 
 // sameState reports whether b and o certainly hold the same stored state. It compares the
 // allocation sets by identity, so it may say false for equal sets built separately.

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 )
@@ -26,13 +25,29 @@ func NewProduct(sku string, batches []*Batch) *Product {
 // Clone returns a copy of the product's stored state with no pending events. Changing the copy
 // never changes p. It costs O(len(Batches)), not O(allocations): allocation sets are shared.
 func (p *Product) Clone() *Product {
-	c := &Product{SKU: p.SKU, VersionNumber: p.VersionNumber, Batches: make([]*Batch, len(p.Batches))}
-	copies := make([]Batch, len(p.Batches))
+	c, copies := newClone(len(p.Batches))
+	c.SKU, c.VersionNumber = p.SKU, p.VersionNumber
 	for i, b := range p.Batches {
 		copies[i] = *b
 		c.Batches[i] = &copies[i]
 	}
 	return c
+}
+
+// newClone returns an empty product whose Batches has length n, and n batches to point them
+// at. A unit of work clones a product twice (on load and on commit) and most products have one
+// batch, so that case takes one allocation instead of three.
+func newClone(n int) (c *Product, copies []Batch) {
+	if n == 1 {
+		one := new(struct {
+			product Product
+			batches [1]*Batch
+			copies  [1]Batch
+		})
+		one.product.Batches = one.batches[:]
+		return &one.product, one.copies[:]
+	}
+	return &Product{Batches: make([]*Batch, n)}, make([]Batch, n)
 }
 
 // SameState reports whether p and o certainly hold the same stored state (sku, version, batches
@@ -87,12 +102,13 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 	if line.SKU != p.SKU {
 		return "", fmt.Errorf("allocate order %q: %w: line sku %s, product sku %s", line.OrderID, ErrSKUMismatch, line.SKU, p.SKU)
 	}
+	hash := keyHash(line.OrderID, line.SKU)
 	var best *Batch
 	for _, b := range p.Batches {
-		if held, ok := b.Holds(line.OrderID, line.SKU); ok {
-			if held.Qty != line.Qty {
+		if qty, held := b.held(hash, line.OrderID, line.SKU); held {
+			if qty != line.Qty {
 				return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
-					line.OrderID, ErrOrderConflict, held.Qty, b.Reference, line.Qty)
+					line.OrderID, ErrOrderConflict, qty, b.Reference, line.Qty)
 			}
 			return b.Reference, nil
 		}
@@ -104,7 +120,7 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 		p.Events = append(p.Events, OutOfStock{SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
 		return "", fmt.Errorf("allocate order %q: %w for %s", line.OrderID, ErrOutOfStock, line.SKU)
 	}
-	best.Allocate(line)
+	best.add(line, hash) // best can take the line and no batch holds its order: checked above
 	p.VersionNumber++
 	return best.Reference, nil
 }
@@ -116,8 +132,4 @@ func (p *Product) Allocated() int {
 		total += b.allocated
 	}
 	return total
-}
-
-func sortBySeq(nodes []*lineNode) {
-	slices.SortFunc(nodes, func(a, b *lineNode) int { return cmp.Compare(a.seq, b.seq) })
 }

@@ -66,7 +66,11 @@ func NewStore() *Store {
 }
 
 // Begin starts a transaction. It never fails.
-func (s *Store) Begin(context.Context) (service.Tx, error) { return &tx{store: s}, nil }
+func (s *Store) Begin(context.Context) (service.Tx, error) {
+	t := &tx{store: s}
+	t.entries, t.seen = t.firstEntry[:0], t.firstSeen[:0]
+	return t, nil
+}
 
 // Product returns a copy of the stored product with the sku.
 func (s *Store) Product(sku string) (*domain.Product, bool) {
@@ -118,6 +122,10 @@ type tx struct {
 	entries []entry
 	seen    []*domain.Product
 	done    bool
+
+	// Most transactions see one product: room for it here saves two allocations per transaction.
+	firstEntry [1]entry
+	firstSeen  [1]*domain.Product
 }
 
 type entry struct {
