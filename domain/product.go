@@ -86,7 +86,7 @@ func (p *Product) AddBatch(b *Batch) error {
 
 // Allocate allocates the line to the preferred batch that can take it and returns that batch's
 // reference. Warehouse stock (zero ETA) is preferred, then the earliest ETA; batches with equal
-// ETAs keep their order. On success VersionNumber goes up by one.
+// ETAs keep their order. On success VersionNumber goes up by one and an Allocated event is recorded.
 //
 // When no batch can take the line, Allocate records one OutOfStock event and returns "" and an
 // error wrapping ErrOutOfStock; VersionNumber does not change.
@@ -122,6 +122,7 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 	}
 	best.add(line, hash) // best can take the line and no batch holds its order: checked above
 	p.VersionNumber++
+	p.Events = append(p.Events, Allocated{OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
 	return best.Reference, nil
 }
 

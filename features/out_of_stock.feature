@@ -65,5 +65,7 @@ Feature: Running out of stock
     And batch "b1" has 0 available
     And exactly one mail was sent, to "stock@made.com", saying "Out of stock for SOFA"
     And the bus handled, in this order:
-      | event                     |
-      | out of stock: SOFA, order o2 |
+      | event                               |
+      | allocated: SOFA, order o1, batch b1 |
+      | out of stock: SOFA, order o2        |
+      | allocated: SOFA, order o3, batch b1 |

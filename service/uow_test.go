@@ -75,7 +75,7 @@ func TestEventsArePublishedOnlyAfterCommit(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.True(t, committedWhenHandled, "the handler ran before the allocation was stored")
-	assert.Equal(t, []string{"ev-1 o2"}, s.handled.get())
+	assert.Equal(t, []string{"ev-2 o2"}, s.handled.get(), "ev-1 is the Allocated event of o1")
 }
 
 func TestNothingIsPublishedOrStoredWhenWorkFails(t *testing.T) {

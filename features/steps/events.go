@@ -23,6 +23,10 @@ func describe(e domain.Event) string {
 	switch e := e.(type) {
 	case domain.OutOfStock:
 		return fmt.Sprintf("out of stock: %s, order %s", e.SKU, e.OrderID)
+	case domain.Allocated:
+		return fmt.Sprintf("allocated: %s, order %s, batch %s", e.SKU, e.OrderID, e.BatchRef)
+	case domain.Deallocated:
+		return fmt.Sprintf("deallocated: %s, order %s", e.SKU, e.OrderID)
 	case Note:
 		return "note " + e.Name
 	}

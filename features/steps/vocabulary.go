@@ -284,7 +284,7 @@ var vocabulary = []Def{
 	// The bus.
 	{
 		Group: "The bus", Keyword: "Then", Text: `the bus handled, in this order:`,
-		Meaning: "The events the bus handled from the first When step on, each once, in the order it first called a handler with them. One column, event: \"out of stock: SKU, order ID\" or \"note NAME\".",
+		Meaning: "The events the bus handled from the first When step on, each once, in the order it first called a handler with them. One column, event: \"out of stock: SKU, order ID\", \"allocated: SKU, order ID, batch REF\", \"deallocated: SKU, order ID\" or \"note NAME\".",
 		Example: "Then the bus handled, in this order:\n| event |\n| out of stock: B, order b1 |",
 		Func:    thenHandledInOrder,
 	},
