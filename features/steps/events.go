@@ -33,8 +33,29 @@ func describe(e domain.Event) string {
 	return reflect.TypeOf(e).Name()
 }
 
+// describeMessage is how a message the bus handled, command or event, reads in feature files and
+// in failure reports.
+func describeMessage(m domain.Message) string {
+	switch m := m.(type) {
+	case domain.ChangeBatchQuantity:
+		return fmt.Sprintf("change batch quantity: %s to %d", m.Ref, m.Qty)
+	case domain.Allocate:
+		return fmt.Sprintf("allocate: %s, order %s, qty %d", m.SKU, m.OrderID, m.Qty)
+	case domain.CreateBatch:
+		return fmt.Sprintf("create batch: %s, batch %s, qty %d", m.SKU, m.Ref, m.Qty)
+	case domain.Event:
+		return describe(m)
+	}
+	return reflect.TypeOf(m).String()
+}
+
 // eventTypes are the event types a feature file may name, by the name it uses.
 var eventTypes = map[string]reflect.Type{
-	"OutOfStock": reflect.TypeFor[domain.OutOfStock](),
-	"Note":       reflect.TypeFor[Note](),
+	"OutOfStock":  reflect.TypeFor[domain.OutOfStock](),
+	"Allocated":   reflect.TypeFor[domain.Allocated](),
+	"Deallocated": reflect.TypeFor[domain.Deallocated](),
+	"Note":        reflect.TypeFor[Note](),
 }
+
+// eventChoice is the placeholder for the event types a step may name.
+const eventChoice = "[OutOfStock|Allocated|Deallocated|Note]"

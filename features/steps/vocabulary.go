@@ -73,7 +73,7 @@ var vocabulary = []Def{
 		Func:    givenMailerDown,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `a [working|failing|panicking] handler "<name>" for [OutOfStock|Note] events`,
+		Group: "The stack", Keyword: "Given", Text: `a [working|failing|panicking] handler "<name>" for ` + eventChoice + ` events`,
 		Meaning: "Subscribes a handler after the ones already there (the stack's own out-of-stock mail handler comes first). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs.",
 		Example: `Given a failing handler "audit" for OutOfStock events`,
 		Func:    givenHandler,
@@ -153,6 +153,18 @@ var vocabulary = []Def{
 		Meaning: "Hands one Note to the bus and keeps the error, if any.",
 		Example: `When the bus handles note "A"`,
 		Func:    whenBusHandles,
+	},
+	{
+		Group: "Actions", Keyword: "When", Text: `I change the quantity of batch "<ref>" to <qty>`,
+		Meaning: "Sends a ChangeBatchQuantity command on the bus, so it is the first message the bus handles, and keeps the error, if any. Lines that no longer fit are deallocated, most recent first, and allocated again before the step ends.",
+		Example: `When I change the quantity of batch "batch1" to 25`,
+		Func:    whenChangeQuantity,
+	},
+	{
+		Group: "Actions", Keyword: "When", Text: `the service layer changes the quantity of batch "<ref>" to <qty>`,
+		Meaning: "Calls the service layer's entry point ChangeBatchQuantity, which runs the command's handler without sending the command on the bus (the chain starts with the events it records), and keeps the error, if any.",
+		Example: `When the service layer changes the quantity of batch "batch1" to 0`,
+		Func:    whenServiceChangesQuantity,
 	},
 
 	// What the caller is told.
@@ -255,6 +267,20 @@ var vocabulary = []Def{
 		Func:    thenCommitAttempts,
 	},
 
+	// Publications.
+	{
+		Group: "Publications", Keyword: "Then", Text: `nothing was published`,
+		Meaning: "The stack published nothing to other systems from the first When step on.",
+		Example: `Then nothing was published`,
+		Func:    thenNothingPublished,
+	},
+	{
+		Group: "Publications", Keyword: "Then", Text: `these were published, in this order:`,
+		Meaning: "What the stack published to other systems from the first When step on (the book's chapter 11 sends Allocated to a broker), in order. Columns: channel, and event as \"the bus handled, in this order\" writes it.",
+		Example: "Then these were published, in this order:\n| channel | event |\n| line_allocated | allocated: LAMP, order o1, batch b1 |",
+		Func:    thenPublished,
+	},
+
 	// Mails.
 	{
 		Group: "Mails", Keyword: "Then", Text: `no mail was sent`,
@@ -289,13 +315,25 @@ var vocabulary = []Def{
 		Func:    thenHandledInOrder,
 	},
 	{
+		Group: "The bus", Keyword: "Then", Text: `the bus handled these messages, in this order:`,
+		Meaning: "Every message the bus handled from the first When step on, commands and events, in the order it finished them, as its trace reports them. One column, message: \"change batch quantity: REF to QTY\", \"allocate: SKU, order ID, qty QTY\", \"create batch: SKU, batch REF, qty QTY\", or an event as in the step above. A call that stops at an error ends with the message that failed.",
+		Example: "Then the bus handled these messages, in this order:\n| message |\n| change batch quantity: batch1 to 25 |",
+		Func:    thenTracedInOrder,
+	},
+	{
+		Group: "The bus", Keyword: "Then", Text: `handling "<message>" failed with "<text>"`,
+		Meaning: "The bus handled that message (written as in the step above) from the first When step on, and its handlers' errors contain the text.",
+		Example: `Then handling "deallocated: LAMP, order o2" failed with "handler audit failed"`,
+		Func:    thenTracedFailure,
+	},
+	{
 		Group: "The bus", Keyword: "Then", Text: `the bus handled no events`,
 		Meaning: "No handler was called from the first When step on.",
 		Example: `Then the bus handled no events`,
 		Func:    thenHandledNone,
 	},
 	{
-		Group: "The bus", Keyword: "Then", Text: `the bus handled <n> [OutOfStock|Note] [event|events]`,
+		Group: "The bus", Keyword: "Then", Text: `the bus handled <n> ` + eventChoice + ` [event|events]`,
 		Meaning: "Counts the distinct events of that type the bus handled from the first When step on.",
 		Example: `Then the bus handled 500 OutOfStock events`,
 		Func:    thenHandledCount,
@@ -336,6 +374,7 @@ var failures = []struct {
 	{"an invalid order line", domain.ErrInvalidOrderLine},
 	{"an order conflict", domain.ErrOrderConflict},
 	{"an invalid batch", domain.ErrInvalidBatch},
+	{"an unknown batch", domain.ErrUnknownBatch},
 	{"a duplicate batch", domain.ErrDuplicateBatch},
 	{"a concurrent update", service.ErrConcurrentUpdate},
 	{"exhausted retries", service.ErrRetriesExhausted},
@@ -672,6 +711,21 @@ func whenBusHandles(ctx context.Context, name string) error {
 	w := from(ctx)
 	w.begin(fmt.Sprintf("the bus handles note %q", name))
 	w.err = w.stack().Bus().Handle(w.ctx(ctx), w.note(name))
+	return nil
+}
+
+func whenChangeQuantity(ctx context.Context, ref string, qty int) error {
+	w := from(ctx)
+	w.begin(fmt.Sprintf("I change the quantity of batch %q to %d", ref, qty))
+	uow := w.stack()
+	w.err = uow.Bus().Handle(w.ctx(ctx), domain.ChangeBatchQuantity{Meta: domain.Meta{ID: w.nextID()}, Ref: ref, Qty: qty})
+	return nil
+}
+
+func whenServiceChangesQuantity(ctx context.Context, ref string, qty int) error {
+	w := from(ctx)
+	w.begin(fmt.Sprintf("the service layer changes the quantity of batch %q to %d", ref, qty))
+	w.err = service.ChangeBatchQuantity(w.ctx(ctx), w.stack(), ref, qty)
 	return nil
 }
 
@@ -1015,4 +1069,62 @@ func thenWitnessSaw(ctx context.Context, name, ref, order string) error {
 		}
 	}
 	return nil
+}
+
+func thenNothingPublished(ctx context.Context) error {
+	if pub := from(ctx).published(); len(pub) > 0 {
+		return fmt.Errorf("%d events were published, want none; the first is %s on %s", len(pub), describe(pub[0].Event), pub[0].Channel)
+	}
+	return nil
+}
+
+func thenPublished(ctx context.Context, t *godog.Table) error {
+	rows, err := table(t, "channel", "event")
+	if err != nil {
+		return err
+	}
+	var want, got []string
+	for _, r := range rows {
+		want = append(want, r["channel"]+": "+r["event"])
+	}
+	for _, p := range from(ctx).published() {
+		got = append(got, p.Channel+": "+describe(p.Event))
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("published, in this order:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	return nil
+}
+
+func thenTracedInOrder(ctx context.Context, t *godog.Table) error {
+	rows, err := table(t, "message")
+	if err != nil {
+		return err
+	}
+	var want, got []string
+	for _, r := range rows {
+		want = append(want, r["message"])
+	}
+	for _, m := range from(ctx).traced() {
+		got = append(got, describeMessage(m.msg))
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("the bus handled these messages, in this order:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	return nil
+}
+
+func thenTracedFailure(ctx context.Context, message, text string) error {
+	var seen []string
+	for _, m := range from(ctx).traced() {
+		if describeMessage(m.msg) != message {
+			seen = append(seen, describeMessage(m.msg))
+			continue
+		}
+		if m.err == nil || !strings.Contains(m.err.Error(), text) {
+			return fmt.Errorf("handling %q returned error %v, want an error containing %q", message, m.err, text)
+		}
+		return nil
+	}
+	return fmt.Errorf("the bus did not handle %q; it handled: %s", message, clip(seen, 10))
 }

@@ -42,9 +42,10 @@ type worldKey struct{}
 // what its When steps did. Steps run one at a time, so only what the stack's goroutines touch
 // (the journal, the commit hook's settings, the counters) is guarded.
 type world struct {
-	store  *fakes.Store
-	mailer *fakes.Mailer // captures every mail delivered
-	down   *fakes.Mailer // fails every send; the stack uses it instead of mailer once the mailer is down
+	store     *fakes.Store
+	mailer    *fakes.Mailer    // captures every mail delivered
+	down      *fakes.Mailer    // fails every send; the stack uses it instead of mailer once the mailer is down
+	publisher *fakes.Publisher // captures what the stack publishes to other systems (Allocated events)
 
 	// What the stack is built from. A change sets uow to nil, and the next step that needs the
 	// stack builds it again on the same store and mailer.
@@ -58,6 +59,7 @@ type world struct {
 
 	ids     atomic.Uint64
 	journal journal
+	trace   trace // every message the bus handled, commands included, in the order it finished them
 
 	hook    hookSettings
 	commits atomic.Int64 // commit attempts, counted by the store's before-commit hook
@@ -66,6 +68,7 @@ type world struct {
 	// Given steps cause only sets the stage.
 	started                bool
 	fromDelivery, fromMail int
+	fromTrace, fromPublish int
 	fromCommit             int64
 	action                 string
 	before                 string // the store before the last When step
@@ -99,10 +102,11 @@ type hookSettings struct {
 
 func newWorld() *world {
 	w := &world{
-		store:   fakes.NewStore(),
-		mailer:  fakes.NewMailer(),
-		down:    fakes.NewMailer(fakes.WithErrorRate(1)),
-		retries: service.DefaultRetries,
+		store:     fakes.NewStore(),
+		mailer:    fakes.NewMailer(),
+		down:      fakes.NewMailer(fakes.WithErrorRate(1)),
+		publisher: fakes.NewPublisher(),
+		retries:   service.DefaultRetries,
 	}
 	w.store.SetBeforeCommit(w.beforeCommit)
 	return w
@@ -144,8 +148,10 @@ func (w *world) nextID() string { return "ev-" + strconv.FormatUint(w.ids.Add(1)
 func (w *world) note(name string) Note { return Note{Meta: domain.Meta{ID: w.nextID()}, Name: name} }
 
 // stack returns the scenario's unit of work, building it on first use: service.Bootstrap wires
-// the out-of-stock mail handler, then the scenario's handlers are subscribed in the order the
-// scenario gave them. A middleware records every handler call in the journal.
+// the handlers of every command and event (the out-of-stock mail, the publication of Allocated on
+// the scenario's publisher, the reallocation of Deallocated lines), then the scenario's handlers
+// are subscribed in the order the scenario gave them. A middleware records every handler call in
+// the journal, and the bus's trace every message it handled.
 func (w *world) stack() *service.Transactor {
 	if w.uow != nil {
 		return w.uow
@@ -157,7 +163,9 @@ func (w *world) stack() *service.Transactor {
 	w.unnamed = 0
 	uow := service.Bootstrap(w.store, mailer,
 		service.WithRetries(w.retries),
-		service.WithBusOptions(service.WithErrorPolicy(w.policy), service.WithMiddleware(w.record)))
+		service.WithPublisher(w.publisher),
+		service.WithBusOptions(service.WithErrorPolicy(w.policy), service.WithMiddleware(w.record),
+			service.WithTrace(w.trace.add)))
 	bus := uow.Bus()
 	for _, h := range w.handlers {
 		w.naming = h.name
@@ -193,6 +201,7 @@ func (w *world) begin(action string) {
 	if !w.started {
 		w.started = true
 		w.fromDelivery, w.fromMail, w.fromCommit = w.journal.len(), w.mailer.Len(), w.commits.Load()
+		w.fromTrace, w.fromPublish = w.trace.len(), len(w.publisher.Published())
 		w.hook.mu.Lock()
 		w.hook.touching = w.hook.touch
 		if w.hook.holdN > 0 {
@@ -221,6 +230,12 @@ func (w *world) allocate(ctx context.Context, order, sku string, qty int) outcom
 
 // mails returns the mails delivered since the first When step.
 func (w *world) mails() []service.Mail { return w.mailer.Mails()[w.fromMail:] }
+
+// published returns what the stack published since the first When step.
+func (w *world) published() []fakes.Published { return w.publisher.Published()[w.fromPublish:] }
+
+// traced returns the messages the bus handled since the first When step.
+func (w *world) traced() []traced { return w.trace.since(w.fromTrace) }
 
 // deliveries returns the handler calls since the first When step.
 func (w *world) deliveries() []delivery { return w.journal.since(w.fromDelivery) }
@@ -319,6 +334,28 @@ func (w *world) report() string {
 		}
 		fmt.Fprintf(&s, "  %d. %s [%s] -> %s: %s\n", i+1, describe(d.event), d.event.Identity().ID, d.handler, d.result)
 	}
+	ts := w.trace.since(0)
+	fmt.Fprintf(&s, "messages the bus handled (%d, Given steps included):\n", len(ts))
+	for i, t := range ts {
+		if i == 20 {
+			fmt.Fprintf(&s, "  ... and %d more\n", len(ts)-i)
+			break
+		}
+		result := "ok"
+		if t.err != nil {
+			result = "failed: " + t.err.Error()
+		}
+		fmt.Fprintf(&s, "  %d. %s [%s, caused by %q] -> %s\n", i+1, describeMessage(t.msg), t.msg.Identity().ID, t.msg.Identity().CausationID, result)
+	}
+	pub := w.publisher.Published()
+	fmt.Fprintf(&s, "published (%d, Given steps included):\n", len(pub))
+	for i, p := range pub {
+		if i == 20 {
+			fmt.Fprintf(&s, "  ... and %d more\n", len(pub)-i)
+			break
+		}
+		fmt.Fprintf(&s, "  %d. on %s: %s\n", i+1, p.Channel, describe(p.Event))
+	}
 	mails := w.mailer.Mails()
 	fmt.Fprintf(&s, "mails delivered (%d, Given steps included):\n", len(mails))
 	for i, m := range mails {
@@ -363,6 +400,37 @@ type delivery struct {
 	handler string
 	event   domain.Event
 	result  string // "ok", "failed: ...", or "panicked" when the call never returned
+}
+
+// traced is one message the bus handled, with the errors its handlers returned.
+type traced struct {
+	msg domain.Message
+	err error
+}
+
+// trace records what the bus's trace hook reports. Messages are handled on the writers'
+// goroutines, so it is guarded.
+type trace struct {
+	mu   sync.Mutex
+	msgs []traced
+}
+
+func (t *trace) add(_ context.Context, m domain.Message, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.msgs = append(t.msgs, traced{msg: m, err: err})
+}
+
+func (t *trace) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.msgs)
+}
+
+func (t *trace) since(i int) []traced {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.msgs[i:])
 }
 
 // journal records handler calls and what witness handlers saw. Handlers run on the goroutines
@@ -468,6 +536,10 @@ func (h handlerSpec) subscribe(w *world, bus *service.Bus, uow *service.Transact
 	switch h.event {
 	case "OutOfStock":
 		service.Subscribe(bus, func(ctx context.Context, e domain.OutOfStock) error { return run(ctx, e) })
+	case "Allocated":
+		service.Subscribe(bus, func(ctx context.Context, e domain.Allocated) error { return run(ctx, e) })
+	case "Deallocated":
+		service.Subscribe(bus, func(ctx context.Context, e domain.Deallocated) error { return run(ctx, e) })
 	case "Note":
 		service.Subscribe(bus, func(ctx context.Context, n Note) error { return run(ctx, n) })
 	default:
