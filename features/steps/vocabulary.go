@@ -74,7 +74,7 @@ var vocabulary = []Def{
 	},
 	{
 		Group: "The stack", Keyword: "Given", Text: `a [working|failing|panicking] handler "<name>" for ` + eventChoice + ` events`,
-		Meaning: "Subscribes a handler after the ones already there (the stack's own out-of-stock mail handler comes first). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs.",
+		Meaning: "Subscribes a handler after the ones already there (the stack's own come first: the out-of-stock mail, the publication of Allocated, the reallocation of a Deallocated line). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs.",
 		Example: `Given a failing handler "audit" for OutOfStock events`,
 		Func:    givenHandler,
 	},
