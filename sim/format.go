@@ -122,9 +122,11 @@ func WriteText(w io.Writer, r Report) error {
 	p.line("")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	f := r.Faults
-	row("fired", "crashes %d (%s)\tforced conflicts %d\tsend errors %d\ttimeouts %d (%d delivered)\thandler retries %d\tclient resends %d (%d resolved)\tbad input %d orders, %d batches",
-		f.Crashes.Total, crashesByPoint(f.Crashes), f.ForcedConflicts, f.SendErrors, f.Timeouts, f.TimeoutsDelivered, f.HandlerRetries,
-		f.ClientResends, n.Resolved, f.BadOrders, f.BadBatches)
+	if faultsLine(c) != "none" {
+		row("fired", "crashes %d (%s)\tforced conflicts %d\tsend errors %d\ttimeouts %d (%d delivered)\thandler retries %d\tclient resends %d (%d resolved)\tbad input %d orders, %d batches",
+			f.Crashes.Total, crashesByPoint(f.Crashes), f.ForcedConflicts, f.SendErrors, f.Timeouts, f.TimeoutsDelivered, f.HandlerRetries,
+			f.ClientResends, n.Resolved, f.BadOrders, f.BadBatches)
+	}
 	a := r.Accounting
 	row("accounting", "committed %d\tdelivered %d\tlost %d (in a crash %d, send failed %d, other %d)\tduplicated %d\tunexpected %d\trecovered %d\tresends %d\tfalse out-of-stock %d",
 		a.Committed, a.Delivered, a.Lost, a.LostInCrash, a.LostSendFailed, a.LostOther, a.Duplicated, a.Unexpected, a.Recovered, a.Resends, a.FalseOutOfStock)

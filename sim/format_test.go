@@ -179,7 +179,7 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{
 		"faults    crash after-commit=0.05; mail errors 0.1; clients resend after an unknown outcome with p=0.5; then a liveness phase without faults",
-		"promise   at-most-once", "fired", "crashes ", "after-commit ", "send errors ", "client resends ",
+		"promise   at-most-once + delivered when nothing fails", "fired", "crashes ", "after-commit ", "send errors ", "client resends ",
 		"accounting", "lost ", "in a crash ", "duplicated ", "unexpected ", "recovered ", "liveness", "faults off after",
 		"(faults fired and the strategy does not promise at-least-once)",
 	} {
@@ -188,13 +188,18 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	assert.NotContains(t, out, "rerun:", "only a failing run says how to rerun it")
 
 	buf.Reset()
+	require.NoError(t, sim.WriteText(&buf, comparedReports(t)[0]))
+	assert.NotContains(t, buf.String(), "fired", "no fault, nothing fired")
+	assert.Contains(t, buf.String(), "accounting")
+
+	buf.Reset()
 	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
 	out = buf.String()
 	for _, want := range []string{"promise", "crashes", "lost", "in a crash / send failed", "duplicated", "resends / dedup hits",
 		"unexpected", "recovered", "pending when faults stopped", "still pending after drain", "faults: crash after-commit=0.05"} {
 		assert.Contains(t, out, want)
 	}
-	assert.Regexp(t, `promise\s+at-most-once\s+at-least-once \+ at-most-once`, out)
+	assert.Regexp(t, `promise\s+at-most-once \+ delivered when nothing fails\s+at-least-once \+ at-most-once`, out)
 
 	buf.Reset()
 	require.NoError(t, sim.WriteComparison(&buf, comparedReports(t), nil))

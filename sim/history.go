@@ -204,8 +204,8 @@ func (p Promise) Or(o Promise) Promise {
 	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate, NoLoss: p.NoLoss || o.NoLoss}
 }
 
-// String names the promise: "at-least-once + at-most-once", "at-most-once", "at-least-once" or
-// "delivered without faults".
+// String names the promise: "at-least-once", "at-most-once", "delivered when nothing fails",
+// or several of them joined by " + ".
 func (p Promise) String() string {
 	var parts []string
 	if p.NoLoss {
@@ -214,10 +214,10 @@ func (p Promise) String() string {
 	if p.NoDuplicate {
 		parts = append(parts, "at-most-once")
 	}
+	if p.Delivered && !p.NoLoss {
+		parts = append(parts, "delivered when nothing fails")
+	}
 	if len(parts) == 0 {
-		if p.Delivered {
-			return "delivered without faults"
-		}
 		return "nothing"
 	}
 	return strings.Join(parts, " + ")
