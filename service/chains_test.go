@@ -213,6 +213,11 @@ func TestHandlerFailingInTheMiddleOfAChain(t *testing.T) {
 			assert.Equal(t, tc.want, s.trail.lines())
 			assert.ErrorIs(t, s.trail.errs[1], errBoom, "the trace reports the failure on the message")
 			assert.NoError(t, s.trail.errs[0])
+			for i, line := range s.trail.lines() {
+				if strings.HasPrefix(line, "Allocate ") || strings.HasPrefix(line, "OutOfStock") {
+					assert.NoError(t, s.trail.errs[i], "%s: earlier failures are not its own", line)
+				}
+			}
 		})
 	}
 }
