@@ -66,6 +66,16 @@ type KindCount struct {
 	Duplicated int       `json:"duplicated"`
 }
 
+// Kind returns the accounting of one kind of event (zero when the run committed none).
+func (a Accounting) Kind(k EventKind) KindCount {
+	for _, c := range a.ByKind {
+		if c.Kind == k {
+			return c
+		}
+	}
+	return KindCount{Kind: k}
+}
+
 // Account counts what became of the history's events.
 func Account(h *History) Accounting {
 	var a Accounting

@@ -70,6 +70,8 @@ func TestAccountCountsWhatBecameOfEveryEvent(t *testing.T) {
 		{Kind: sim.KindOutOfStock, Committed: 5, Delivered: 3, Lost: 2, Duplicated: 1},
 		{Kind: sim.KindAllocated, Committed: 2, Delivered: 1, Lost: 1},
 	}, a.ByKind)
+	assert.Equal(t, 1, a.Kind(sim.KindAllocated).Lost)
+	assert.Equal(t, sim.KindCount{Kind: sim.KindDeallocated}, a.Kind(sim.KindDeallocated))
 }
 
 func TestAccountOfAnInterruptedRunCountsPendingNotLost(t *testing.T) {

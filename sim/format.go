@@ -429,7 +429,9 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	})
 	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
 	if faulty(reports) {
-		line("promise", func(r Report) string { return r.Promise.String() })
+		line("at-most-once / at-least-once", func(r Report) string {
+			return yesNo(r.Promise.NoDuplicate) + " / " + yesNo(r.Promise.NoLoss)
+		})
 		line("crashes", func(r Report) string { return strconv.Itoa(r.Faults.Crashes.Total) })
 		line("forced conflicts / exhausted", func(r Report) string {
 			return fmt.Sprintf("%d / %d", r.Faults.ForcedConflicts, r.Counts.Exhausted)
@@ -442,6 +444,10 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		})
 		line("publish errors seen", func(r Report) string { return strconv.FormatInt(r.Counts.PublishErrors, 10) })
 		line("lost", func(r Report) string { return strconv.Itoa(r.Accounting.Lost) })
+		line("  OutOfStock / other", func(r Report) string {
+			oos := r.Accounting.Kind(KindOutOfStock).Lost
+			return fmt.Sprintf("%d / %d", oos, r.Accounting.Lost-oos)
+		})
 		line("  in a crash / send failed", func(r Report) string {
 			return fmt.Sprintf("%d / %d", r.Accounting.LostInCrash, r.Accounting.LostSendFailed)
 		})
@@ -477,6 +483,13 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		p.line("faults: %s", faultsLine(reports[0].Config))
 	}
 	return p.err
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // faulty reports whether any of the runs injected faults.

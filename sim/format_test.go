@@ -195,11 +195,11 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	buf.Reset()
 	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
 	out = buf.String()
-	for _, want := range []string{"promise", "crashes", "lost", "in a crash / send failed", "duplicated", "resends / dedup hits",
+	for _, want := range []string{"at-most-once / at-least-once", "crashes", "lost", "OutOfStock / other", "in a crash / send failed", "duplicated", "resends / dedup hits",
 		"unexpected", "recovered", "pending when faults stopped", "still pending after drain", "faults: crash after-commit=0.05"} {
 		assert.Contains(t, out, want)
 	}
-	assert.Regexp(t, `promise\s+at-most-once \+ delivered when nothing fails\s+at-least-once \+ at-most-once`, out)
+	assert.Regexp(t, `at-most-once / at-least-once\s+yes / no\s+yes / yes`, out)
 
 	buf.Reset()
 	require.NoError(t, sim.WriteComparison(&buf, comparedReports(t), nil))
