@@ -47,6 +47,12 @@ func figure(t *testing.T, cfg sim.Config) sim.Report {
 	return r
 }
 
+// measured logs a figure, so that `go test -v -run Figure ./sim/` lists what each one measured.
+func measured(t *testing.T, format string, args ...any) {
+	t.Helper()
+	t.Logf("measured: "+format, args...)
+}
+
 // outOfStockEvents returns the committed OutOfStock events of the history.
 func outOfStockEvents(h *sim.History) []sim.EventOp {
 	var out []sim.EventOp
@@ -115,6 +121,8 @@ func TestFigure1NoFaultsGiveExactFigures(t *testing.T) {
 					assert.Zero(t, a.Duplicated, "duplicated")
 					assert.Zero(t, a.Unexpected, "unexpected")
 					assert.Equal(t, []sim.ProductState{{SKU: h.Products[0].SKU, Version: 500}}, h.Products, "one version per allocation")
+					measured(t, "allocated %d, OutOfStock events %d, mails %d, lost %d, duplicated %d, conflicts %d (forced %d)",
+						lines(h), len(outOfStockEvents(h)), len(h.Mails), a.Lost, a.Duplicated, r.Counts.Conflicts, r.Faults.ForcedConflicts)
 					if forced > 0 {
 						assert.Positive(t, r.Faults.ForcedConflicts, "forced conflicts fired")
 						assert.GreaterOrEqual(t, r.Counts.Conflicts, r.Faults.ForcedConflicts)
@@ -136,6 +144,8 @@ func TestFigure1ARetryBudgetOfThreeRunsOutCleanly(t *testing.T) {
 			r := figure(t, cfg)
 			requireOK(t, r)
 			c, h := r.Counts, r.History
+			measured(t, "allocated %d + out of stock %d + exhausted %d = %d; mails %d", c.Allocated, c.OutOfStock, c.Exhausted,
+				c.Allocated+c.OutOfStock+c.Exhausted, len(h.Mails))
 			assert.Positive(t, c.Exhausted, "the budget ran out")
 			assert.Equal(t, int64(1000), c.Allocated+c.OutOfStock+c.Exhausted)
 			assert.Equal(t, c.Exhausted, c.Failed, "exhausted is the only failure")
@@ -178,6 +188,8 @@ func TestFigure2TheBooksTwoWriterInterleaving(t *testing.T) {
 			cfg.OrderQty = sim.Range{Min: 10, Max: 10}
 			r := figure(t, cfg)
 			requireOK(t, r)
+			measured(t, "conflicts %d, allocated %d, exhausted %d, version %d", r.Counts.Conflicts, r.Counts.Allocated,
+				r.Counts.Exhausted, r.History.Products[0].Version)
 			assert.Equal(t, tc.allocated, r.Counts.Allocated)
 			assert.Equal(t, tc.exhausted, r.Counts.Exhausted)
 			assert.Equal(t, tc.conflicts, r.Counts.Conflicts, "one conflict")
@@ -211,6 +223,8 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 			}
 		}
 		require.Positive(t, crashes)
+		measured(t, "crashes after commit %d, on commits with an event %d, lost %d", len(h.Crashes), crashes, r.Accounting.Lost)
+		assert.InDelta(t, 50, len(h.Crashes), 4*math.Sqrt(1000*0.05*0.95), "about 5%% of 1000 commits")
 		assert.Equal(t, crashes, r.Accounting.Lost, "lost == crashes after commit on commits that carried an event")
 		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are those events")
 		assert.Equal(t, set(carried), inFlight(h), "which is all the process held at the crashes")
@@ -232,6 +246,7 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 			requireOK(t, r)
 			h, a := r.History, r.Accounting
 			require.Positive(t, len(h.Crashes))
+			measured(t, "crashes %d, events in memory at the crashes %d, lost %d", len(h.Crashes), len(inFlight(h)), a.Lost)
 			assert.Equal(t, set(h.Undelivered()), inFlight(h), "lost == committed events not yet delivered at the crashes")
 			assert.Equal(t, a.Lost, a.LostInCrash)
 			withEvent := 0
@@ -283,6 +298,8 @@ func TestFigure4ACrashBeforeCommitStoresAndSendsNothing(t *testing.T) {
 			}
 			assert.Zero(t, r.Accounting.Unexpected, "no mail for an event that never committed")
 			assert.LessOrEqual(t, lines(h), 500)
+			measured(t, "crashes before commit %d; their orders hold nothing, their events rolled back, unexpected mails %d",
+				r.Faults.Crashes.BeforeCommit, r.Accounting.Unexpected)
 		})
 	}
 }
@@ -302,6 +319,7 @@ func TestFigure5MailerErrors(t *testing.T) {
 					failed = append(failed, s.Event)
 				}
 			}
+			measured(t, "failed sends %d, lost %d, callers that saw an error for a committed order %d", len(failed), a.Lost, r.Counts.PublishErrors)
 			assert.Equal(t, len(failed), a.Lost, "lost == failed sends")
 			assert.Equal(t, set(failed), set(h.Undelivered()))
 			sawError := 0
@@ -336,6 +354,7 @@ func TestFigure5MailerErrors(t *testing.T) {
 			}
 			assert.Equal(t, set(allFailed), set(h.Undelivered()), "lost == events whose every attempt failed")
 			mean := 500 * p * p * p
+			measured(t, "events whose 3 attempts all failed %d, lost %d (500·p³ = %.1f)", len(allFailed), a.Lost, mean)
 			assert.InDelta(t, mean, a.Lost, 4*math.Sqrt(mean*(1-p*p*p))+1, "about 500·p³")
 			assert.Zero(t, r.Counts.PublishErrors-int64(a.Lost), "a caller sees an error only when the retries gave up")
 		})
@@ -344,9 +363,15 @@ func TestFigure5MailerErrors(t *testing.T) {
 		t.Run(fmt.Sprintf("outbox p=%g: nothing lost once drained", p), func(t *testing.T) {
 			cfg := hot(sim.Outbox, 4)
 			cfg.MailErrors = p
+			cfg.Model, cfg.Rate = sim.Open, 20_000 // the relay works while the faults are on
 			r := figure(t, cfg)
 			requireOK(t, r)
 			a := r.Accounting
+			measured(t, "send errors %d, lost %d, mails %d, pending when the faults stopped %d, delivered by the drain %d",
+				r.Faults.SendErrors, a.Lost, len(r.History.Mails), a.Liveness.PendingAtStart, a.Liveness.Delivered)
+			if p >= 0.1 {
+				assert.Positive(t, r.Faults.SendErrors, "sends failed during the faults")
+			}
 			assert.Zero(t, a.Lost)
 			assert.Len(t, r.History.Mails, 500)
 			assert.Zero(t, a.Liveness.StillPending)
@@ -394,6 +419,8 @@ func TestFigure6ARelayCrashResendsAndDedupSwallowsExactlyThat(t *testing.T) {
 			}
 			assert.Len(t, resent, a.Resends)
 			assert.Zero(t, a.Lost)
+			measured(t, "relay crashes %d, re-sends %d, dedup hits %d, duplicated %d, lost %d",
+				r.Faults.Crashes.RelaySent, a.Resends, r.Counts.DedupHits, a.Duplicated, a.Lost)
 			if dedup {
 				assert.Zero(t, a.Duplicated, "0 duplicates delivered")
 				assert.Equal(t, int64(a.Resends), r.Counts.DedupHits, "dedup hits == re-sends")
@@ -442,6 +469,8 @@ func TestFigure7ClientRetriesAfterUnknownOutcomes(t *testing.T) {
 					}
 				}
 				assert.Positive(t, resentAndHeld, "resent orders found the allocation they already had")
+				measured(t, "unknown outcomes resent %d (resolved %d), resent orders already allocated %d, orders held twice %d, false out-of-stock mails %d",
+					r.Counts.Resends, r.Counts.Resolved, resentAndHeld, lines(h)-len(held), r.Accounting.FalseOutOfStock)
 			})
 		}
 	}
@@ -472,6 +501,8 @@ func TestFigure8BadInputThroughTheSimulator(t *testing.T) {
 				assert.NotEmpty(t, b.Err, "bad batch %q refused", b.What)
 				assert.False(t, b.Changed, "bad batch %q changed nothing", b.What)
 			}
+			measured(t, "bad orders %d, rejected %d, kinds %d, bad batches %d refused, events from bad orders 0, mails %d for %d good orders",
+				r.Counts.Bad, r.Counts.Rejected, len(defects), len(h.BadBatches), len(h.Mails), 1000-r.Counts.Bad)
 			good := 1000 - int(r.Counts.Bad)
 			assert.Equal(t, min(good, 500), lines(h))
 			assert.Len(t, h.Mails, good-min(good, 500), "mails only for good orders out of stock")
@@ -546,6 +577,8 @@ func TestFigure9SameSeedSameHistoryWithFaults(t *testing.T) {
 			a, b := figure(t, cfg), figure(t, cfg)
 			requireOK(t, a)
 			require.NotEmpty(t, a.HistoryDigest)
+			measured(t, "digests %s and %s; crashes %d, forced conflicts %d, bad orders %d", a.HistoryDigest, b.HistoryDigest,
+				a.Faults.Crashes.Total, a.Faults.ForcedConflicts, a.Faults.BadOrders)
 			assert.Equal(t, a.HistoryDigest, b.HistoryDigest, "same seed, one worker, same faults: the same history")
 			assert.Equal(t, a.Faults.Crashes, b.Faults.Crashes, "the same crashes")
 			assert.Equal(t, a.Counts.Forced, b.Counts.Forced, "the same forced conflicts")
@@ -591,6 +624,7 @@ func TestFigure10NoGoroutineLeaksAfterCrashes(t *testing.T) {
 			requireOK(t, r)
 			require.Positive(t, r.Faults.Crashes.Total)
 			goleak.VerifyNone(t)
+			measured(t, "crashes %d (%d lives of the strategy's goroutines), no goroutine left", r.Faults.Crashes.Total, r.Strategy.Lives)
 
 			cfg.Orders, cfg.Duration = 20_000, time.Hour // orders only size the stock of a run by duration
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
