@@ -34,7 +34,8 @@ func rawRun(b *testing.B, cfg sim.Config) time.Duration {
 		b.Fatal(err)
 	}
 	store := fakes.NewStore()
-	uow := service.Bootstrap(store, fakes.NewMailer())
+	// The same fakes as the simulator's stack: a mailer and a broker that capture what they get.
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(fakes.NewPublisher()))
 	for _, bs := range plan.Batches {
 		if err := service.AddBatch(ctx, uow, bs.Ref, bs.SKU, bs.Qty, bs.ETA); err != nil {
 			b.Fatal(err)

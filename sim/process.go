@@ -140,7 +140,7 @@ func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
 	}
 	op := CrashOp{Seq: len(l.crashes) + 1, At: r.now(), Point: p, Actor: a.name, Carried: carried}
 	if a.w != nil {
-		op.Order = a.w.current
+		op.Order = a.w.current.ID
 	}
 	l.liveMu.Lock()
 	for id := range l.live {

@@ -399,28 +399,29 @@ func (r *run) countEvents(rep *Report, h *History) {
 	}
 	lag := NewHistogram()
 	sent := make([]bool, len(h.Events))
-	for _, a := range r.allActors() {
-		failed := map[string]bool{}
-		for _, s := range a.sends {
-			c.Sends++
-			if failed[s.Event] {
-				rep.Faults.HandlerRetries++
-			}
-			failed[s.Event] = s.Err
-			if s.Err {
-				c.SendErrors++
-			}
-			if !s.Accepted || s.Publish {
-				continue // the delivery lag is from commit to mail
-			}
-			i := index.get(s.Event) - 1
-			if i < 0 || sent[i] {
-				continue
-			}
-			sent[i] = true
-			if e := h.Events[i]; e.State != RolledBack && int64(e.CommittedAt) >= r.win.start.Load() {
-				lag.Record(s.At - e.CommittedAt)
-			}
+	failed := map[string]bool{} // of the actor whose sends are being read
+	for i, s := range h.Sends {
+		if i == 0 || s.Actor != h.Sends[i-1].Actor {
+			clear(failed) // h.Sends is each actor's log in turn
+		}
+		c.Sends++
+		if failed[s.Event] {
+			rep.Faults.HandlerRetries++
+		}
+		failed[s.Event] = s.Err
+		if s.Err {
+			c.SendErrors++
+		}
+		if !s.Accepted || s.Publish {
+			continue // the delivery lag is from commit to mail
+		}
+		k := index.get(s.Event) - 1
+		if k < 0 || sent[k] {
+			continue
+		}
+		sent[k] = true
+		if e := h.Events[k]; e.State != RolledBack && int64(e.CommittedAt) >= r.win.start.Load() {
+			lag.Record(s.At - e.CommittedAt)
 		}
 	}
 	rep.DeliveryLag = lag.Dist()
@@ -441,7 +442,10 @@ func (r *run) history(drained bool) *History {
 	h := &History{Promise: r.strategy.Promise().Or(r.cfg.Require), Drained: drained, FaultsEnd: r.faultsEnd,
 		Crashes: r.life.crashes, BadBatches: r.badBatches, DedupHits: r.mailer.DedupHits()}
 	for _, w := range r.workers {
-		h.Events = append(h.Events, w.events...)
+		for i, e := range w.events {
+			h.Events = append(h.Events, EventOp{ID: eventID(w.id, i+1), Order: orderID(e.orderStream, e.orderSeq), Worker: w.id,
+				State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
+		}
 		h.Bad = append(h.Bad, w.bad...)
 		h.Clients.Orders += w.totals.Orders
 		h.Clients.Qty += w.totals.Qty
@@ -458,7 +462,14 @@ func (r *run) history(drained bool) *History {
 		}
 	}
 	for _, a := range r.allActors() {
-		h.Sends = append(h.Sends, a.sends...)
+		for i, s := range a.sends {
+			id, ok := a.foreign[i]
+			if !ok {
+				id = eventID(int(s.worker), int(s.seq))
+			}
+			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
+				Accepted: s.accepted, Publish: s.publish})
+		}
 	}
 	for _, m := range r.mailer.Mails() {
 		var id string
@@ -484,12 +495,12 @@ func (r *run) history(drained bool) *History {
 func (r *run) historyBytes() uint64 {
 	var n uintptr
 	for _, w := range r.workers {
-		n += uintptr(cap(w.events))*unsafe.Sizeof(EventOp{}) + uintptr(cap(w.orders))*unsafe.Sizeof(OrderOp{}) +
-			uintptr(cap(w.sends))*unsafe.Sizeof(SendOp{})
+		n += uintptr(cap(w.events))*unsafe.Sizeof(eventRec{}) + uintptr(cap(w.orders))*unsafe.Sizeof(OrderOp{}) +
+			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{})
 	}
 	for _, a := range r.allActors() {
 		if a.w == nil {
-			n += uintptr(cap(a.sends)) * unsafe.Sizeof(SendOp{})
+			n += uintptr(cap(a.sends)) * unsafe.Sizeof(sendRec{})
 		}
 	}
 	return uint64(n)

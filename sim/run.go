@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -244,8 +245,62 @@ type actor struct {
 	name      string
 	w         *worker                     // nil unless the actor is a worker
 	inc       atomic.Pointer[incarnation] // the life of the process it belongs to
-	sends     []SendOp
+	sends     []sendRec
+	foreign   map[int]string // sends[i] caused by an event whose ID the simulator did not make
 	sendCount int
+}
+
+// The logs hold no pointers, so that the garbage collector never scans them however long they
+// grow (a million orders log a million events and sends): IDs are kept as their numbers and
+// spelled out once, when the run assembles its History.
+
+// eventRec is an EventOp as its worker logs it: event "e<worker>-<index+1>", raised for order
+// "o<orderStream>-<orderSeq>".
+type eventRec struct {
+	orderStream, orderSeq int32
+	state                 EventState
+	kind                  EventKind
+	unknown               bool
+	committedAt           time.Duration
+}
+
+// sendRec is a SendOp as its actor logs it: the cause is event "e<worker>-<seq>" (seq 0: see
+// actor.foreign).
+type sendRec struct {
+	worker, seq                     int32
+	err, timeout, accepted, publish bool
+	at, took                        time.Duration
+}
+
+// parseEventID reads "e<worker>-<seq>" as the workers stamp it, on every send: by hand, as
+// strconv would cost a third of the send's bookkeeping.
+func parseEventID(id string) (worker, seq int32, ok bool) {
+	if len(id) < 4 || len(id) > 22 || id[0] != 'e' {
+		return 0, 0, false
+	}
+	var n [2]int64
+	part, digits := 0, 0
+	for i := 1; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= '0' && c <= '9':
+			n[part] = n[part]*10 + int64(c-'0')
+			digits++
+		case c == '-' && part == 0 && digits > 0:
+			part, digits = 1, 0
+		default:
+			return 0, 0, false
+		}
+	}
+	if part != 1 || digits == 0 || n[0] > math.MaxInt32 || n[1] < 1 || n[1] > math.MaxInt32 {
+		return 0, 0, false
+	}
+	return int32(n[0]), int32(n[1]), true
+}
+
+func eventID(worker, seq int) string { return "e" + strconv.Itoa(worker) + "-" + strconv.Itoa(seq) }
+
+func orderID(stream, seq int32) string {
+	return "o" + strconv.Itoa(int(stream)) + "-" + strconv.Itoa(int(seq))
 }
 
 type actorKey struct{}
@@ -289,7 +344,7 @@ func (r *run) Abandoned(ctx context.Context, e domain.Event) { r.setState(ctx, e
 func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
 	if a := actorOf(ctx); a != nil && a.w != nil {
 		if op := a.w.event(e.Identity().ID); op != nil {
-			op.State = s
+			op.state = s
 		}
 	}
 }
@@ -332,43 +387,70 @@ func (r *run) forceConflict(ctx context.Context, skus []string) {
 type recorder struct{ r *run }
 
 func (m recorder) Send(ctx context.Context, mail service.Mail) error {
-	return m.record(ctx, mail.Cause, false, func() error { return m.r.mailer.Send(ctx, mail) })
+	a, start := m.begin(ctx, false)
+	err := m.r.mailer.Send(ctx, mail)
+	m.end(a, start, mail.Cause, false, err)
+	return err
 }
 
 func (m recorder) Publish(ctx context.Context, channel string, e domain.Event) error {
-	return m.record(ctx, e, true, func() error { return m.r.publisher.Publish(ctx, channel, e) })
+	a, start := m.begin(ctx, true)
+	err := m.r.publisher.Publish(ctx, channel, e)
+	m.end(a, start, e, true, err)
+	return err
 }
 
-func (m recorder) record(ctx context.Context, cause domain.Event, publish bool, send func() error) error {
-	r := m.r
+// begin starts a send on behalf of the actor in ctx (nil for none: the seeder), as a step of its
+// process. A publication is not timed: its lag is not reported.
+func (m recorder) begin(ctx context.Context, publish bool) (*actor, time.Duration) {
 	a := actorOf(ctx)
 	if a == nil {
-		return send()
+		return nil, 0
 	}
-	if !r.enter(a) {
+	if !m.r.enter(a) {
 		panic(crashed{})
 	}
+	if publish {
+		return a, 0
+	}
+	return a, m.r.now()
+}
+
+// end records the send in the actor's log and ends the step.
+func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish bool, err error) {
+	if a == nil {
+		return
+	}
+	r := m.r
 	defer r.exit()
-	start := r.now()
-	err := send()
-	end := r.now()
+	at := r.now()
 	var id string
 	if cause != nil {
 		id = cause.Identity().ID
 	}
-	op := SendOp{Event: id, Actor: a.name, At: end, Took: end - start, Err: err != nil, Accepted: err == nil, Publish: publish}
-	var te *fakes.TimeoutError
-	if errors.As(err, &te) {
-		op.Timeout, op.Accepted = true, te.Delivered
-	}
-	if op.Accepted {
-		r.release(id)
-	}
+	op := sendRec{at: at, err: err != nil, accepted: err == nil, publish: publish}
 	if !publish {
+		op.took = at - start
 		a.sendCount++ // the model's r counts requests that mailed
 	}
+	if err != nil {
+		var te *fakes.TimeoutError
+		if errors.As(err, &te) {
+			op.timeout, op.accepted = true, te.Delivered
+		}
+	}
+	if op.accepted {
+		r.release(id)
+	}
+	if worker, seq, ok := parseEventID(id); ok {
+		op.worker, op.seq = worker, seq
+	} else {
+		if a.foreign == nil {
+			a.foreign = map[int]string{}
+		}
+		a.foreign[len(a.sends)] = id
+	}
 	a.sends = append(a.sends, op)
-	return err
 }
 
 // worker is one client of the closed model, or one server of the open model's pool. Everything
@@ -384,8 +466,8 @@ type worker struct {
 
 	eventPrefix string
 	idBuf       []byte
-	events      []EventOp // index = event seq - 1
-	current     string    // ID of the order being served
+	events      []eventRec // index = event seq - 1
+	current     Order      // the order being served
 
 	dispatch time.Duration // spent in Dispatch during the current request
 
@@ -427,12 +509,11 @@ func (r *run) newWorker(i int, store service.Store) *worker {
 // nextEventID stamps events with "e<worker>-<seq>" and records each one as raised.
 func (w *worker) nextEventID() string {
 	w.idBuf = strconv.AppendInt(append(w.idBuf[:0], w.eventPrefix...), int64(len(w.events)+1), 10)
-	id := string(w.idBuf)
-	w.events = append(w.events, EventOp{ID: id, Order: w.current, Worker: w.id, State: RolledBack})
-	return id
+	w.events = append(w.events, eventRec{orderStream: int32(w.current.Stream), orderSeq: int32(w.current.Seq), state: RolledBack})
+	return string(w.idBuf)
 }
 
-func (w *worker) event(id string) *EventOp {
+func (w *worker) event(id string) *eventRec {
 	rest, ok := strings.CutPrefix(id, w.eventPrefix)
 	seq, err := strconv.Atoi(rest)
 	if !ok || err != nil || seq < 1 || seq > len(w.events) {
@@ -457,7 +538,7 @@ func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bo
 		for _, e := range p.Events {
 			id := e.Identity().ID
 			if op := w.event(id); op != nil {
-				op.State, op.Kind, op.CommittedAt = Committed, kindOf(e), at
+				op.state, op.kind, op.committedAt = Committed, kindOf(e), at
 			}
 			if inMemory {
 				w.run.hold(id)
@@ -471,8 +552,8 @@ func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bo
 func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
 	at := w.run.now()
 	for _, e := range events {
-		if op := w.event(e.Identity().ID); op != nil && op.State == RolledBack {
-			op.State, op.Kind, op.CommittedAt = Committed, kindOf(e), at // the crash store did it already when the process can crash
+		if op := w.event(e.Identity().ID); op != nil && op.state == RolledBack {
+			op.state, op.kind, op.committedAt = Committed, kindOf(e), at // the crash store did it already when the process can crash
 		}
 	}
 	err := w.run.strategy.Dispatch(ctx, events)
@@ -487,7 +568,7 @@ func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) erro
 func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool) {
 	r := w.run
 	w.progress.started.Add(1)
-	w.current = o.ID
+	w.current = o
 	w.dispatch = 0
 	sends := w.sendCount
 	outcome, ref, publishErr := w.allocate(o)
@@ -587,7 +668,7 @@ func (w *worker) allocate(o Order) (outcome Outcome, ref string, publishErr bool
 		}
 		if outcome == Unknown {
 			for i := from; i < len(w.events); i++ {
-				w.events[i].Unknown = true
+				w.events[i].unknown = true
 			}
 		}
 	}()
