@@ -115,7 +115,7 @@ func WriteText(w io.Writer, r Report) error {
 		n.Sent, n.Measured, n.Allocated, n.OutOfStock, n.Rejected, n.Failed, n.Unknown, n.Dropped)
 	row("events", "raised %d\tcommitted %d\tdelivered %d\tlost %d\tpending %d\tdiscarded %d\trolled back %d\t",
 		n.EventsRaised, n.EventsCommitted, n.EventsDelivered, n.EventsLost, n.EventsPending, n.EventsDiscarded, n.EventsRolledBack)
-	row("mails", "sends %d\tsend errors %d\taccepted %d\tdedup hits %d\t\t", n.Sends, n.SendErrors, n.Mails, n.DedupHits)
+	row("mails", "sends %d\tsend errors %d\taccepted %d\tdedup hits %d\tpublications %d\t", n.Sends, n.SendErrors, n.Mails, n.DedupHits, n.Publications)
 	row("conflicts", "version %d\tretries %d\texhausted %d\tpublish errors %d\tcrashes %d\t", n.Conflicts, n.Retries, n.Exhausted, n.PublishErrors, n.Crashes)
 	tw.Flush()
 
@@ -130,7 +130,7 @@ func WriteText(w io.Writer, r Report) error {
 	a := r.Accounting
 	row("accounting", "committed %d\tdelivered %d\tlost %d (in a crash %d, send failed %d, other %d)\tduplicated %d\tunexpected %d\trecovered %d\tresends %d\tfalse out-of-stock %d",
 		a.Committed, a.Delivered, a.Lost, a.LostInCrash, a.LostSendFailed, a.LostOther, a.Duplicated, a.Unexpected, a.Recovered, a.Resends, a.FalseOutOfStock)
-	row("liveness", "faults off after %s: %d pending, %d delivered by the drain in %s, %d still pending", dur(a.Liveness.FaultsEnd),
+	row("liveness", "at %s (orders done, faults off): %d pending, %d delivered by the drain in %s, %d still pending", dur(a.Liveness.FaultsEnd),
 		a.Liveness.PendingAtStart, a.Liveness.Delivered, dur(a.Liveness.Took), a.Liveness.StillPending)
 	tw.Flush()
 

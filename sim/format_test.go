@@ -180,7 +180,7 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	for _, want := range []string{
 		"faults    crash after-commit=0.05; mail errors 0.1; clients resend after an unknown outcome with p=0.5; then a liveness phase without faults",
 		"promise   at-most-once + delivered when nothing fails", "fired", "crashes ", "after-commit ", "send errors ", "client resends ",
-		"accounting", "lost ", "in a crash ", "duplicated ", "unexpected ", "recovered ", "liveness", "faults off after",
+		"accounting", "lost ", "in a crash ", "duplicated ", "unexpected ", "recovered ", "liveness", "(orders done, faults off)",
 		"(faults fired and the strategy does not promise at-least-once)",
 	} {
 		assert.Contains(t, out, want)
@@ -217,7 +217,7 @@ func TestJSONHasTheFaultFields(t *testing.T) {
 		"config.crash.after_commit", "config.conflict_rate", "config.mail_error_rate", "config.mail_timeout_ns", "config.timeout_delivered",
 		"config.client_retry", "config.bad_input", "config.rendezvous", "config.handler_attempts", "config.handler_backoff_ns",
 		"config.dedup", "config.require.no_loss", "config.workload",
-		"counts.events_lost", "counts.client_resends", "counts.client_resolved", "counts.bad_orders", "counts.forced_conflicts",
+		"counts.events_lost", "counts.publications", "counts.client_resends", "counts.client_resolved", "counts.bad_orders", "counts.forced_conflicts",
 		"faults.crashes.total", "faults.crashes.after_commit", "faults.forced_conflicts", "faults.send_errors", "faults.timeouts",
 		"faults.timeouts_delivered", "faults.handler_retries", "faults.client_resends", "faults.bad_orders", "faults.bad_batches",
 		"accounting.committed", "accounting.delivered", "accounting.lost", "accounting.lost_in_crash", "accounting.lost_send_failed",

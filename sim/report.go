@@ -83,6 +83,7 @@ type Counts struct {
 	EventsLost       int64 `json:"events_lost"`        // committed, not discarded, never delivered once the run drained
 	EventsPending    int64 `json:"events_pending"`     // committed, not discarded, not delivered when an interrupted run stopped
 	Sends            int64 `json:"sends"`              // calls to the mailer
+	Publications     int64 `json:"publications"`       // calls to the broker (Allocated events)
 	SendErrors       int64 `json:"send_errors"`        // of them, failed
 	Mails            int64 `json:"mails"`              // mails the mail server accepted
 	DedupHits        int64 `json:"dedup_hits"`         // repeats the mailer recognised and did not deliver
@@ -404,16 +405,20 @@ func (r *run) countEvents(rep *Report, h *History) {
 		if i == 0 || s.Actor != h.Sends[i-1].Actor {
 			clear(failed) // h.Sends is each actor's log in turn
 		}
-		c.Sends++
 		if failed[s.Event] {
 			rep.Faults.HandlerRetries++
 		}
 		failed[s.Event] = s.Err
+		if s.Publish {
+			c.Publications++
+			continue
+		}
+		c.Sends++
 		if s.Err {
 			c.SendErrors++
 		}
-		if !s.Accepted || s.Publish {
-			continue // the delivery lag is from commit to mail
+		if !s.Accepted {
+			continue
 		}
 		k := index.get(s.Event) - 1
 		if k < 0 || sent[k] {
