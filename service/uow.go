@@ -174,6 +174,12 @@ func (t *Transactor) attempt(ctx context.Context, fn func(ctx context.Context, r
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
+	if len(seen) == 1 {
+		// The usual case: hand the one product's events over rather than copy them.
+		events := seen[0].Events
+		seen[0].Events = nil
+		return events, nil
+	}
 	var events []domain.Event
 	for _, p := range seen {
 		events = append(events, p.Events...)
@@ -200,7 +206,8 @@ func (t *Transactor) nextID(next func() string) string {
 	if next != nil {
 		return next()
 	}
-	return "ev-" + strconv.FormatUint(t.ids.Add(1), 10)
+	var id [24]byte // "ev-" and the longest uint64: the string below is the only allocation
+	return string(strconv.AppendUint(append(id[:0], "ev-"...), t.ids.Add(1), 10))
 }
 
 // newMeta identifies a message sent while handling the message being handled on ctx.
