@@ -133,6 +133,10 @@ func Account(h *History) Accounting {
 			held.add(l.OrderID, 1)
 		}
 	}
+	reallocs := map[string]int{}
+	for _, re := range h.Reallocations {
+		reallocs[re.Cause]++
+	}
 	kinds := map[EventKind]*KindCount{}
 	var lastDelivery time.Duration
 	for i, e := range h.Events {
@@ -145,7 +149,11 @@ func Account(h *History) Accounting {
 			continue
 		}
 		deliveries := mails[i]
-		if e.Kind != KindOutOfStock {
+		switch e.Kind {
+		case KindOutOfStock:
+		case KindDeallocated: // delivered to its handler: the reallocations it sent
+			deliveries = reallocs[e.ID]
+		default:
 			deliveries = published[i]
 		}
 		a.Committed++

@@ -58,6 +58,21 @@ func Check(h *History) []Invariant {
 			client[h.Orders[i].ID+"\x00"+h.Orders[i].SKU] = &h.Orders[i]
 		}
 	}
+	// Orders a quantity change deallocated: what the client saw is stale; their reallocations say
+	// where they may be now (any batch one of them reported) or that they may be in none.
+	moved := map[string]*movedOrder{}
+	for _, re := range h.Reallocations {
+		m := moved[re.Order]
+		if m == nil {
+			m = &movedOrder{batches: map[string]bool{}, qty: re.Qty}
+			moved[re.Order] = m
+		}
+		if re.Outcome == Allocated {
+			m.batches[re.Batch] = true
+		} else {
+			m.dropped = true
+		}
+	}
 	for _, b := range h.Batches {
 		total := 0
 		for _, l := range b.Lines {
@@ -69,6 +84,12 @@ func Check(h *History) []Invariant {
 			}
 			if n := held.add(l.OrderID, 1); n == 2 {
 				once.fail("order %s (%s) is held more than once, last in batch %s", l.OrderID, l.SKU, b.Ref)
+			}
+			if m := moved[l.OrderID]; m != nil {
+				if !m.batches[b.Ref] {
+					matches.fail("batch %s holds deallocated order %s, which no reallocation put there", b.Ref, l.OrderID)
+				}
+				continue
 			}
 			if client == nil {
 				continue
@@ -90,13 +111,23 @@ func Check(h *History) []Invariant {
 	}
 	if client != nil {
 		for i := range h.Orders {
-			if o := &h.Orders[i]; o.Outcome == Allocated && held.get(o.ID) == 0 {
+			if o := &h.Orders[i]; o.Outcome == Allocated && held.get(o.ID) == 0 && moved[o.ID] == nil {
 				matches.fail("order %s came back allocated to %s but no batch holds it", o.ID, o.Batch)
 			}
 		}
 	}
 	// Orders whose outcome the client never learned may or may not be held.
 	c := h.Clients
+	for id, m := range moved { // their last outcome is in the store: held, or reallocated out of stock
+		switch held.get(id) {
+		case 0:
+			if !m.dropped {
+				matches.fail("deallocated order %s is held nowhere, but no reallocation of it failed", id)
+			}
+			c.Orders--
+			c.Qty -= int64(m.qty)
+		}
+	}
 	if lines < c.Orders || lines > c.Orders+c.UnknownOrders || qty < c.Qty || qty > c.Qty+c.UnknownQty {
 		matches.fail("store holds %d lines, %d units; clients saw %d orders, %d units allocated (and %d orders, %d units unknown)",
 			lines, qty, c.Orders, c.Qty, c.UnknownOrders, c.UnknownQty)
@@ -129,6 +160,10 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS
 			continue
 		}
 		published[i]++
+	}
+	reallocated := map[string]bool{}
+	for _, re := range h.Reallocations {
+		reallocated[re.Cause] = true
 	}
 	faulted := len(h.Crashes) > 0
 	for _, s := range h.Sends {
@@ -164,7 +199,11 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS
 			falseOOS.fail("event %s: out-of-stock mail for order %s, which the store holds", e.ID, e.Order)
 		}
 		delivered := mails[i] > 0
-		if e.Kind != KindOutOfStock {
+		switch e.Kind {
+		case KindOutOfStock:
+		case KindDeallocated: // delivered to its handler: the reallocation it sent
+			delivered = reallocated[e.ID]
+		default:
 			delivered = published[i] > 0
 		}
 		if checkLoss && !delivered && (e.State == Committed || e.State == Abandoned) {
@@ -262,4 +301,11 @@ func (x *idIndex) get(id string) int {
 		return *p
 	}
 	return x.sparse[id]
+}
+
+// movedOrder is what the reallocations of one deallocated order said.
+type movedOrder struct {
+	batches map[string]bool // where reallocations put it
+	dropped bool            // a reallocation found no stock (or failed)
+	qty     int
 }

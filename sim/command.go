@@ -90,6 +90,7 @@ var configFlags = []configFlag{
 	{name: "timeout-delivered", get: func(c Config) string { return ftoa(c.TimeoutDelivered) }},
 	{name: "client-retry", get: func(c Config) string { return ftoa(c.ClientRetry) }},
 	{name: "bad-input", get: func(c Config) string { return ftoa(c.BadInput) }},
+	{name: "quantity-changes", get: func(c Config) string { return ftoa(c.QuantityChanges) }},
 	{name: "rendezvous", get: func(c Config) string { return itoa(c.Rendezvous) }},
 	{name: "require", get: func(c Config) string {
 		if f := c.Require.flag(); f != "" {

@@ -236,6 +236,11 @@ type Config struct {
 	// empty order id or sku, an unknown sku, in turn); with it, invalid batches (a duplicate
 	// reference among them) are tried before the first order.
 	BadInput float64 `json:"bad_input"`
+	// QuantityChanges is the probability that a worker, before an order, changes the purchased
+	// quantity of a random batch of the order's sku to a seeded value in 0..its current quantity:
+	// the lines it no longer holds are deallocated and allocated again (Deallocated -> Allocate ->
+	// Allocated or OutOfStock), so chains of messages appear under load. Sync strategies only.
+	QuantityChanges float64 `json:"quantity_changes,omitempty"`
 	// Rendezvous, when positive, holds the first Rendezvous commits until all of them arrived:
 	// the book's "load, load, commit, commit" with 2. It cannot be combined with crashes.
 	Rendezvous int `json:"rendezvous"`
@@ -422,7 +427,8 @@ func (c Config) validateFaults() error {
 		flag string
 		v    float64
 	}{{"conflict-rate", c.ConflictRate}, {"mail-errors", c.MailErrors}, {"timeout-delivered", c.TimeoutDelivered},
-		{"client-retry", c.ClientRetry}, {"bad-input", c.BadInput}} {
+		{"client-retry", c.ClientRetry}, {"bad-input", c.BadInput},
+		{"quantity-changes", c.QuantityChanges}} {
 		if !(f.v >= 0 && f.v <= 1) {
 			return bad(f.flag, "want a probability between 0 and 1, got %v", f.v)
 		}
@@ -440,6 +446,10 @@ func (c Config) validateFaults() error {
 		return bad("rendezvous", "%d commits cannot meet with %d orders", c.Rendezvous, c.Orders)
 	case c.Rendezvous > 0 && (c.crashy() || c.BadInput > 0 || c.Model != Closed):
 		return bad("rendezvous", "holds commits until they all arrive: it needs the closed model, no crashes and no bad input")
+	case c.QuantityChanges > 0 && c.Strategy != Sync && c.Strategy != SyncRetry:
+		return bad("quantity-changes", "reallocation chains run on the worker's bus: only with -strategy %s or %s, got %s", Sync, SyncRetry, c.Strategy)
+	case c.QuantityChanges > 0 && c.crashy():
+		return bad("quantity-changes", "cannot be combined with -crash")
 	}
 	return nil
 }

@@ -132,6 +132,17 @@ func WriteText(w io.Writer, r Report) error {
 		a.Committed, a.Delivered, a.Lost, a.LostInCrash, a.LostSendFailed, a.LostOther, a.Duplicated, a.Unexpected, a.Recovered, a.Resends, a.FalseOutOfStock)
 	row("liveness", "at %s (orders done, faults off): %d pending, %d delivered by the drain in %s, %d still pending", dur(a.Liveness.FaultsEnd),
 		a.Liveness.PendingAtStart, a.Liveness.Delivered, dur(a.Liveness.Took), a.Liveness.StillPending)
+	if ch := r.Chains; ch != nil {
+		row("chains", "quantity changes %d (%d refused)	reallocations %d	depth max %d	p99 %d	mean %.2f",
+			ch.QuantityChanges, ch.ChangeErrors, ch.Reallocations, ch.DepthMax, ch.DepthP99, ch.DepthMean)
+		var msgs []string
+		for _, name := range msgNames {
+			if n := ch.Messages[name]; n > 0 {
+				msgs = append(msgs, fmt.Sprintf("%s %d", name, n))
+			}
+		}
+		row("messages", "%s", strings.Join(msgs, "\t"))
+	}
 	tw.Flush()
 
 	p.line("")

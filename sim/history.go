@@ -264,16 +264,19 @@ func (p Promise) flag() string {
 // every event raised, every send, every mail and publication accepted, every crash, and the store
 // at the end. Check judges it and Account counts it.
 type History struct {
-	Orders    []OrderOp // nil unless Config.Record
-	Bad       []OrderOp // the invalid orders sent (Config.BadInput), always recorded
-	Events    []EventOp
-	Sends     []SendOp
-	Mails     []Mail
-	Published []Publication
-	DedupHits []string // the event IDs of the repeats the mailer recognised, in order
-	Crashes   []CrashOp
-	Batches   []BatchState
-	Products  []ProductState
+	Orders []OrderOp // nil unless Config.Record
+	Bad    []OrderOp // the invalid orders sent (Config.BadInput), always recorded
+	// Reallocations are the Allocate commands Deallocated events sent, with their outcomes
+	// (Config.QuantityChanges): a deallocated order's last word is its reallocation, not its client's.
+	Reallocations []Reallocation
+	Events        []EventOp
+	Sends         []SendOp
+	Mails         []Mail
+	Published     []Publication
+	DedupHits     []string // the event IDs of the repeats the mailer recognised, in order
+	Crashes       []CrashOp
+	Batches       []BatchState
+	Products      []ProductState
 	// BadBatches are the invalid batches the run tried to add before the first order.
 	BadBatches []BadBatch
 	Clients    Totals

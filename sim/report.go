@@ -42,9 +42,10 @@ type Report struct {
 	Model        *Model        `json:"model,omitempty"` // closed sync runs only
 	Little       Little        `json:"little"`
 	Memory       Memory        `json:"memory"`
-	Faults       FaultReport   `json:"faults"`     // how often each fault fired
-	Accounting   Accounting    `json:"accounting"` // what became of the events, from the history
-	Promise      Promise       `json:"promise"`    // what the run was held to: the strategy's promise and -require
+	Faults       FaultReport   `json:"faults"`           // how often each fault fired
+	Accounting   Accounting    `json:"accounting"`       // what became of the events, from the history
+	Promise      Promise       `json:"promise"`          // what the run was held to: the strategy's promise and -require
+	Chains       *Chains       `json:"chains,omitempty"` // with Config.QuantityChanges: messages by type, chain depth
 	Invariants   []Invariant   `json:"invariants"`
 	OK           bool          `json:"ok"`      // every invariant held
 	Command      string        `json:"command"` // the command line that runs this configuration again
@@ -452,6 +453,7 @@ func (r *run) history(drained bool) *History {
 				State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
 		}
 		h.Bad = append(h.Bad, w.bad...)
+		h.Reallocations = append(h.Reallocations, w.chain.reallocs...)
 		h.Clients.Orders += w.totals.Orders
 		h.Clients.Qty += w.totals.Qty
 		h.Clients.UnknownOrders += w.totals.UnknownOrders

@@ -45,6 +45,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // run is one simulation: the stack under test and everything the simulator keeps about it.
 type run struct {
 	cfg       Config
+	batchRefs map[string][]string // batch references by sku, for quantity changes
 	plan      *Plan
 	faults    Faults // the crash plan, nil without crashes
 	store     *fakes.Store
@@ -103,9 +104,19 @@ func (r *run) setup(ctx context.Context) error {
 	if len(mw) > 0 {
 		busOpts = append(busOpts, service.WithMiddleware(mw...))
 	}
+	if cfg.QuantityChanges > 0 {
+		busOpts = append(busOpts, service.WithTrace(r.trace))
+	}
 	r.bus = service.NewBus(busOpts...)
 	service.Subscribe(r.bus, service.NotifyOutOfStock(recorder{r}))
 	service.Subscribe(r.bus, service.PublishAllocated(recorder{r}))
+	if cfg.QuantityChanges > 0 {
+		r.subscribeChains()
+		r.batchRefs = map[string][]string{}
+		for _, b := range r.plan.Batches {
+			r.batchRefs[b.SKU] = append(r.batchRefs[b.SKU], b.Ref)
+		}
+	}
 	r.store = fakes.NewStore()
 	seeder := service.NewUnitOfWork(r.store, r.bus)
 	for _, b := range r.plan.Batches {
@@ -221,6 +232,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Little = littleCheck(rep, r.cfg, mon.meanInFlight())
 	h := r.history(ctx.Err() == nil)
 	rep.Promise = h.Promise
+	rep.Chains = r.chains()
 	rep.Accounting = Account(h)
 	r.countEvents(&rep, h)
 	rep.Invariants = Check(h)
@@ -463,6 +475,8 @@ type worker struct {
 	uow      *service.Transactor
 	rng      *rand.Rand // backoff jitter
 	faultRNG *rand.Rand // forced conflicts and client retries
+	qtyRNG   *rand.Rand // batch quantity changes (Config.QuantityChanges)
+	chain    chainStats
 
 	eventPrefix string
 	idBuf       []byte
@@ -495,6 +509,10 @@ func (r *run) newWorker(i int, store service.Store) *worker {
 		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
 		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
 		progress: &progress{},
+	}
+	if r.cfg.QuantityChanges > 0 {
+		w.qtyRNG = rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0x9a7c, uint64(i)+1))
+		w.chain.depths, w.chain.depth = map[string]int32{}, NewHistogram()
 	}
 	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
 	// Requests run to completion even when the run is interrupted, so that an interrupted run
@@ -539,6 +557,7 @@ func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bo
 			id := e.Identity().ID
 			if op := w.event(id); op != nil {
 				op.state, op.kind, op.committedAt = Committed, kindOf(e), at
+				w.attribute(op, e)
 			}
 			if inMemory {
 				w.run.hold(id)
@@ -554,6 +573,7 @@ func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) erro
 	for _, e := range events {
 		if op := w.event(e.Identity().ID); op != nil && op.state == RolledBack {
 			op.state, op.kind, op.committedAt = Committed, kindOf(e), at // the crash store did it already when the process can crash
+			w.attribute(op, e)
 		}
 	}
 	err := w.run.strategy.Dispatch(ctx, events)
@@ -570,6 +590,9 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	w.progress.started.Add(1)
 	w.current = o
 	w.dispatch = 0
+	if p := r.cfg.QuantityChanges; p > 0 && o.Bad == NoDefect && w.qtyRNG.Float64() < p {
+		w.changeQuantity(o.SKU)
+	}
 	sends := w.sendCount
 	outcome, ref, publishErr := w.allocate(o)
 	resent := 0

@@ -244,3 +244,17 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 	assert.Equal(t, first, digest(out), "the same history, crash for crash")
 	assert.Contains(t, errOut, "rerun: "+m[1])
 }
+
+func TestQuantityChangesFlag(t *testing.T) {
+	for _, v := range []string{"-0.5", "1.5"} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), []string{"-strategy", "sync", "-quantity-changes", v}, &out, &errOut, false)
+		assert.Equal(t, exitUsage, code)
+		assert.Contains(t, errOut.String(), "-quantity-changes")
+	}
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-strategy", "sync", "-quantity-changes", "0.05", "-orders", "300", "-warmup", "20", "-mailer-latency", "0"}, &out, &errOut, false)
+	assert.Equal(t, exitOK, code, errOut.String())
+	assert.Contains(t, out.String(), "chains")
+	assert.Contains(t, out.String(), "Deallocated")
+}
