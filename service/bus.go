@@ -277,8 +277,8 @@ func (b *Bus) traceDone(d *dispatch) {
 	b.trace(d, d.queue[d.next], errors.Join(d.errs[d.errsBefore:]...))
 }
 
-// Messages returns the events as messages, for Handle.
-func Messages(events []domain.Event) []domain.Message {
+// messages returns the events as messages, for Handle.
+func messages(events []domain.Event) []domain.Message {
 	msgs := make([]domain.Message, len(events))
 	for i, e := range events {
 		msgs[i] = e

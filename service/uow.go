@@ -120,7 +120,7 @@ func NewUnitOfWork(store Store, bus *Bus, opts ...Option) *Transactor {
 		o(t)
 	}
 	if t.dispatch == nil {
-		t.dispatch = func(ctx context.Context, events []domain.Event) error { return t.bus.Handle(ctx, Messages(events)...) }
+		t.dispatch = func(ctx context.Context, events []domain.Event) error { return t.bus.Handle(ctx, messages(events)...) }
 	}
 	return t
 }
@@ -174,15 +174,15 @@ func (t *Transactor) attempt(ctx context.Context, fn func(ctx context.Context, r
 	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
-	if len(seen) == 1 {
-		// The usual case: hand the one product's events over rather than copy them.
-		events := seen[0].Events
-		seen[0].Events = nil
-		return events, nil
-	}
+	// The first product's events are handed over rather than copied (the products let go of
+	// them), so the usual unit of work, which sees one product, collects without allocating.
 	var events []domain.Event
 	for _, p := range seen {
-		events = append(events, p.Events...)
+		if events == nil {
+			events = p.Events
+		} else {
+			events = append(events, p.Events...)
+		}
 		p.Events = nil
 	}
 	return events, nil
