@@ -113,7 +113,8 @@ const (
 // WithFaultPlan makes send n (from 0, in the order sends get past the context check) meet
 // plan(n) instead of what the error rate and the timeout would draw; the draws are still made, so
 // the seeded sequence of the other sends does not move. The plan is called with the mailer's
-// lock held: it must not call the mailer. Heal stops the plan too.
+// lock held: it must not call the mailer. Heal stops the plan too. A fault the mailer does not
+// know fails the send with an error that says so, and delivers nothing.
 func WithFaultPlan(plan func(n int) Fault) MailerOption { return func(m *Mailer) { m.plan = plan } }
 
 // WithSeed seeds the mailer's latency and failure draws (default seed 1), so runs replay.
@@ -201,6 +202,11 @@ func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 	fault := NoFault
 	if m.plan != nil && !m.healed {
 		fault = m.plan(m.stats.Sends)
+	}
+	if fault < NoFault || fault > Hang {
+		m.stats.Sends++
+		m.mu.Unlock()
+		return fmt.Errorf("fakes: the fault plan gave an unknown fault %d", int(fault))
 	}
 	if m.healed {
 		fail, timedOut = false, nil

@@ -101,3 +101,11 @@ func TestMailerHangWaitsForTheContext(t *testing.T) {
 	assert.Zero(t, m.Len())
 	assert.Equal(t, 1, m.Stats().Hung)
 }
+
+func TestMailerFaultPlanWithAnUnknownFaultFailsTheSend(t *testing.T) {
+	m := fakes.NewMailer(plan(fakes.Fault(42)))
+	err := m.Send(ctx, mail("a"))
+	assert.ErrorContains(t, err, "unknown fault 42")
+	assert.Zero(t, m.Len())
+	assert.NoError(t, m.Send(ctx, mail("b")), "the next send, past the plan")
+}

@@ -47,7 +47,8 @@ type Fault struct {
 }
 
 // Plan gives mail transaction n (from 0, in the order the server receives MAIL FROM over all
-// connections) its fault. It is called from the connections' goroutines, so it must be safe for
+// connections) its fault. The server answers a fault it cannot carry out (an unknown Stage or
+// Reply, a negative Delay) with 554 at MAIL FROM. It is called from the connections' goroutines, so it must be safe for
 // concurrent use; it is called once per transaction, when MAIL FROM arrives.
 type Plan func(n int) Fault
 

@@ -191,6 +191,15 @@ func (s *Server) wait(d time.Duration) {
 	}
 }
 
+// check reports a fault the server cannot carry out, which it answers with 554 at MAIL FROM so
+// that a mistaken plan shows at once.
+func (f Fault) check() error {
+	if f.At != AtData && f.At != AtMail || f.Reply < OK || f.Reply > Close || f.Delay < 0 {
+		return fmt.Errorf("smtptest: the plan gave an invalid fault %+v", f)
+	}
+	return nil
+}
+
 var (
 	errTransient = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Try again later (injected)"}
 	errPermanent = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "Rejected (injected)"}
@@ -213,6 +222,10 @@ func (ss *session) Logout() error { return nil }
 func (ss *session) Mail(from string, _ *gosmtp.MailOptions) error {
 	ss.n, ss.fault = ss.s.begin()
 	ss.from = from
+	if err := ss.fault.check(); err != nil {
+		ss.fault = Fault{At: AtMail, Reply: Permanent}
+		return &gosmtp.SMTPError{Code: 554, EnhancedCode: gosmtp.EnhancedCode{5, 0, 0}, Message: err.Error()}
+	}
 	if ss.fault.At == AtMail {
 		return ss.apply()
 	}

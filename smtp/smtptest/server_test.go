@@ -275,3 +275,23 @@ func TestDrawRejectsBadProbabilities(t *testing.T) {
 		})
 	}
 }
+
+func TestServerAnswersAnInvalidFaultWith554(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault smtptest.Fault
+	}{
+		{"an unknown stage", smtptest.Fault{At: 7}},
+		{"an unknown reply", smtptest.Fault{Reply: 9}},
+		{"a negative delay", smtptest.Fault{Delay: -time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, smtptest.Config{Plan: smtptest.Sequence(tc.fault)})
+			err := send(s.Addr(), "a", 0)
+			assert.Equal(t, 554, code(err), "reply to %+v: %v", tc.fault, err)
+			assert.ErrorContains(t, err, "invalid fault")
+			assert.Empty(t, s.Messages())
+			require.NoError(t, send(s.Addr(), "b", 0), "the next transaction")
+		})
+	}
+}
