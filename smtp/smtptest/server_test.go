@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,4 +295,38 @@ func TestServerAnswersAnInvalidFaultWith554(t *testing.T) {
 			require.NoError(t, send(s.Addr(), "b", 0), "the next transaction")
 		})
 	}
+}
+
+func TestServerGivesConcurrentTransactionsThePlansFaults(t *testing.T) {
+	const n = 40
+	plan, err := smtptest.Draw(3, smtptest.Choice{P: 0.3, Fault: smtptest.Fault{Reply: smtptest.Transient}})
+	require.NoError(t, err)
+	want := 0
+	for i := range n {
+		if plan(i).Reply == smtptest.Transient {
+			want++
+		}
+	}
+	require.NotZero(t, want, "the seed draws some 451s")
+	s := start(t, smtptest.Config{Plan: plan})
+	var wg sync.WaitGroup
+	refused := make(chan bool, n)
+	for i := range n {
+		wg.Go(func() { refused <- code(send(s.Addr(), fmt.Sprint("m", i), 0)) == 451 })
+	}
+	wg.Wait()
+	close(refused)
+	got := 0
+	for r := range refused {
+		if r {
+			got++
+		}
+	}
+	assert.Equal(t, want, got, "451s the clients saw")
+	outcomes := map[smtptest.Outcome]int{}
+	for _, m := range s.Messages() {
+		outcomes[m.Outcome]++
+		assert.Equal(t, plan(m.Index).Reply == smtptest.Transient, m.Outcome == smtptest.Refused, "message %d", m.Index)
+	}
+	assert.Equal(t, map[smtptest.Outcome]int{smtptest.Refused: want, smtptest.Delivered: n - want}, outcomes)
 }
