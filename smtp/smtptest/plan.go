@@ -38,7 +38,7 @@ type Fault struct {
 	At    Stage
 	Reply Reply
 	// Delay is how long the server waits before it replies (a slow reply). Closing the server
-	// ends the wait.
+	// ends the wait and closes the connection without a reply.
 	Delay time.Duration
 	// Hang makes the server never reply: it waits until the client closes the connection or the
 	// server is closed, then closes the connection. At AtData with OK the message is delivered

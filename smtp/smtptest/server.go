@@ -178,16 +178,18 @@ func (s *Server) record(m Message) Outcome {
 	return m.Outcome
 }
 
-// wait waits d, or until the server closes.
-func (s *Server) wait(d time.Duration) {
+// wait waits d, or until the server closes; it reports whether d passed.
+func (s *Server) wait(d time.Duration) bool {
 	if d <= 0 {
-		return
+		return true
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-s.done:
+		return false
 	}
 }
 
@@ -263,7 +265,11 @@ func (ss *session) Data(r io.Reader) error {
 // apply carries out the session's fault at its stage: the delay, then the hang or the reply.
 func (ss *session) apply() error {
 	f := ss.fault
-	ss.s.wait(f.Delay)
+	if !ss.s.wait(f.Delay) {
+		// The server is closing: the transaction must not go on while it closes the connections.
+		_ = ss.c.Conn().Close()
+		return errClosed
+	}
 	if f.Hang {
 		// The client sends nothing while it waits for the reply, so a read returns only when it
 		// hangs up or Close closes the connection.
