@@ -2,7 +2,6 @@ package fakes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -12,12 +11,30 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
-// ErrMailFailed is returned by a Mailer's injected send failures.
-var ErrMailFailed = errors.New("mail send failed")
+// ErrMailFailed is returned by a Mailer's injected send failures. It is transient: it satisfies
+// errors.Is with service.ErrMailTransient.
+var ErrMailFailed error = &categorized{"mail send failed", service.ErrMailTransient}
+
+// ErrMailRejected is returned by a send that a fault plan fails for good (see WithFaultPlan). It
+// satisfies errors.Is with service.ErrMailPermanent.
+var ErrMailRejected error = &categorized{"mail rejected", service.ErrMailPermanent}
 
 // ErrSendTimeout is wrapped by the error of a send that was given up after the mailer's timeout
-// (see WithTimeout). Its outcome is unknown to the sender: the mail may have been delivered.
-var ErrSendTimeout = errors.New("mail send timed out")
+// (see WithTimeout). Its outcome is unknown to the sender: the mail may have been delivered. It
+// satisfies errors.Is with service.ErrMailUnknown.
+var ErrSendTimeout error = &categorized{"mail send timed out", service.ErrMailUnknown}
+
+// categorized is a sentinel error of its own, in one of the service layer's categories of failed
+// sends.
+type categorized struct {
+	msg      string
+	category error
+}
+
+func (e *categorized) Error() string { return e.msg }
+
+// Unwrap returns the category.
+func (e *categorized) Unwrap() error { return e.category }
 
 // TimeoutError is the error of a send given up after the timeout. It wraps ErrSendTimeout.
 //
@@ -72,6 +89,34 @@ func WithTimeout(d time.Duration, delivered float64) MailerOption {
 	return func(m *Mailer) { m.timeout, m.timeoutDelivered = d, delivered }
 }
 
+// Fault is what a send meets by a fault plan (see WithFaultPlan).
+type Fault int
+
+// The faults of a fault plan.
+const (
+	// NoFault leaves the send to the mailer's other options.
+	NoFault Fault = iota
+	// FailTransient fails the send with ErrMailFailed, delivering nothing (counted in Failed).
+	FailTransient
+	// FailPermanent fails the send with ErrMailRejected, delivering nothing (counted in Rejected).
+	FailPermanent
+	// TimeoutDelivered gives the send up after the mailer's timeout (see WithTimeout; none: at
+	// once) with a *TimeoutError, although the mail server accepted the mail.
+	TimeoutDelivered
+	// TimeoutLost gives the send up like TimeoutDelivered, and the mail server did not accept it.
+	TimeoutLost
+	// Hang makes the send wait until its context ends, delivering nothing, and return the
+	// context's error (counted in Hung).
+	Hang
+)
+
+// WithFaultPlan makes send n (from 0, in the order sends get past the context check) meet
+// plan(n) instead of what the error rate and the timeout would draw; the draws are still made, so
+// the seeded sequence of the other sends does not move. The plan is called with the mailer's
+// lock held: it must not call the mailer. Heal stops the plan too. A fault the mailer does not
+// know fails the send with an error that says so, and delivers nothing.
+func WithFaultPlan(plan func(n int) Fault) MailerOption { return func(m *Mailer) { m.plan = plan } }
+
 // WithSeed seeds the mailer's latency and failure draws (default seed 1), so runs replay.
 func WithSeed(seed uint64) MailerOption {
 	return func(m *Mailer) { m.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
@@ -85,7 +130,7 @@ func WithDedup() MailerOption { return func(m *Mailer) { m.dedup = true } }
 // machine is longer than what was asked for.
 type MailerStats struct {
 	Delivered    int           // mails captured
-	Failed       int           // sends failed by the injected error rate
+	Failed       int           // sends failed by the injected error rate or FailTransient
 	DedupHits    int           // repeats of an already delivered event, not delivered
 	Sends        int           // calls to Send that got past the context check
 	LatencyTotal time.Duration // the time the delayed sends really took, summed
@@ -95,6 +140,8 @@ type MailerStats struct {
 	// TimedOutDelivered counts the timed-out sends that the mail server accepted anyway (they
 	// are also counted in Delivered or DedupHits).
 	TimedOutDelivered int
+	Rejected          int // sends failed for good by the fault plan
+	Hung              int // sends the fault plan made wait for their context to end
 }
 
 // MeanLatency is the mean time a delayed send really took, or 0.
@@ -113,6 +160,7 @@ type Mailer struct {
 	dedup            bool
 	timeout          time.Duration
 	timeoutDelivered float64
+	plan             func(n int) Fault
 
 	mu        sync.Mutex
 	healed    bool // no more failures or timeouts
@@ -135,8 +183,8 @@ func NewMailer(opts ...MailerOption) *Mailer {
 	return m
 }
 
-// Send captures the mail after the drawn latency, unless the draw says it fails, the send times
-// out (see WithTimeout) or ctx ends first.
+// Send captures the mail after the drawn latency, unless the draw or the fault plan says it
+// fails, the send times out (see WithTimeout) or ctx ends first.
 func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -151,14 +199,47 @@ func (m *Mailer) Send(ctx context.Context, mail service.Mail) error {
 	if m.timeout > 0 && delay > m.timeout {
 		timedOut = &TimeoutError{After: m.timeout, Delivered: m.rng.Float64() < m.timeoutDelivered}
 	}
+	fault := NoFault
+	if m.plan != nil && !m.healed {
+		fault = m.plan(m.stats.Sends)
+	}
+	if fault < NoFault || fault > Hang {
+		m.stats.Sends++
+		m.mu.Unlock()
+		return fmt.Errorf("fakes: the fault plan gave an unknown fault %d", int(fault))
+	}
 	if m.healed {
 		fail, timedOut = false, nil
+	}
+	switch fault {
+	case FailTransient:
+		m.stats.Failed++
+	case FailPermanent:
+		m.stats.Rejected++
+	case Hang:
+		m.stats.Hung++
+	}
+	switch fault {
+	case FailTransient, FailPermanent, Hang:
+		fail, timedOut, delay = false, nil, 0
+	case TimeoutDelivered, TimeoutLost:
+		fail, timedOut = false, &TimeoutError{After: m.timeout, Delivered: fault == TimeoutDelivered}
 	}
 	if timedOut != nil {
 		delay = m.timeout
 	}
 	m.stats.Sends++
 	m.mu.Unlock()
+
+	switch fault {
+	case FailTransient:
+		return ErrMailFailed
+	case FailPermanent:
+		return ErrMailRejected
+	case Hang:
+		<-ctx.Done()
+		return ctx.Err()
+	}
 
 	if delay > 0 {
 		took, err := wait(ctx, delay)
