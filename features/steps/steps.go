@@ -7,8 +7,10 @@
 //
 //	godog.TestSuite{ScenarioInitializer: steps.Register, Options: &godog.Options{Strict: true, ...}}.Run()
 //
-// Each scenario gets its own stack (a fakes.Store, a fakes.Mailer and a unit of work built by
-// service.Bootstrap), kept in the scenario's context.Context, so scenarios may run concurrently.
+// (features/README.md shows a whole module that does this, with the replace directive it needs
+// until stockbus is published.) Each scenario gets its own stack (a fakes.Store, or any Store
+// through RegisterOn, a fakes.Mailer and a unit of work built by service.Bootstrap), kept in the
+// scenario's context.Context, so scenarios may run concurrently.
 // When a scenario fails, what the mailer, the bus and the store captured is logged and attached to
 // the report.
 //

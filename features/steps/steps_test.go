@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/features/steps"
 )
 
@@ -173,4 +174,22 @@ func TestGroupsAreContiguous(t *testing.T) {
 			groups = append(groups, d.Group)
 		}
 	}
+}
+
+// TestRegisterOnRunsOnTheGivenStore runs a scenario through RegisterOn and finds its work in the
+// store it was given.
+func TestRegisterOnRunsOnTheGivenStore(t *testing.T) {
+	store := fakes.NewStore()
+	var out bytes.Buffer
+	status := godog.TestSuite{
+		ScenarioInitializer: steps.RegisterOn(func() steps.Store { return store }),
+		Options: &godog.Options{Strict: true, Format: "progress", Output: &out, NoColors: true,
+			FeatureContents: []godog.Feature{{Name: "on.feature", Contents: []byte(
+				"Feature: on a store\n  Scenario: one batch\n    Given a batch \"b1\" of 3 \"LAMP\" in the warehouse\n" +
+					"    When I allocate order \"o1\" of 1 \"LAMP\"\n    Then batch \"b1\" has 2 available\n")}}},
+	}.Run()
+	require.Zero(t, status, "the scenario failed:\n%s", out.String())
+	p, ok := store.Product("LAMP")
+	require.True(t, ok, "the scenario's product is in the store RegisterOn was given")
+	assert.Equal(t, 2, p.Batches[0].AvailableQuantity())
 }
