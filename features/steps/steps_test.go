@@ -193,3 +193,39 @@ func TestRegisterOnRunsOnTheGivenStore(t *testing.T) {
 	require.True(t, ok, "the scenario's product is in the store RegisterOn was given")
 	assert.Equal(t, 2, p.Batches[0].AvailableQuantity())
 }
+
+// TestNewThenStepsFailWhenUntrue runs scenarios whose last step is false and checks that each
+// fails, so that none of these steps passes whatever happened.
+func TestNewThenStepsFailWhenUntrue(t *testing.T) {
+	lone := "Given a batch \"b\" of 20 \"SMALL-TABLE\" on its own\n    And batch \"b\" on its own allocates order \"o\" of 2 \"SMALL-TABLE\"\n"
+	stored := "Given a batch \"b1\" of 10 \"LAMP\" in the warehouse\n    And a batch \"b2\" of 10 \"LAMP\" arriving tomorrow\n    When I allocate order \"o1\" of 2 \"LAMP\"\n"
+	tests := []struct{ name, steps string }{
+		{"a lone batch cannot take what it can", lone + "    Then batch \"b\" on its own cannot take order \"o2\" of 18 \"SMALL-TABLE\""},
+		{"a lone batch can take another sku", lone + "    Then batch \"b\" on its own can take order \"o2\" of 1 \"EXPENSIVE-TOASTER\""},
+		{"a lone batch's available quantity", lone + "    Then batch \"b\" on its own has 20 available"},
+		{"a lone batch does not hold what it holds", lone + "    Then batch \"b\" on its own does not hold order \"o\""},
+		{"a lone batch holds a deallocated line", lone + "    When batch \"b\" on its own deallocates order \"o\" of 2 \"SMALL-TABLE\"\n    Then batch \"b\" on its own holds order \"o\""},
+		{"a lone batch that was never made", "Then batch \"nope\" on its own has 0 available"},
+		{"a stored batch does not hold what it holds", stored + "    Then batch \"b1\" does not hold order \"o1\""},
+		{"the batches in another order", stored + "    Then the product \"LAMP\" has the batches \"b2, b1\", in this order"},
+		{"the batches of a missing product", stored + "    Then the product \"CHAIR\" has the batches \"b1\", in this order"},
+		{"a missing product loaded", stored + "    Then the product \"CHAIR\" as loaded from the store has no pending events"},
+		{"mails that were not sent", stored + "    Then these mails were sent, in this order:\n      | to | text |\n      | stock@made.com | Out of stock for LAMP |"},
+		{"a mail missing from the table", "Given a batch \"b1\" of 1 \"LAMP\" in the warehouse\n    When I allocate order \"o1\" of 2 \"LAMP\"\n    And I allocate order \"o2\" of 2 \"LAMP\"\n" +
+			"    Then these mails were sent, in this order:\n      | to | text |\n      | stock@made.com | Out of stock for LAMP |"},
+		{"nothing before a commit that never came", "Given a batch \"b1\" of 1 \"LAMP\" in the warehouse\n    When I allocate order \"o1\" of 0 \"LAMP\"\n    Then nothing was handled before the commit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			status := godog.TestSuite{
+				ScenarioInitializer: steps.Register,
+				Options: &godog.Options{Strict: true, Format: "progress", Output: &out, NoColors: true,
+					FeatureContents: []godog.Feature{{Name: "untrue.feature", Contents: []byte(
+						"Feature: untrue\n  Scenario: " + tt.name + "\n    " + tt.steps + "\n")}}},
+			}.Run()
+			assert.NotZero(t, status, "the scenario passed:\n%s", out.String())
+			assert.Contains(t, out.String(), "1 failed", "it failed on a step, not as undefined:\n%s", out.String())
+		})
+	}
+}
