@@ -20,6 +20,8 @@ var (
 	// ErrNotMessage is wrapped when Handle is given nil, a value that is neither a domain.Command
 	// nor a domain.Event, or a message whose Identity or WithIdentity panics.
 	ErrNotMessage = errors.New("neither a command nor an event")
+	// ErrNilContext is wrapped when Handle is given a nil context.Context.
+	ErrNilContext = errors.New("nil context")
 	// ErrHandlerPanic is wrapped by the error the bus returns for a handler that panicked.
 	ErrHandlerPanic = errors.New("handler panicked")
 	// ErrMessageLimit is wrapped when one Handle call reaches its message limit, which stops an
@@ -230,13 +232,16 @@ func (b *Bus) register(t reflect.Type, change func(*route)) {
 // being handled on ctx, if any. So a command sent straight to the bus has an ID, and the events
 // its handler's unit of work records point at it.
 //
-// A nil message, or a value that is neither a command nor an event, is an error wrapping
-// ErrNotMessage, and then none of msgs is handled or queued (a handler that joins gets the error).
+// A nil ctx is an error wrapping ErrNilContext. A nil message, or a value that is neither a
+// command nor an event, is an error wrapping ErrNotMessage, and then none of msgs is handled or queued (a handler that joins gets the error).
 // A message whose Identity or WithIdentity panics is an error wrapping ErrNotMessage that stops
 // the call. A type with no handler is an error wrapping ErrNoHandler; a panicking handler becomes
 // an error wrapping ErrHandlerPanic. A failing command stops the call and its error is returned;
 // after a failing event handler, what happens depends on the ErrorPolicy.
 func (b *Bus) Handle(ctx context.Context, msgs ...domain.Message) error {
+	if ctx == nil {
+		return fmt.Errorf("handle: %w", ErrNilContext)
+	}
 	for i, m := range msgs {
 		switch m.(type) {
 		case domain.Event, domain.Command:

@@ -51,6 +51,17 @@ func TestHandleRejectsNilMessagesBeforeHandlingAny(t *testing.T) {
 	}
 }
 
+func TestHandleRejectsANilContext(t *testing.T) {
+	bus := service.NewBus()
+	handled := 0
+	service.Subscribe(bus, func(context.Context, note) error { handled++; return nil })
+	var err error
+	//lint:ignore SA1012 a nil context is the input under test
+	require.NotPanics(t, func() { err = bus.Handle(nil, note{}) })
+	assert.ErrorIs(t, err, service.ErrNilContext)
+	assert.Zero(t, handled)
+}
+
 func TestANilSentWhileJoiningGoesBackToItsHandlerAndQueuesNothing(t *testing.T) {
 	var j journal
 	bus := service.NewBus(service.WithErrorPolicy(service.Collect))
