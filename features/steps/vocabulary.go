@@ -17,6 +17,9 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
+// stageUnderWhen ends the meaning of every step that sets the stage under any keyword.
+const stageUnderWhen = " Under When it is the same: it sets the stage, does not start the count \"from the first When step on\", and keeps no error (a rejection fails the step)."
+
 const whenArriving = "[in the warehouse|arriving today|arriving tomorrow|arriving later]"
 
 // vocabulary is every step, in the order the README lists them.
@@ -24,19 +27,19 @@ var vocabulary = []Def{
 	// Stock.
 	{
 		Group: "Stock", Keyword: "*", Text: `a batch "<ref>" of <qty> "<sku>" ` + whenArriving,
-		Meaning: "Adds a batch through the service layer; it must be accepted. Today is a fixed date; later is 11 days on.",
+		Meaning: "Adds a batch through the service layer; it must be accepted. Today is a fixed date; later is 11 days on." + stageUnderWhen,
 		Example: `Given a batch "in-stock-batch" of 100 "RETRO-CLOCK" in the warehouse`,
 		Func:    givenBatch,
 	},
 	{
 		Group: "Stock", Keyword: "*", Text: `these batches:`,
-		Meaning: "Adds the batches in the table's order. Columns: batch, qty, sku, eta (warehouse, today, tomorrow or later).",
+		Meaning: "Adds the batches in the table's order. Columns: batch, qty, sku, eta (warehouse, today, tomorrow or later)." + stageUnderWhen,
 		Example: "Given these batches:\n| batch | qty | sku | eta |\n| medium | 100 | MINIMALIST-SPOON | tomorrow |",
 		Func:    givenBatches,
 	},
 	{
 		Group: "Stock", Keyword: "*", Text: `order "<order>" of <qty> "<sku>" has been allocated`,
-		Meaning: "Allocates through the service layer; it must succeed.",
+		Meaning: "Allocates through the service layer; it must succeed." + stageUnderWhen,
 		Example: `Given order "order1" of 10 "SMALL-FORK" has been allocated`,
 		Func:    givenAllocated,
 	},
@@ -88,49 +91,49 @@ var vocabulary = []Def{
 	// The stack.
 	{
 		Group: "The stack", Keyword: "*", Text: `the bus [propagates|collects] handler errors`,
-		Meaning: "Error policy of the bus. propagates (the default, the book's chapter 8): the first handler error stops the call. collects (chapter 10): every handler runs and all errors come back together.",
+		Meaning: "Error policy of the bus. propagates (the default, the book's chapter 8): the first handler error stops the call. collects (chapter 10): every handler runs and all errors come back together." + stageUnderWhen,
 		Example: `Given the bus collects handler errors`,
 		Func:    givenPolicy,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `conflicting commits are retried up to <n> [time|times]`,
-		Meaning: "Retry budget of the unit of work for concurrent updates; 0 never retries. The default is the service layer's (10).",
+		Meaning: "Retry budget of the unit of work for concurrent updates; 0 never retries. The default is the service layer's (10)." + stageUnderWhen,
 		Example: `Given conflicting commits are retried up to 0 times`,
 		Func:    givenRetries,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `conflicting commits are retried without limit`,
-		Meaning: "The unit of work retries concurrent updates until it commits.",
+		Meaning: "The unit of work retries concurrent updates until it commits." + stageUnderWhen,
 		Example: `Given conflicting commits are retried without limit`,
 		Func:    givenUnlimitedRetries,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `the mailer is down`,
-		Meaning: "Every mail the out-of-stock handler sends fails, so that handler returns an error.",
+		Meaning: "Every mail the out-of-stock handler sends fails, so that handler returns an error." + stageUnderWhen,
 		Example: `Given the mailer is down`,
 		Func:    givenMailerDown,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `a [working|failing|panicking] handler "<name>" for ` + eventChoice + ` events`,
-		Meaning: "Subscribes a handler after the ones already there (the stack's own come first: the out-of-stock mail, the publication of Allocated, the reallocation of a Deallocated line). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs.",
+		Meaning: "Subscribes a handler after the ones already there (the stack's own come first: the out-of-stock mail, the publication of Allocated, the reallocation of a Deallocated line). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs." + stageUnderWhen,
 		Example: `Given a failing handler "audit" for OutOfStock events`,
 		Func:    givenHandler,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for Note events that raises:`,
-		Meaning: "Subscribes a handler that, on each note named in column on, hands the bus the notes listed in column raises (comma separated), in that order.",
+		Meaning: "Subscribes a handler that, on each note named in column on, hands the bus the notes listed in column raises (comma separated), in that order." + stageUnderWhen,
 		Example: "Given a handler \"relay\" for Note events that raises:\n| on | raises |\n| A  | B, C   |",
 		Func:    givenRaisingHandler,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for Note events that, on note "<note>", allocates order "<order>" of <qty> "<sku>"`,
-		Meaning: "Subscribes a handler that allocates through the service layer while the bus is handling that note; running out of stock is not a failure of this handler.",
+		Meaning: "Subscribes a handler that allocates through the service layer while the bus is handling that note; running out of stock is not a failure of this handler." + stageUnderWhen,
 		Example: `Given a handler "clerk" for Note events that, on note "first", allocates order "o1" of 1 "LAMP"`,
 		Func:    givenAllocatingHandler,
 	},
 	{
 		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for OutOfStock events that looks at the store`,
-		Meaning: "Subscribes a handler that notes, each time it runs, which orders the store holds for the event's sku.",
+		Meaning: "Subscribes a handler that notes, each time it runs, which orders the store holds for the event's sku." + stageUnderWhen,
 		Example: `Given a handler "witness" for OutOfStock events that looks at the store`,
 		Func:    givenWitness,
 	},
