@@ -160,7 +160,7 @@ Feature: The book's semantics, bullet by bullet
   @beyond
   Scenario Outline: A line the book would take is refused with no change: <case>
     Given a batch "batch1" of 10 "SMALL-TABLE" in the warehouse
-    When I allocate order "<order>" of <qty> "SMALL-TABLE"
+    When I allocate order "<order>" of <qty> "<sku>"
     Then it fails with an invalid order line
     And I am told "<told>"
     And nothing changed in the store
@@ -168,10 +168,11 @@ Feature: The book's semantics, bullet by bullet
     And there were 0 commit attempts
 
     Examples:
-      | case           | order | qty  | told                                           |
-      | quantity -350  | o1    | -350 | qty must be between 1 and 1000000000, got -350 |
-      | quantity 0     | o1    | 0    | qty must be between 1 and 1000000000, got 0    |
-      | empty order id |       | 1    | empty order id                                 |
+      | case           | order | qty  | sku         | told                                           |
+      | quantity -350  | o1    | -350 | SMALL-TABLE | qty must be between 1 and 1000000000, got -350 |
+      | quantity 0     | o1    | 0    | SMALL-TABLE | qty must be between 1 and 1000000000, got 0    |
+      | empty order id |       | 1    | SMALL-TABLE | empty order id                                 |
+      | empty sku      | o1    | 1    |             | empty sku                                      |
 
   @beyond
   Scenario: Re-sending an allocated order is a no-op that returns its batch
