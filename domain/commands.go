@@ -13,6 +13,8 @@ type Command interface {
 	Message
 	// IsCommand marks the type as a command.
 	IsCommand()
+	// WithIdentity returns a copy of the command carrying m.
+	WithIdentity(m Meta) Command
 }
 
 // Allocate asks for an order line to be allocated to the preferred batch.
@@ -45,3 +47,12 @@ func (CreateBatch) IsCommand() {}
 
 // IsCommand marks ChangeBatchQuantity as a command.
 func (ChangeBatchQuantity) IsCommand() {}
+
+// WithIdentity returns a copy of the command carrying m.
+func (c Allocate) WithIdentity(m Meta) Command { c.Meta = m; return c }
+
+// WithIdentity returns a copy of the command carrying m.
+func (c CreateBatch) WithIdentity(m Meta) Command { c.Meta = m; return c }
+
+// WithIdentity returns a copy of the command carrying m.
+func (c ChangeBatchQuantity) WithIdentity(m Meta) Command { c.Meta = m; return c }

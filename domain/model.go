@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // MaxQty is the largest quantity an order line may ask for. Bounding it keeps every sum of
@@ -18,8 +20,8 @@ const MaxQty = 1_000_000_000
 var (
 	// ErrOutOfStock is wrapped by the error Product.Allocate returns when no batch can take the line.
 	ErrOutOfStock = errors.New("out of stock")
-	// ErrInvalidOrderLine is wrapped by errors about a line that can never be allocated:
-	// an empty order id or sku, or a quantity outside 1..MaxQty.
+	// ErrInvalidOrderLine is wrapped by errors about a line that can never be allocated: an order
+	// id or sku that is not a valid identifier (empty, only white space, holding a control character or not valid UTF-8), or a quantity outside 1..MaxQty.
 	ErrInvalidOrderLine = errors.New("invalid order line")
 	// ErrOrderConflict is wrapped when an order already holds stock with another quantity.
 	ErrOrderConflict = errors.New("order already allocated with another quantity")
@@ -29,8 +31,8 @@ var (
 	ErrDuplicateBatch = errors.New("duplicate batch reference")
 	// ErrUnknownBatch is wrapped when a batch reference names no batch of the product.
 	ErrUnknownBatch = errors.New("unknown batch reference")
-	// ErrInvalidBatch is wrapped by errors about a batch that cannot be stored: an empty
-	// reference or sku, or a quantity outside 0..MaxQty.
+	// ErrInvalidBatch is wrapped by errors about a batch that cannot be stored: a reference or
+	// sku that is not a valid identifier (empty, only white space, holding a control character or not valid UTF-8), or a quantity outside 0..MaxQty.
 	ErrInvalidBatch = errors.New("invalid batch")
 )
 
@@ -41,13 +43,62 @@ type OrderLine struct {
 	Qty          int
 }
 
+// checkID reports why s cannot identify an order, a sku or a batch (what says which), or nil: it
+// is empty or only white space, holds a control character (NUL, a newline, ...), or is not valid
+// UTF-8. Such identifiers print as something else, or as nothing, in logs, mails and reports. The
+// common all-ASCII identifier is checked byte by byte, without decoding.
+func checkID(what, s string) error {
+	blank := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return checkUnicodeID(what, s)
+		}
+		if c < 0x20 || c == 0x7f {
+			return fmt.Errorf("%s %q has control character %q at byte %d", what, s, c, i)
+		}
+		blank = blank && c == ' '
+	}
+	if blank {
+		return blankID(what, s)
+	}
+	return nil
+}
+
+// checkUnicodeID is checkID for an identifier that is not all ASCII.
+func checkUnicodeID(what, s string) error {
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%s %q is not valid UTF-8", what, s)
+	}
+	blank := true
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%s %q has control character %q at byte %d", what, s, r, i)
+		}
+		blank = blank && unicode.IsSpace(r)
+	}
+	if blank {
+		return blankID(what, s)
+	}
+	return nil
+}
+
+func blankID(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("empty %s", what)
+	}
+	return fmt.Errorf("%s %q is only white space", what, s)
+}
+
 // Validate reports why the line can never be allocated, or nil. The error wraps ErrInvalidOrderLine.
 func (l OrderLine) Validate() error {
+	if err := checkID("order id", l.OrderID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOrderLine, err)
+	}
+	if err := checkID("sku", l.SKU); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidOrderLine, err)
+	}
 	switch {
-	case l.OrderID == "":
-		return fmt.Errorf("%w: empty order id", ErrInvalidOrderLine)
-	case l.SKU == "":
-		return fmt.Errorf("%w: empty sku", ErrInvalidOrderLine)
 	case l.Qty <= 0 || l.Qty > MaxQty:
 		return fmt.Errorf("%w: qty must be between 1 and %d, got %d", ErrInvalidOrderLine, MaxQty, l.Qty)
 	}
@@ -79,11 +130,13 @@ func NewBatch(ref, sku string, qty int, eta time.Time) *Batch {
 
 // ValidateBatch reports why a batch with these fields cannot be stored, or nil. The error wraps ErrInvalidBatch.
 func ValidateBatch(ref, sku string, qty int) error {
+	if err := checkID("reference", ref); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
+	if err := checkID("sku", sku); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
 	switch {
-	case ref == "":
-		return fmt.Errorf("%w: empty reference", ErrInvalidBatch)
-	case sku == "":
-		return fmt.Errorf("%w: empty sku", ErrInvalidBatch)
 	case qty < 0 || qty > MaxQty:
 		return fmt.Errorf("%w: qty must be between 0 and %d, got %d", ErrInvalidBatch, MaxQty, qty)
 	}

@@ -73,3 +73,13 @@ Feature: Allocating order lines to batches
     Then the allocation returns batch "tables"
     And batch "lamps" has 7 available
     And batch "tables" has 6 available
+
+  @beyond
+  Scenario: A step that sets the stage means the same under When as under Given
+    Given a batch "desk-1" of 5 "DESK" in the warehouse
+    When a batch "desk-2" of 5 "DESK" arriving tomorrow
+    And order "o1" of 5 "DESK" has been allocated
+    And I allocate order "o2" of 5 "DESK"
+    Then the allocation returns batch "desk-2"
+    And batch "desk-1" holds order "o1"
+    And the product "DESK" has the batches "desk-1, desk-2", in this order

@@ -26,6 +26,8 @@ Feature: Chains of messages when a batch's quantity changes
     And these were published, in this order:
       | channel        | event                                                  |
       | line_allocated | allocated: INDIFFERENT-TABLE, order order2, batch batch2 |
+    And there were 2 commit attempts
+    And nothing was handled before the commit
 
   @beyond
   Scenario: The bus handles a chain first in, first out: the command, its events, the commands they send, their events

@@ -19,6 +19,8 @@ type order struct {
 
 func (order) IsCommand() {}
 
+func (o order) WithIdentity(m domain.Meta) domain.Command { o.Meta = m; return o }
+
 // notAMessage has an identity but is neither a command nor an event.
 type notAMessage struct{ domain.Meta }
 
@@ -27,21 +29,6 @@ func TestCommandHasExactlyOneHandler(t *testing.T) {
 	service.HandleCommand(bus, func(context.Context, order) error { return nil })
 	assert.Panics(t, func() { service.HandleCommand(bus, func(context.Context, order) error { return nil }) })
 }
-
-func TestAnEventTypeCannotAlsoTakeACommandHandler(t *testing.T) {
-	bus := service.NewBus()
-	service.Subscribe(bus, func(context.Context, both) error { return nil })
-	assert.Panics(t, func() { service.HandleCommand(bus, func(context.Context, both) error { return nil }) })
-	other := service.NewBus()
-	service.HandleCommand(other, func(context.Context, both) error { return nil })
-	assert.Panics(t, func() { service.Subscribe(other, func(context.Context, both) error { return nil }) })
-}
-
-// both is a type that implements Command and Event, to check that registration keeps them apart.
-type both struct{ domain.Meta }
-
-func (both) IsCommand()                                {}
-func (b both) WithIdentity(m domain.Meta) domain.Event { b.Meta = m; return b }
 
 func TestFailingCommandStopsTheCallUnderEitherPolicy(t *testing.T) {
 	for _, policy := range []service.ErrorPolicy{service.Propagate, service.Collect} {

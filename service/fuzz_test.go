@@ -3,8 +3,11 @@ package service_test
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
@@ -47,6 +50,11 @@ func unchanged(t *testing.T, store *fakes.Store, mailer *fakes.Mailer, rev uint6
 	}
 }
 
+// validID is what an accepted identifier must be: not blank, valid UTF-8, no control characters.
+func validID(s string) bool {
+	return strings.TrimSpace(s) != "" && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
 func FuzzAllocate(f *testing.F) {
 	f.Add("o1", "LAMP", 1)
 	f.Add("o1", "LAMP", 0)
@@ -67,6 +75,9 @@ func FuzzAllocate(f *testing.F) {
 		p, _ := store.Product("LAMP")
 		switch {
 		case err == nil:
+			if !validID(orderID) || !validID(sku) {
+				t.Fatalf("%s = %q, nil: accepted an order id %q or sku %q that is not a valid identifier", call, ref, orderID, sku)
+			}
 			b, ok := p.Batch(ref)
 			if !ok {
 				t.Fatalf("%s = %q: no such batch", call, ref)
@@ -85,6 +96,9 @@ func FuzzAllocate(f *testing.F) {
 				t.Fatalf("%s succeeded but sent %d mails", call, mailer.Len())
 			}
 		case errors.Is(err, domain.ErrOutOfStock):
+			if !validID(orderID) {
+				t.Fatalf("%s: out of stock for an order id %q that is not a valid identifier", call, orderID)
+			}
 			if qty <= 8 || ref != "" {
 				t.Fatalf("%s with qty %d: out of stock with 8 available (ref %q): %v", call, qty, ref, err)
 			}
@@ -121,6 +135,9 @@ func FuzzAddBatch(f *testing.F) {
 		call := "AddBatch(" + ref + ", " + sku + ")"
 		switch {
 		case err == nil:
+			if !validID(ref) || !validID(sku) {
+				t.Fatalf("%s: accepted a reference %q or sku %q that is not a valid identifier", call, ref, sku)
+			}
 			p, ok := store.Product(sku)
 			if !ok {
 				t.Fatalf("%s: no product %s stored", call, sku)

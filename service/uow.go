@@ -73,9 +73,6 @@ type Dispatcher func(ctx context.Context, events []domain.Event) error
 // DefaultRetries is how many times a unit of work retries after a concurrent update by default.
 const DefaultRetries = 10
 
-// Unlimited as a retry budget retries concurrent updates until the context is done.
-const Unlimited = -1
-
 // Option configures a Transactor.
 type Option func(*Transactor)
 
@@ -105,9 +102,9 @@ type Transactor struct {
 	retries    int
 	backoff    func(int) time.Duration
 	dispatch   Dispatcher
-	busOptions []BusOption // for Bootstrap
-	publisher  Publisher   // for Bootstrap
-	ids        atomic.Uint64
+	busOptions []BusOption   // for Bootstrap
+	publisher  Publisher     // for Bootstrap
+	ids        atomic.Uint64 // numbers events when there is no bus (a dispatcher of its own)
 }
 
 var _ UnitOfWork = (*Transactor)(nil)
@@ -192,18 +189,22 @@ func (t *Transactor) attempt(ctx context.Context, fn func(ctx context.Context, r
 // causation ID. Events get IDs before commit so that a store can keep them (an outbox).
 func (t *Transactor) stamp(ctx context.Context, seen []*domain.Product) {
 	cause := handling(ctx).ID
-	next := idSource(ctx)
 	for _, p := range seen {
 		for i, e := range p.Events {
 			if e.Identity().ID == "" {
-				p.Events[i] = e.WithIdentity(domain.Meta{ID: t.nextID(next), CausationID: cause})
+				p.Events[i] = e.WithIdentity(domain.Meta{ID: t.nextID(ctx), CausationID: cause})
 			}
 		}
 	}
 }
 
-func (t *Transactor) nextID(next func() string) string {
-	if next != nil {
+// nextID returns the next event ID from the source the bus uses for messages sent without one,
+// so that IDs of events and commands never collide.
+func (t *Transactor) nextID(ctx context.Context) string {
+	if t.bus != nil {
+		return t.bus.nextID(ctx)
+	}
+	if next := idSource(ctx); next != nil {
 		return next()
 	}
 	var id [24]byte // "ev-" and the longest uint64: the string below is the only allocation
@@ -212,13 +213,13 @@ func (t *Transactor) nextID(next func() string) string {
 
 // newMeta identifies a message sent while handling the message being handled on ctx.
 func (t *Transactor) newMeta(ctx context.Context) domain.Meta {
-	return domain.Meta{ID: t.nextID(idSource(ctx)), CausationID: handling(ctx).ID}
+	return domain.Meta{ID: t.nextID(ctx), CausationID: handling(ctx).ID}
 }
 
 type idsKey struct{}
 
-// WithIDs returns a context whose units of work take event IDs from next instead of the unit of
-// work's own counter. The simulator gives each worker its own seeded sequence this way, so runs
+// WithIDs returns a context whose units of work and buses take message IDs from next instead of
+// the bus's own counter. The simulator gives each worker its own seeded sequence this way, so runs
 // replay. next is called from the goroutine that runs the unit of work.
 func WithIDs(ctx context.Context, next func() string) context.Context {
 	return context.WithValue(ctx, idsKey{}, next)

@@ -7,8 +7,10 @@
 //
 //	godog.TestSuite{ScenarioInitializer: steps.Register, Options: &godog.Options{Strict: true, ...}}.Run()
 //
-// Each scenario gets its own stack (a fakes.Store, a fakes.Mailer and a unit of work built by
-// service.Bootstrap), kept in the scenario's context.Context, so scenarios may run concurrently.
+// (features/README.md shows a whole module that does this, with the replace directive it needs
+// until stockbus is published.) Each scenario gets its own stack (a fakes.Store, or any Store
+// through RegisterOn, a fakes.Mailer and a unit of work built by service.Bootstrap), kept in the
+// scenario's context.Context, so scenarios may run concurrently.
 // When a scenario fails, what the mailer, the bus and the store captured is logged and attached to
 // the report.
 //
@@ -25,12 +27,15 @@ import (
 	"strings"
 
 	"github.com/cucumber/godog"
+
+	"github.com/stockbus/stockbus/fakes"
 )
 
 // Def is one step of the vocabulary.
 type Def struct {
-	// Keyword is "Given", "When" or "Then". A step matches only under its keyword (And and But
-	// take the keyword of the step before them).
+	// Keyword is "Given", "When", "Then" or "*". A Given, When or Then step matches only under its
+	// keyword (And and But take the keyword of the step before them). A "*" step means the same
+	// whatever the keyword, and matches under any; the README lists it as "* text".
 	Keyword string
 	// Text is the step as a writer types it, with placeholders:
 	//   "<name>"   a quoted text, passed as a string (it may be empty: "")
@@ -119,8 +124,18 @@ func Vocabulary() []Def { return slices.Clone(vocabulary) }
 // store captured and attaches it to the report (cucumber JSON). It is safe to call from scenarios
 // that run concurrently.
 func Register(sc *godog.ScenarioContext) {
+	RegisterOn(func() Store { return fakes.NewStore() })(sc)
+}
+
+// RegisterOn returns a Register whose scenarios each run on a new, empty store from newStore
+// instead of a fakes.Store. The rest of the stack (mailer, publisher, bus) stays on the fakes.
+func RegisterOn(newStore func() Store) func(*godog.ScenarioContext) {
+	return func(sc *godog.ScenarioContext) { register(sc, newStore) }
+}
+
+func register(sc *godog.ScenarioContext, newStore func() Store) {
 	sc.Before(func(ctx context.Context, _ *godog.Scenario) (context.Context, error) {
-		return context.WithValue(ctx, worldKey{}, newWorld()), nil
+		return context.WithValue(ctx, worldKey{}, newWorld(newStore())), nil
 	})
 	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
 		w, ok := ctx.Value(worldKey{}).(*world)
@@ -143,6 +158,8 @@ func Register(sc *godog.ScenarioContext) {
 			sc.When(d.Pattern(), d.Func)
 		case "Then":
 			sc.Then(d.Pattern(), d.Func)
+		case "*":
+			sc.Step(d.Pattern(), d.Func)
 		default:
 			panic(fmt.Sprintf("steps: %q has keyword %q", d.Text, d.Keyword))
 		}

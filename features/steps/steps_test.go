@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/features/steps"
 )
 
@@ -31,7 +32,7 @@ func TestEveryStepIsWellFormed(t *testing.T) {
 	require.NotEmpty(t, vocabulary)
 	for _, d := range vocabulary {
 		t.Run(d.Keyword+" "+d.Text, func(t *testing.T) {
-			require.Contains(t, []string{"Given", "When", "Then"}, d.Keyword)
+			require.Contains(t, []string{"Given", "When", "Then", "*"}, d.Keyword)
 			assert.NotEmpty(t, d.Group, "group")
 			assert.NotEmpty(t, d.Meaning, "meaning")
 			assert.True(t, strings.HasSuffix(d.Meaning, "."), "the meaning is a sentence: %q", d.Meaning)
@@ -42,8 +43,12 @@ func TestEveryStepIsWellFormed(t *testing.T) {
 			assert.Equal(t, kinds, got, "the placeholders of %q and the arguments of its function", d.Text)
 
 			lines := strings.Split(d.Example, "\n")
-			step, ok := strings.CutPrefix(lines[0], d.Keyword+" ")
-			require.True(t, ok, "the example %q starts with %q", lines[0], d.Keyword)
+			keyword, step, _ := strings.Cut(lines[0], " ")
+			if d.Keyword == "*" {
+				require.Contains(t, []string{"Given", "When", "Then", "*"}, keyword, "the example %q starts with a keyword", lines[0])
+			} else {
+				require.Equal(t, d.Keyword, keyword, "the example %q starts with its step's keyword", lines[0])
+			}
 			assert.Regexp(t, d.Pattern(), step, "the example matches the step")
 			hasTable := len(lines) > 1
 			assert.Equal(t, slices.Contains(kinds, "table"), hasTable, "the example has a data table exactly when the step takes one")
@@ -51,7 +56,8 @@ func TestEveryStepIsWellFormed(t *testing.T) {
 				assert.Regexp(t, `^\|.*\|$`, l, "a data table line of the example")
 			}
 			for _, other := range vocabulary {
-				if other.Keyword == d.Keyword && other.Text != d.Text {
+				sameKeyword := other.Keyword == d.Keyword || other.Keyword == "*" || d.Keyword == "*"
+				if sameKeyword && other.Text != d.Text {
 					assert.NotRegexp(t, other.Pattern(), step, "the example of %q also matches %q", d.Text, other.Text)
 				}
 			}
@@ -167,5 +173,59 @@ func TestGroupsAreContiguous(t *testing.T) {
 			assert.NotContains(t, groups, d.Group, "the steps of group %q are not listed together", d.Group)
 			groups = append(groups, d.Group)
 		}
+	}
+}
+
+// TestRegisterOnRunsOnTheGivenStore runs a scenario through RegisterOn and finds its work in the
+// store it was given.
+func TestRegisterOnRunsOnTheGivenStore(t *testing.T) {
+	store := fakes.NewStore()
+	var out bytes.Buffer
+	status := godog.TestSuite{
+		ScenarioInitializer: steps.RegisterOn(func() steps.Store { return store }),
+		Options: &godog.Options{Strict: true, Format: "progress", Output: &out, NoColors: true,
+			FeatureContents: []godog.Feature{{Name: "on.feature", Contents: []byte(
+				"Feature: on a store\n  Scenario: one batch\n    Given a batch \"b1\" of 3 \"LAMP\" in the warehouse\n" +
+					"    When I allocate order \"o1\" of 1 \"LAMP\"\n    Then batch \"b1\" has 2 available\n")}}},
+	}.Run()
+	require.Zero(t, status, "the scenario failed:\n%s", out.String())
+	p, ok := store.Product("LAMP")
+	require.True(t, ok, "the scenario's product is in the store RegisterOn was given")
+	assert.Equal(t, 2, p.Batches[0].AvailableQuantity())
+}
+
+// TestNewThenStepsFailWhenUntrue runs scenarios whose last step is false and checks that each
+// fails, so that none of these steps passes whatever happened.
+func TestNewThenStepsFailWhenUntrue(t *testing.T) {
+	lone := "Given a batch \"b\" of 20 \"SMALL-TABLE\" on its own\n    And batch \"b\" on its own allocates order \"o\" of 2 \"SMALL-TABLE\"\n"
+	stored := "Given a batch \"b1\" of 10 \"LAMP\" in the warehouse\n    And a batch \"b2\" of 10 \"LAMP\" arriving tomorrow\n    When I allocate order \"o1\" of 2 \"LAMP\"\n"
+	tests := []struct{ name, steps string }{
+		{"a lone batch cannot take what it can", lone + "    Then batch \"b\" on its own cannot take order \"o2\" of 18 \"SMALL-TABLE\""},
+		{"a lone batch can take another sku", lone + "    Then batch \"b\" on its own can take order \"o2\" of 1 \"EXPENSIVE-TOASTER\""},
+		{"a lone batch's available quantity", lone + "    Then batch \"b\" on its own has 20 available"},
+		{"a lone batch does not hold what it holds", lone + "    Then batch \"b\" on its own does not hold order \"o\""},
+		{"a lone batch holds a deallocated line", lone + "    When batch \"b\" on its own deallocates order \"o\" of 2 \"SMALL-TABLE\"\n    Then batch \"b\" on its own holds order \"o\""},
+		{"a lone batch that was never made", "Then batch \"nope\" on its own has 0 available"},
+		{"a stored batch does not hold what it holds", stored + "    Then batch \"b1\" does not hold order \"o1\""},
+		{"the batches in another order", stored + "    Then the product \"LAMP\" has the batches \"b2, b1\", in this order"},
+		{"the batches of a missing product", stored + "    Then the product \"CHAIR\" has the batches \"b1\", in this order"},
+		{"a missing product loaded", stored + "    Then the product \"CHAIR\" as loaded from the store has no pending events"},
+		{"mails that were not sent", stored + "    Then these mails were sent, in this order:\n      | to | text |\n      | stock@made.com | Out of stock for LAMP |"},
+		{"a mail missing from the table", "Given a batch \"b1\" of 1 \"LAMP\" in the warehouse\n    When I allocate order \"o1\" of 2 \"LAMP\"\n    And I allocate order \"o2\" of 2 \"LAMP\"\n" +
+			"    Then these mails were sent, in this order:\n      | to | text |\n      | stock@made.com | Out of stock for LAMP |"},
+		{"nothing before a commit that never came", "Given a batch \"b1\" of 1 \"LAMP\" in the warehouse\n    When I allocate order \"o1\" of 0 \"LAMP\"\n    Then nothing was handled before the commit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			status := godog.TestSuite{
+				ScenarioInitializer: steps.Register,
+				Options: &godog.Options{Strict: true, Format: "progress", Output: &out, NoColors: true,
+					FeatureContents: []godog.Feature{{Name: "untrue.feature", Contents: []byte(
+						"Feature: untrue\n  Scenario: " + tt.name + "\n    " + tt.steps + "\n")}}},
+			}.Run()
+			assert.NotZero(t, status, "the scenario passed:\n%s", out.String())
+			assert.Contains(t, out.String(), "1 failed", "it failed on a step, not as undefined:\n%s", out.String())
+		})
 	}
 }

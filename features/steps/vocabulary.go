@@ -17,26 +17,29 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
+// stageUnderWhen ends the meaning of every step that sets the stage under any keyword.
+const stageUnderWhen = " Under When it is the same: it sets the stage, does not start the count \"from the first When step on\", and keeps no error (a rejection fails the step)."
+
 const whenArriving = "[in the warehouse|arriving today|arriving tomorrow|arriving later]"
 
 // vocabulary is every step, in the order the README lists them.
 var vocabulary = []Def{
 	// Stock.
 	{
-		Group: "Stock", Keyword: "Given", Text: `a batch "<ref>" of <qty> "<sku>" ` + whenArriving,
-		Meaning: "Adds a batch through the service layer; it must be accepted. Today is a fixed date; later is 11 days on.",
+		Group: "Stock", Keyword: "*", Text: `a batch "<ref>" of <qty> "<sku>" ` + whenArriving,
+		Meaning: "Adds a batch through the service layer; it must be accepted. Today is a fixed date; later is 11 days on." + stageUnderWhen,
 		Example: `Given a batch "in-stock-batch" of 100 "RETRO-CLOCK" in the warehouse`,
 		Func:    givenBatch,
 	},
 	{
-		Group: "Stock", Keyword: "Given", Text: `these batches:`,
-		Meaning: "Adds the batches in the table's order. Columns: batch, qty, sku, eta (warehouse, today, tomorrow or later).",
+		Group: "Stock", Keyword: "*", Text: `these batches:`,
+		Meaning: "Adds the batches in the table's order. Columns: batch, qty, sku, eta (warehouse, today, tomorrow or later)." + stageUnderWhen,
 		Example: "Given these batches:\n| batch | qty | sku | eta |\n| medium | 100 | MINIMALIST-SPOON | tomorrow |",
 		Func:    givenBatches,
 	},
 	{
-		Group: "Stock", Keyword: "Given", Text: `order "<order>" of <qty> "<sku>" has been allocated`,
-		Meaning: "Allocates through the service layer; it must succeed.",
+		Group: "Stock", Keyword: "*", Text: `order "<order>" of <qty> "<sku>" has been allocated`,
+		Meaning: "Allocates through the service layer; it must succeed." + stageUnderWhen,
 		Example: `Given order "order1" of 10 "SMALL-FORK" has been allocated`,
 		Func:    givenAllocated,
 	},
@@ -47,52 +50,90 @@ var vocabulary = []Def{
 		Func:    givenVersion,
 	},
 
+	// A batch on its own.
+	{
+		Group: "A batch on its own", Keyword: "*", Text: `a batch "<ref>" of <qty> "<sku>" on its own`,
+		Meaning: "Makes a batch outside any product and store (the domain's Batch alone, as the book's batch tests use it), for the steps of this group. Nothing is validated, stored or published.",
+		Example: `Given a batch "batch-001" of 20 "SMALL-TABLE" on its own`,
+		Func:    givenLoneBatch,
+	},
+	{
+		Group: "A batch on its own", Keyword: "*", Text: `batch "<ref>" on its own allocates order "<order>" of <qty> "<sku>"`,
+		Meaning: "Allocates the line to the batch on its own; a line that does not fit, or of another sku, is silently left out.",
+		Example: `When batch "batch-001" on its own allocates order "order-ref" of 2 "SMALL-TABLE"`,
+		Func:    whenLoneAllocates,
+	},
+	{
+		Group: "A batch on its own", Keyword: "*", Text: `batch "<ref>" on its own deallocates order "<order>" of <qty> "<sku>"`,
+		Meaning: "Deallocates the line from the batch on its own; a line the batch does not hold is silently ignored.",
+		Example: `When batch "batch-001" on its own deallocates order "order-ref" of 2 "SMALL-TABLE"`,
+		Func:    whenLoneDeallocates,
+	},
+	{
+		Group: "A batch on its own", Keyword: "Then", Text: `batch "<ref>" on its own [can|cannot] take order "<order>" of <qty> "<sku>"`,
+		Meaning: "Whether the batch on its own can allocate the line (the line is valid, of the batch's sku, and fits in what is available).",
+		Example: `Then batch "batch-001" on its own cannot take order "order-ref" of 2 "EXPENSIVE-TOASTER"`,
+		Func:    thenLoneCanTake,
+	},
+	{
+		Group: "A batch on its own", Keyword: "Then", Text: `batch "<ref>" on its own has <n> available`,
+		Meaning: "The available quantity of the batch on its own.",
+		Example: `Then batch "batch-001" on its own has 18 available`,
+		Func:    thenLoneAvailable,
+	},
+	{
+		Group: "A batch on its own", Keyword: "Then", Text: `batch "<ref>" on its own [holds|does not hold] order "<order>"`,
+		Meaning: "Whether the batch on its own holds a line of that order.",
+		Example: `Then batch "batch-001" on its own does not hold order "order-ref"`,
+		Func:    thenLoneHolds,
+	},
+
 	// The stack.
 	{
-		Group: "The stack", Keyword: "Given", Text: `the bus [propagates|collects] handler errors`,
-		Meaning: "Error policy of the bus. propagates (the default, the book's chapter 8): the first handler error stops the call. collects (chapter 10): every handler runs and all errors come back together.",
+		Group: "The stack", Keyword: "*", Text: `the bus [propagates|collects] handler errors`,
+		Meaning: "Error policy of the bus. propagates (the default, the book's chapter 8): the first handler error stops the call. collects (chapter 10): every handler runs and all errors come back together." + stageUnderWhen,
 		Example: `Given the bus collects handler errors`,
 		Func:    givenPolicy,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `conflicting commits are retried up to <n> [time|times]`,
-		Meaning: "Retry budget of the unit of work for concurrent updates; 0 never retries. The default is the service layer's (10).",
+		Group: "The stack", Keyword: "*", Text: `conflicting commits are retried up to <n> [time|times]`,
+		Meaning: "Retry budget of the unit of work for concurrent updates; 0 never retries. The default is the service layer's (10)." + stageUnderWhen,
 		Example: `Given conflicting commits are retried up to 0 times`,
 		Func:    givenRetries,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `conflicting commits are retried without limit`,
-		Meaning: "The unit of work retries concurrent updates until it commits.",
+		Group: "The stack", Keyword: "*", Text: `conflicting commits are retried without limit`,
+		Meaning: "The unit of work retries concurrent updates until it commits." + stageUnderWhen,
 		Example: `Given conflicting commits are retried without limit`,
 		Func:    givenUnlimitedRetries,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `the mailer is down`,
-		Meaning: "Every mail the out-of-stock handler sends fails, so that handler returns an error.",
+		Group: "The stack", Keyword: "*", Text: `the mailer is down`,
+		Meaning: "Every mail the out-of-stock handler sends fails, so that handler returns an error." + stageUnderWhen,
 		Example: `Given the mailer is down`,
 		Func:    givenMailerDown,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `a [working|failing|panicking] handler "<name>" for ` + eventChoice + ` events`,
-		Meaning: "Subscribes a handler after the ones already there (the stack's own come first: the out-of-stock mail, the publication of Allocated, the reallocation of a Deallocated line). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs.",
+		Group: "The stack", Keyword: "*", Text: `a [working|failing|panicking] handler "<name>" for ` + eventChoice + ` events`,
+		Meaning: "Subscribes a handler after the ones already there (the stack's own come first: the out-of-stock mail, the publication of Allocated, the reallocation of a Deallocated line). A working one does nothing, a failing one returns an error, a panicking one panics. Note is an event that exists only in these specs." + stageUnderWhen,
 		Example: `Given a failing handler "audit" for OutOfStock events`,
 		Func:    givenHandler,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `a handler "<name>" for Note events that raises:`,
-		Meaning: "Subscribes a handler that, on each note named in column on, hands the bus the notes listed in column raises (comma separated), in that order.",
+		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for Note events that raises:`,
+		Meaning: "Subscribes a handler that, on each note named in column on, hands the bus the notes listed in column raises (comma separated), in that order." + stageUnderWhen,
 		Example: "Given a handler \"relay\" for Note events that raises:\n| on | raises |\n| A  | B, C   |",
 		Func:    givenRaisingHandler,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `a handler "<name>" for Note events that, on note "<note>", allocates order "<order>" of <qty> "<sku>"`,
-		Meaning: "Subscribes a handler that allocates through the service layer while the bus is handling that note; running out of stock is not a failure of this handler.",
+		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for Note events that, on note "<note>", allocates order "<order>" of <qty> "<sku>"`,
+		Meaning: "Subscribes a handler that allocates through the service layer while the bus is handling that note; running out of stock is not a failure of this handler." + stageUnderWhen,
 		Example: `Given a handler "clerk" for Note events that, on note "first", allocates order "o1" of 1 "LAMP"`,
 		Func:    givenAllocatingHandler,
 	},
 	{
-		Group: "The stack", Keyword: "Given", Text: `a handler "<name>" for OutOfStock events that looks at the store`,
-		Meaning: "Subscribes a handler that notes, each time it runs, which orders the store holds for the event's sku.",
+		Group: "The stack", Keyword: "*", Text: `a handler "<name>" for OutOfStock events that looks at the store`,
+		Meaning: "Subscribes a handler that notes, each time it runs, which orders the store holds for the event's sku." + stageUnderWhen,
 		Example: `Given a handler "witness" for OutOfStock events that looks at the store`,
 		Func:    givenWitness,
 	},
@@ -237,6 +278,30 @@ var vocabulary = []Def{
 		Func:    thenHoldsOrder,
 	},
 	{
+		Group: "The store", Keyword: "Then", Text: `batch "<ref>" does not hold order "<order>"`,
+		Meaning: "The stored batch holds no line of that order.",
+		Example: `Then batch "batch1" does not hold order "order2"`,
+		Func:    thenDoesNotHoldOrder,
+	},
+	{
+		Group: "The store", Keyword: "Then", Text: `the product "<sku>" has the batches "<refs>", in this order`,
+		Meaning: "The references of the stored product's batches, comma separated, in the order they were added.",
+		Example: `Then the product "LAMP" has the batches "b1, b2", in this order`,
+		Func:    thenProductBatches,
+	},
+	{
+		Group: "The store", Keyword: "Then", Text: `the product "<sku>" as loaded from the store has no pending events`,
+		Meaning: "A unit of work that loads the product gets it with no events waiting to be published: publishing took them all, and loading records none.",
+		Example: `Then the product "LAMP" as loaded from the store has no pending events`,
+		Func:    thenLoadedNoEvents,
+	},
+	{
+		Group: "The store", Keyword: "Then", Text: `a new product "<sku>" has no pending events`,
+		Meaning: "A product just made (the domain's NewProduct, with no batches, not stored) has no events waiting to be published.",
+		Example: `Then a new product "LAMP" has no pending events`,
+		Func:    thenNewProductNoEvents,
+	},
+	{
 		Group: "The store", Keyword: "Then", Text: `the product "<sku>" is at version <version>`,
 		Meaning: "The stored product's version number.",
 		Example: `Then the product "LAMP" is at version 8`,
@@ -301,6 +366,12 @@ var vocabulary = []Def{
 		Func:    thenOneMail,
 	},
 	{
+		Group: "Mails", Keyword: "Then", Text: `these mails were sent, in this order:`,
+		Meaning: "Every mail the mailer delivered from the first When step on, one row each, in the order they were sent. Columns: to, text.",
+		Example: "Then these mails were sent, in this order:\n| to | text |\n| stock@made.com | Out of stock for LAMP |",
+		Func:    thenMailsInOrder,
+	},
+	{
 		Group: "Mails", Keyword: "Then", Text: `each mail is about a different order that was told it is out of stock`,
 		Meaning: "The mails of the last When step and its orders told out of stock match one to one, by the event that caused each mail.",
 		Example: `Then each mail is about a different order that was told it is out of stock`,
@@ -352,7 +423,7 @@ var vocabulary = []Def{
 	},
 	{
 		Group: "The bus", Keyword: "Then", Text: `nothing was handled before the commit`,
-		Meaning: "When the last unit of work finished its work, before it committed, no handler had been called and no mail sent by it.",
+		Meaning: "The last When step made a commit attempt, and when the store began its first one (sampled in the store's before-commit hook), the step had caused no handler call and no mail: events are handed to the bus only after the commit.",
 		Example: `Then nothing was handled before the commit`,
 		Func:    thenNothingBeforeCommit,
 	},
@@ -650,7 +721,6 @@ func unitOfWork(ctx context.Context, ending string, t *godog.Table) error {
 					return o.err
 				}
 			}
-			w.atCommit = w.progress()
 			switch ending {
 			case "fails":
 				return errWork
@@ -1048,12 +1118,15 @@ func thenNothingBeforeCommit(ctx context.Context) error {
 	if !w.started {
 		return errNoWhen
 	}
-	if w.atCommit == nil {
-		return fmt.Errorf("the last When step (%s) ran no unit of work that reached its commit", w.action)
+	w.commitMu.Lock()
+	atCommit := w.atCommit
+	w.commitMu.Unlock()
+	if atCommit == nil {
+		return fmt.Errorf("the last When step (%s) made no commit attempt", w.action)
 	}
-	if *w.atCommit != *w.atStart {
-		return fmt.Errorf("before the commit, %d handler calls and %d mails had happened, want none",
-			w.atCommit.deliveries-w.atStart.deliveries, w.atCommit.mails-w.atStart.mails)
+	if *atCommit != *w.atStart {
+		return fmt.Errorf("before the first commit attempt of %s, %d handler calls and %d mails had happened, want none",
+			w.action, atCommit.deliveries-w.atStart.deliveries, atCommit.mails-w.atStart.mails)
 	}
 	return nil
 }
@@ -1127,4 +1200,148 @@ func thenTracedFailure(ctx context.Context, message, text string) error {
 		return nil
 	}
 	return fmt.Errorf("the bus did not handle %q; it handled: %s", message, clip(seen, 10))
+}
+
+// lone returns the batch on its own with the reference.
+func (w *world) loneBatch(ref string) (*domain.Batch, error) {
+	b, ok := w.lone[ref]
+	if !ok {
+		return nil, fmt.Errorf("there is no batch %q on its own: make it with `Given a batch %q of ... on its own`", ref, ref)
+	}
+	return b, nil
+}
+
+func givenLoneBatch(ctx context.Context, ref string, qty int, sku string) error {
+	w := from(ctx)
+	if _, ok := w.lone[ref]; ok {
+		return fmt.Errorf("there is a batch %q on its own already", ref)
+	}
+	w.lone[ref] = domain.NewBatch(ref, sku, qty, time.Time{})
+	return nil
+}
+
+func whenLoneAllocates(ctx context.Context, ref, order string, qty int, sku string) error {
+	b, err := from(ctx).loneBatch(ref)
+	if err != nil {
+		return err
+	}
+	b.Allocate(domain.OrderLine{OrderID: order, SKU: sku, Qty: qty})
+	return nil
+}
+
+func whenLoneDeallocates(ctx context.Context, ref, order string, qty int, sku string) error {
+	b, err := from(ctx).loneBatch(ref)
+	if err != nil {
+		return err
+	}
+	b.Deallocate(domain.OrderLine{OrderID: order, SKU: sku, Qty: qty})
+	return nil
+}
+
+func thenLoneCanTake(ctx context.Context, ref, can, order string, qty int, sku string) error {
+	b, err := from(ctx).loneBatch(ref)
+	if err != nil {
+		return err
+	}
+	line := domain.OrderLine{OrderID: order, SKU: sku, Qty: qty}
+	if got, want := b.CanAllocate(line), can == "can"; got != want {
+		return fmt.Errorf("batch %q of %s with %d available: CanAllocate(%+v) = %v, want %v", ref, b.SKU, b.AvailableQuantity(), line, got, want)
+	}
+	return nil
+}
+
+func thenLoneAvailable(ctx context.Context, ref string, n int) error {
+	b, err := from(ctx).loneBatch(ref)
+	if err != nil {
+		return err
+	}
+	if got := b.AvailableQuantity(); got != n {
+		return fmt.Errorf("batch %q on its own has %d available (it holds %v), want %d", ref, got, b.Lines(), n)
+	}
+	return nil
+}
+
+func thenLoneHolds(ctx context.Context, ref, holds, order string) error {
+	b, err := from(ctx).loneBatch(ref)
+	if err != nil {
+		return err
+	}
+	_, held := b.Holds(order, b.SKU)
+	if want := holds == "holds"; held != want {
+		return fmt.Errorf("batch %q on its own holds %v; holding order %q: %v, want %v", ref, b.Lines(), order, held, want)
+	}
+	return nil
+}
+
+func thenDoesNotHoldOrder(ctx context.Context, ref, order string) error {
+	p, b, err := from(ctx).batch(ref)
+	if err != nil {
+		return err
+	}
+	if _, ok := b.Holds(order, p.SKU); ok {
+		return fmt.Errorf("batch %q holds order %q; it holds %v", ref, order, b.Lines())
+	}
+	return nil
+}
+
+func thenProductBatches(ctx context.Context, sku, refs string) error {
+	p, ok := from(ctx).store.Product(sku)
+	if !ok {
+		return fmt.Errorf("no product %q is stored", sku)
+	}
+	var want, got []string
+	for r := range strings.SplitSeq(refs, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			want = append(want, r)
+		}
+	}
+	for _, b := range p.Batches {
+		got = append(got, b.Reference)
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("product %q has the batches %v, want %v", sku, got, want)
+	}
+	return nil
+}
+
+func thenLoadedNoEvents(ctx context.Context, sku string) error {
+	w := from(ctx)
+	tx, err := w.store.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	p, err := tx.Get(ctx, sku)
+	if err != nil {
+		return fmt.Errorf("loading product %q: %w", sku, err)
+	}
+	if len(p.Events) > 0 {
+		return fmt.Errorf("product %q as loaded has %d pending events; the first is %s", sku, len(p.Events), describe(p.Events[0]))
+	}
+	return nil
+}
+
+func thenNewProductNoEvents(_ context.Context, sku string) error {
+	if p := domain.NewProduct(sku, nil); len(p.Events) > 0 {
+		return fmt.Errorf("a new product %q has %d pending events; the first is %s", sku, len(p.Events), describe(p.Events[0]))
+	}
+	return nil
+}
+
+func thenMailsInOrder(ctx context.Context, t *godog.Table) error {
+	rows, err := table(t, "to", "text")
+	if err != nil {
+		return err
+	}
+	var want, got []string
+	for _, r := range rows {
+		want = append(want, fmt.Sprintf("to %s: %q", r["to"], r["text"]))
+	}
+	for _, m := range from(ctx).mails() {
+		got = append(got, fmt.Sprintf("to %s: %q", m.To, m.Body))
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("these mails were sent, in this order:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	return nil
 }

@@ -38,11 +38,35 @@ const writersTimeout = 30 * time.Second
 
 type worldKey struct{}
 
+// Store is what the step library needs of the store a scenario's stack runs on, beyond
+// service.Store: a hook into every commit, a way to play another writer, and read-only snapshots
+// for the Then steps. fakes.Store is one; a real store (SQLite, Postgres) plugged into the steps
+// through RegisterOn must offer the same.
+type Store interface {
+	service.Store
+	// SetBeforeCommit sets a hook that runs at the start of every commit attempt, on the
+	// committing goroutine, before the store checks for conflicts; nil removes it. The steps count
+	// commit attempts here, sample "before the commit" here, and hold writers here to force an
+	// interleaving.
+	SetBeforeCommit(h fakes.Hook)
+	// Touch changes the product's revision without changing it, as another writer's commit would,
+	// and reports whether the product exists.
+	Touch(sku string) bool
+	// Product returns a copy of the stored product, which the caller may change freely.
+	Product(sku string) (*domain.Product, bool)
+	// SKUs returns the skus of the stored products, sorted.
+	SKUs() []string
+	// Revision returns the product's store revision, which every commit that stores it changes.
+	Revision(sku string) uint64
+}
+
+var _ Store = (*fakes.Store)(nil)
+
 // world is the state of one scenario: its own stack on fakes, how the scenario configured it, and
 // what its When steps did. Steps run one at a time, so only what the stack's goroutines touch
 // (the journal, the commit hook's settings, the counters) is guarded.
 type world struct {
-	store     *fakes.Store
+	store     Store
 	mailer    *fakes.Mailer    // captures every mail delivered
 	down      *fakes.Mailer    // fails every send; the stack uses it instead of mailer once the mailer is down
 	publisher *fakes.Publisher // captures what the stack publishes to other systems (Allocated events)
@@ -64,6 +88,8 @@ type world struct {
 	hook    hookSettings
 	commits atomic.Int64 // commit attempts, counted by the store's before-commit hook
 
+	lone map[string]*domain.Batch // batches on their own, outside any product and store
+
 	// What the When steps did. Bus and mail checks count from the first When step on: what
 	// Given steps cause only sets the stage.
 	started                bool
@@ -72,9 +98,14 @@ type world struct {
 	fromCommit             int64
 	action                 string
 	before                 string // the store before the last When step
-	atStart, atCommit      *progress
+	atStart                *progress
 	outcomes               []outcome
 	err                    error
+
+	// The first commit attempt since the last When step began, sampled by the store's
+	// before-commit hook on the committing goroutine.
+	commitMu sync.Mutex
+	atCommit *progress
 }
 
 // progress is how far the bus and the mailer had got at some moment.
@@ -100,13 +131,14 @@ type hookSettings struct {
 	meet     *fakes.Rendezvous // holds the loaders of holdSKU, once armed
 }
 
-func newWorld() *world {
+func newWorld(store Store) *world {
 	w := &world{
-		store:     fakes.NewStore(),
+		store:     store,
 		mailer:    fakes.NewMailer(),
 		down:      fakes.NewMailer(fakes.WithErrorRate(1)),
 		publisher: fakes.NewPublisher(),
 		retries:   service.DefaultRetries,
+		lone:      map[string]*domain.Batch{},
 	}
 	w.store.SetBeforeCommit(w.beforeCommit)
 	return w
@@ -126,6 +158,11 @@ func (w *world) close() { w.store.SetBeforeCommit(nil) }
 
 func (w *world) beforeCommit(ctx context.Context, skus []string) {
 	w.commits.Add(1)
+	w.commitMu.Lock()
+	if w.atCommit == nil {
+		w.atCommit = w.progress()
+	}
+	w.commitMu.Unlock()
 	w.hook.mu.Lock()
 	touch, meet, hold := w.hook.touching, w.hook.meet, w.hook.holdSKU
 	w.hook.mu.Unlock()
@@ -212,7 +249,9 @@ func (w *world) begin(action string) {
 	w.action = action
 	w.before = w.storeState(false)
 	w.atStart = w.progress()
+	w.commitMu.Lock()
 	w.atCommit = nil
+	w.commitMu.Unlock()
 	w.outcomes = nil
 	w.err = nil
 }
