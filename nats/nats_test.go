@@ -29,7 +29,7 @@ type broker struct {
 	reconnected  chan struct{}
 }
 
-func startBroker(t *testing.T, cfg nats.Config) *broker {
+func startBroker(t testing.TB, cfg nats.Config) *broker {
 	t.Helper()
 	srv, err := embedded.Start(t.TempDir())
 	require.NoError(t, err, "start embedded server")
