@@ -93,3 +93,14 @@ func TestStoreContract(t *testing.T) {
 		return s
 	})
 }
+
+func TestUnitOfWork(t *testing.T) {
+	url := server(t)
+	servicetest.TestUnitOfWork(t, func() servicetest.HookedStore {
+		s, err := newDatabase(t, url)
+		if err != nil {
+			panic(err) // see TestStoreContract
+		}
+		return s
+	})
+}
