@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
@@ -117,8 +118,12 @@ func formatETA(t time.Time) sql.NullString {
 	return sql.NullString{String: t.UTC().Format(time.RFC3339Nano), Valid: true}
 }
 
-// write applies a transaction's entries atomically under the write lock.
+// write applies a transaction's entries atomically under the write lock. SQLite has one writer
+// at a time, and a connection that finds the lock taken polls for it with sleeps of up to 100ms,
+// so the store's own commits queue on a mutex first; the busy timeout is left for other processes.
 func (s *Store) write(ctx context.Context, entries []entry) error {
+	s.writing.Lock()
+	defer s.writing.Unlock()
 	sqlTx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
 	if err != nil {
 		return mapError("commit: take the write lock", err)
@@ -226,10 +231,8 @@ func (w *writer) batches(p, orig *domain.Product) error {
 				}
 				return mapError("commit: add batch "+b.Reference, err)
 			}
-			for _, l := range b.Lines() {
-				if err := w.insertLine(b.Reference, l); err != nil {
-					return err
-				}
+			if err := w.insertLines(b.Reference, b.Lines()); err != nil {
+				return err
 			}
 			continue
 		}
@@ -272,19 +275,36 @@ func (w *writer) lines(ob, b *domain.Batch) error {
 			}
 		}
 	}
+	var added []domain.OrderLine
 	for _, l := range b.Lines() {
 		if held, ok := ob.Holds(l.OrderID, l.SKU); !ok || held.Qty != l.Qty {
-			if err := w.insertLine(b.Reference, l); err != nil {
-				return err
-			}
+			added = append(added, l)
 		}
 	}
-	return nil
+	return w.insertLines(b.Reference, added)
 }
 
-func (w *writer) insertLine(ref string, l domain.OrderLine) error {
-	if _, err := w.exec("INSERT INTO allocations (batch_ref, order_id, qty) VALUES (?, ?, ?)", ref, l.OrderID, l.Qty); err != nil {
-		return mapError("commit: allocate "+l.OrderID+" to "+ref, err)
+// linesPerInsert keeps an INSERT's parameters (three per line) under SQLite's limit of 32766.
+const linesPerInsert = 1000
+
+// insertLines inserts the lines in order, up to linesPerInsert of them per statement.
+func (w *writer) insertLines(ref string, lines []domain.OrderLine) error {
+	for len(lines) > 0 {
+		chunk := lines[:min(len(lines), linesPerInsert)]
+		lines = lines[len(chunk):]
+		var q strings.Builder
+		q.WriteString("INSERT INTO allocations (batch_ref, order_id, qty) VALUES ")
+		args := make([]any, 0, 3*len(chunk))
+		for i, l := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?)")
+			args = append(args, ref, l.OrderID, l.Qty)
+		}
+		if _, err := w.exec(q.String(), args...); err != nil {
+			return mapError("commit: allocate to "+ref, err)
+		}
 	}
 	return nil
 }

@@ -15,7 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	sqlite3 "modernc.org/sqlite"
 
@@ -33,6 +36,7 @@ type Hook = func(ctx context.Context, skus []string)
 // Store is a service.Store on one SQLite file. It is safe for concurrent use; Close it when done.
 type Store struct {
 	db                        *sql.DB
+	writing                   sync.Mutex // queues this process's commits for SQLite's one write lock
 	beforeCommit, afterCommit atomic.Pointer[Hook]
 	outbox                    atomic.Bool
 
@@ -44,19 +48,34 @@ type Store struct {
 
 var _ service.Store = (*Store)(nil)
 
-// BusyTimeout is how long, in milliseconds, a commit waits for the write lock before it fails
+// DefaultBusyTimeout is how long a commit waits for the write lock by default before it fails
 // with service.ErrConcurrentUpdate.
-const BusyTimeout = 5000
+const DefaultBusyTimeout = 5 * time.Second
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ busyTimeout time.Duration }
+
+// WithBusyTimeout sets how long a commit waits for the write lock (default DefaultBusyTimeout).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
 
 // Open opens (creating if needed) the database file at path in WAL mode with a busy timeout,
 // and creates or upgrades its schema. In-memory databases have no WAL and are refused.
-func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" || path == ":memory:" {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open sqlite store: need a file path, got %q", path)
+	}
+	o := options{busyTimeout: DefaultBusyTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.busyTimeout < 0 {
+		return nil, fmt.Errorf("open sqlite store: negative busy timeout %v", o.busyTimeout)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout))
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
@@ -145,7 +164,7 @@ func mapError(op string, err error) error {
 		return nil
 	}
 	var e *sqlite3.Error
-	if errors.As(err, &e) && e.Code()&0xff == sqliteBusy { // SQLITE_BUSY and SQLITE_BUSY_SNAPSHOT
+	if errors.As(err, &e) && e.Code()&0xff == sqliteBusy { // SQLITE_BUSY and its extended codes, SQLITE_BUSY_SNAPSHOT among them
 		return fmt.Errorf("%s: %w: %w", op, service.ErrConcurrentUpdate, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
