@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +230,63 @@ func TestOpenIsIdempotent(t *testing.T) {
 func TestOpenFailsClearly(t *testing.T) {
 	_, err := postgres.Open(ctx, "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
 	assert.Error(t, err, "Open of a server that is not there")
+}
+
+// While a commit that read A-READ without changing it is between its check of A-READ and its
+// COMMIT, a writer of A-READ waits for it (FOR SHARE), so what the commit decided from A-READ
+// still holds when it lands; then the writer goes on and commits too.
+func TestReadProductIsLockedUntilCommit(t *testing.T) {
+	s := open(t)
+	addBatch(t, s, "A-READ", "r1", 5)
+	addBatch(t, s, "B-WRITE", "w1", 5)
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	postgres.SetAfterStatement(s, func(_ context.Context, n int) {
+		if n == 1 && first.CompareAndSwap(false, true) { // the reader, after its check of A-READ
+			close(paused)
+			<-resume
+		}
+	})
+	uow := service.Bootstrap(s, fakes.NewMailer(), service.WithRetries(0))
+	reader := make(chan error, 1)
+	go func() {
+		reader <- uow.Do(ctx, func(ctx context.Context, repo service.Repository) error {
+			if _, err := repo.Get(ctx, "A-READ"); err != nil {
+				return err
+			}
+			p, err := repo.Get(ctx, "B-WRITE")
+			if err != nil {
+				return err
+			}
+			_, err = p.Allocate(domain.OrderLine{OrderID: "o1", SKU: "B-WRITE", Qty: 1})
+			return err
+		})
+	}()
+	<-paused
+	writer := make(chan error, 1)
+	go func() { _, err := service.Allocate(ctx, uow, "o2", "A-READ", 1); writer <- err }()
+
+	var db string
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT current_database()").Scan(&db))
+	blocked := false
+	for !blocked {
+		select {
+		case err := <-writer:
+			close(resume)
+			require.NoError(t, <-reader)
+			t.Fatalf("the writer of A-READ committed (err %v) while a commit that read it was open", err)
+		default:
+		}
+		var waiting int
+		require.NoError(t, s.Pool().QueryRow(ctx,
+			"SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'", db).Scan(&waiting))
+		blocked = waiting > 0
+		time.Sleep(time.Millisecond) // polling for a state, not timing anything
+	}
+	close(resume)
+	require.NoError(t, <-reader, "the reader's commit")
+	require.NoError(t, <-writer, "the writer's commit, after the reader's")
+	a, _ := s.Product("A-READ")
+	b, _ := s.Product("B-WRITE")
+	assert.Equal(t, [2]int{1, 1}, [2]int{a.VersionNumber, b.VersionNumber})
 }

@@ -157,11 +157,18 @@ type writer struct {
 
 func (w *writer) exec(query string, args ...any) (sql.Result, error) {
 	res, err := w.tx.ExecContext(w.ctx, query, args...)
-	if err == nil && w.store.afterStatement != nil {
-		w.n++
-		w.store.afterStatement(w.ctx, w.n)
+	if err == nil {
+		w.step()
 	}
 	return res, err
+}
+
+// step counts a statement that ran and calls the test hook.
+func (w *writer) step() {
+	w.n++
+	if w.store.afterStatement != nil {
+		w.store.afterStatement(w.ctx, w.n)
+	}
 }
 
 func (w *writer) entry(e entry) error {
@@ -189,6 +196,7 @@ func (w *writer) entry(e entry) error {
 		if err != nil {
 			return mapError("commit: check product "+p.SKU, err)
 		}
+		w.step()
 		return nil
 	}
 	query, args := "UPDATE products SET version = version + 1, version_number = ? WHERE sku = ? AND version = ?",
