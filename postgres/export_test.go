@@ -12,3 +12,6 @@ func DropVersionCheck(s *Store) { s.noVersionCheck = true }
 
 // MapError is mapError, for the table of SQLSTATEs.
 var MapError = mapError
+
+// DisableCache makes every load read all of a product's rows.
+func DisableCache(s *Store) { s.cache.off = true }

@@ -88,6 +88,7 @@ func twoWritersOfTen(t *testing.T, s service.Store, setBeforeCommit func(fakes.H
 func TestCancelMidCommitIsAllOrNothing(t *testing.T) {
 	for stop := 1; ; stop++ {
 		s := open(t)
+		postgres.DisableCache(s) // read what the rows hold
 		addBatch(t, s, "LAMP", "b1", 10)
 		ran := 0
 		cctx, cancel := context.WithCancel(ctx)
@@ -289,4 +290,31 @@ func TestReadProductIsLockedUntilCommit(t *testing.T) {
 	a, _ := s.Product("A-READ")
 	b, _ := s.Product("B-WRITE")
 	assert.Equal(t, [2]int{1, 1}, [2]int{a.VersionNumber, b.VersionNumber})
+}
+
+// Two stores on one database (two processes, say) see each other's commits: the cache is keyed
+// by the row version, which every commit bumps.
+func TestTwoStoresOnOneDatabase(t *testing.T) {
+	a := open(t)
+	var db string
+	require.NoError(t, a.Pool().QueryRow(ctx, "SELECT current_database()").Scan(&db))
+	u, err := url.Parse(server(t))
+	require.NoError(t, err)
+	u.Path = "/" + db
+	b, err := postgres.Open(ctx, u.String())
+	require.NoError(t, err)
+	defer b.Close()
+	addBatch(t, a, "LAMP", "b1", 10)
+	ua, ub := service.Bootstrap(a, fakes.NewMailer()), service.Bootstrap(b, fakes.NewMailer())
+	for i := range 4 {
+		uow := []service.UnitOfWork{ua, ub}[i%2]
+		_, err := service.Allocate(ctx, uow, fmt.Sprintf("o%d", i), "LAMP", 1)
+		require.NoError(t, err, "allocation %d", i)
+	}
+	for name, s := range map[string]*postgres.Store{"a": a, "b": b} {
+		p, ok := s.Product("LAMP")
+		require.True(t, ok)
+		assert.Equal(t, 4, p.Batches[0].Allocations(), "store %s", name)
+		assert.Equal(t, 4, p.VersionNumber, "store %s", name)
+	}
 }

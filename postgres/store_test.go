@@ -94,6 +94,19 @@ func TestStoreContract(t *testing.T) {
 	})
 }
 
+// TestStoreContractWithoutCache runs the contract on loads that read every row.
+func TestStoreContractWithoutCache(t *testing.T) {
+	url := server(t)
+	servicetest.TestStore(t, func() service.Store {
+		s, err := newDatabase(t, url)
+		if err != nil {
+			panic(err) // see TestStoreContract
+		}
+		postgres.DisableCache(s)
+		return s
+	})
+}
+
 func TestUnitOfWork(t *testing.T) {
 	url := server(t)
 	servicetest.TestUnitOfWork(t, func() servicetest.HookedStore {

@@ -9,3 +9,6 @@ func SetAfterStatement(s *Store, f func(ctx context.Context, n int)) { s.afterSt
 // DropVersionCheck makes commits write without the version predicate and without checking
 // unchanged products: the store the version number is there to prevent.
 func DropVersionCheck(s *Store) { s.noVersionCheck = true }
+
+// DisableCache makes every load read all of a product's rows.
+func DisableCache(s *Store) { s.cache.off = true }

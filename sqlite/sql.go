@@ -13,7 +13,8 @@ import (
 )
 
 // load reads one product, found by its sku (by "sku") or by one of its batch references (by
-// "ref"), in a read-only snapshot, and returns it with its row version.
+// "ref"), in a read-only snapshot, and returns it with its row version. The product is shared
+// with the cache: callers clone it before changing anything.
 func (s *Store) load(ctx context.Context, by, key string) (*domain.Product, int64, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true}) // a deferred BEGIN: no write lock
 	if err != nil {
@@ -39,9 +40,13 @@ func (s *Store) load(ctx context.Context, by, key string) (*domain.Product, int6
 	if err != nil {
 		return nil, 0, mapError("load product "+sku, err)
 	}
+	if c, ok := s.cache.get(sku, version); ok {
+		return c, version, nil
+	}
 	if err := loadBatches(ctx, tx, p); err != nil {
 		return nil, 0, err
 	}
+	s.cache.put(sku, version, p)
 	return p, version, nil
 }
 
@@ -274,19 +279,29 @@ func sameBatch(sku string, ob, b *domain.Batch) bool {
 }
 
 // lines deletes the lines ob held that b does not, then inserts the lines b holds that ob did
-// not, oldest first, so that stored allocation order follows the batch's.
+// not, oldest first, so that stored allocation order follows the batch's. The usual commit only
+// adds lines, and then ob's lines are not listed at all.
 func (w *writer) lines(ob, b *domain.Batch) error {
-	for _, l := range ob.Lines() {
-		if held, ok := b.Holds(l.OrderID, l.SKU); !ok || held.Qty != l.Qty {
-			if _, err := w.exec("DELETE FROM allocations WHERE batch_ref = ? AND order_id = ?", b.Reference, l.OrderID); err != nil {
-				return mapError("commit: deallocate "+l.OrderID, err)
+	var added []domain.OrderLine
+	kept := 0
+	for _, l := range b.Lines() {
+		if held, ok := ob.Holds(l.OrderID, l.SKU); ok && held.Qty == l.Qty {
+			kept++
+		} else {
+			added = append(added, l)
+		}
+	}
+	var gone []string
+	if kept < ob.Allocations() {
+		for _, l := range ob.Lines() {
+			if held, ok := b.Holds(l.OrderID, l.SKU); !ok || held.Qty != l.Qty {
+				gone = append(gone, l.OrderID)
 			}
 		}
 	}
-	var added []domain.OrderLine
-	for _, l := range b.Lines() {
-		if held, ok := ob.Holds(l.OrderID, l.SKU); !ok || held.Qty != l.Qty {
-			added = append(added, l)
+	for _, id := range gone {
+		if _, err := w.exec("DELETE FROM allocations WHERE batch_ref = ? AND order_id = ?", b.Reference, id); err != nil {
+			return mapError("commit: deallocate "+id, err)
 		}
 	}
 	return w.insertLines(b.Reference, added)

@@ -143,6 +143,7 @@ func twoWritersOfTen(t *testing.T, s service.Store, setBeforeCommit func(fakes.H
 func TestCancelMidCommitIsAllOrNothing(t *testing.T) {
 	for stop := 1; ; stop++ {
 		s := open(t)
+		sqlite.DisableCache(s) // read what the rows hold
 		addBatch(t, s, "LAMP", "b1", 10)
 		ran := 0
 		cctx, cancel := context.WithCancel(ctx)
@@ -241,4 +242,29 @@ func TestOutboxIsWrittenInTheCommit(t *testing.T) {
 		service.WithDispatcher(func(context.Context, []domain.Event) error { return nil })), "o4", "LAMP", 5)
 	require.ErrorIs(t, err, service.ErrConcurrentUpdate)
 	assert.Len(t, s.Outbox(), 3, "a failed commit stored outbox rows")
+}
+
+// Two stores on one file (two processes, say) see each other's commits: the cache is keyed by
+// the row version, which every commit bumps.
+func TestTwoStoresOnOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stockbus.db")
+	a, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, a.Close()) }()
+	b, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	addBatch(t, a, "LAMP", "b1", 10)
+	ua, ub := service.Bootstrap(a, fakes.NewMailer()), service.Bootstrap(b, fakes.NewMailer())
+	for i := range 4 {
+		uow := []service.UnitOfWork{ua, ub}[i%2]
+		_, err := service.Allocate(ctx, uow, fmt.Sprintf("o%d", i), "LAMP", 1)
+		require.NoError(t, err, "allocation %d", i)
+	}
+	for name, s := range map[string]*sqlite.Store{"a": a, "b": b} {
+		p, ok := s.Product("LAMP")
+		require.True(t, ok)
+		assert.Equal(t, 4, p.Batches[0].Allocations(), "store %s", name)
+		assert.Equal(t, 4, p.VersionNumber, "store %s", name)
+	}
 }

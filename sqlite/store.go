@@ -39,6 +39,7 @@ type Store struct {
 	writing                   sync.Mutex // queues this process's commits for SQLite's one write lock
 	beforeCommit, afterCommit atomic.Pointer[Hook]
 	outbox                    atomic.Bool
+	cache                     cache
 
 	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
 	// that drops the version predicate to show what it prevents.
@@ -208,7 +209,10 @@ func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
 // database cannot be read.
 func (s *Store) Product(sku string) (*domain.Product, bool) {
 	p, _, err := s.load(context.Background(), "sku", sku)
-	return p, err == nil
+	if err != nil {
+		return nil, false
+	}
+	return p.Clone(), true
 }
 
 // Revision returns the row version of the product, which changes on every commit that changes
@@ -331,8 +335,24 @@ func (t *tx) Commit(ctx context.Context) error {
 	if err := t.store.write(ctx, t.entries); err != nil {
 		return err
 	}
+	t.remember()
 	runHook(ctx, &t.store.afterCommit, t)
 	return nil
+}
+
+// remember caches the products a successful commit wrote, at the versions it gave them.
+func (t *tx) remember() {
+	if t.store.noVersionCheck {
+		return // the versions written are not known
+	}
+	for _, e := range t.entries {
+		switch {
+		case e.orig == nil:
+			t.store.cache.put(e.p.SKU, 1, e.p.Clone())
+		case !e.p.SameState(e.orig):
+			t.store.cache.put(e.p.SKU, e.version+1, e.p.Clone())
+		}
+	}
 }
 
 func (t *tx) skus() []string {

@@ -31,6 +31,15 @@ func TestStoreContract(t *testing.T) {
 	servicetest.TestStore(t, func() service.Store { return open(t) })
 }
 
+// TestStoreContractWithoutCache runs the contract on loads that read every row.
+func TestStoreContractWithoutCache(t *testing.T) {
+	servicetest.TestStore(t, func() service.Store {
+		s := open(t)
+		sqlite.DisableCache(s)
+		return s
+	})
+}
+
 func TestUnitOfWork(t *testing.T) {
 	servicetest.TestUnitOfWork(t, func() servicetest.HookedStore { return open(t) })
 }
