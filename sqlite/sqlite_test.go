@@ -268,3 +268,31 @@ func TestTwoStoresOnOneFile(t *testing.T) {
 		assert.Equal(t, 4, p.VersionNumber, "store %s", name)
 	}
 }
+
+// The after-commit hook runs once per successful commit with the skus it saw, never after a
+// failed one; Revision moves with every change and with Touch; SKUs lists the products sorted.
+func TestAfterCommitRevisionAndSKUs(t *testing.T) {
+	s := open(t)
+	addBatch(t, s, "B", "b1", 1)
+	addBatch(t, s, "A", "a1", 1)
+	assert.Equal(t, []string{"A", "B"}, s.SKUs())
+	assert.Equal(t, uint64(0), s.Revision("NOPE"))
+	var after [][]string
+	s.SetAfterCommit(func(_ context.Context, skus []string) { after = append(after, skus) })
+	uow := service.Bootstrap(s, fakes.NewMailer(), service.WithRetries(0))
+	rev := s.Revision("A")
+	_, err := service.Allocate(ctx, uow, "o1", "A", 1)
+	require.NoError(t, err)
+	assert.Equal(t, [][]string{{"A"}}, after, "after-commit calls")
+	assert.Greater(t, s.Revision("A"), rev, "revision after a change")
+
+	rev = s.Revision("B")
+	require.True(t, s.Touch("B"))
+	assert.Greater(t, s.Revision("B"), rev, "revision after Touch")
+	s.SetBeforeCommit(func(_ context.Context, skus []string) { s.Touch(skus[0]) })
+	_, err = service.Allocate(ctx, uow, "o2", "B", 1)
+	require.ErrorIs(t, err, service.ErrConcurrentUpdate)
+	assert.Len(t, after, 1, "the after-commit hook ran after a failed commit")
+	s.SetBeforeCommit(nil)
+	s.SetAfterCommit(nil)
+}
