@@ -296,3 +296,37 @@ func TestAfterCommitRevisionAndSKUs(t *testing.T) {
 	s.SetBeforeCommit(nil)
 	s.SetAfterCommit(nil)
 }
+
+// The write lock is taken when a commit begins (BEGIN IMMEDIATE), so another process's commit to
+// an unrelated product cannot land between this commit's first read and its first write. With a
+// deferred BEGIN it could, and SQLite would then fail this commit with SQLITE_BUSY_SNAPSHOT: a
+// conflict between unrelated products.
+func TestCommitHoldsTheWriteLockFromItsFirstStatement(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stockbus.db")
+	a, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, a.Close()) }()
+	b, err := sqlite.Open(ctx, path, sqlite.WithBusyTimeout(time.Millisecond))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	addBatch(t, a, "READ", "r1", 5)
+	addBatch(t, a, "WRITE", "w1", 5)
+	addBatch(t, a, "OTHER", "x1", 5)
+
+	var other error
+	sqlite.SetAfterStatement(a, func(_ context.Context, n int) {
+		if n == 1 { // after the check of READ, before the update of WRITE: another process commits
+			_, other = service.Allocate(ctx, service.Bootstrap(b, fakes.NewMailer(), service.WithRetries(0)), "x", "OTHER", 1)
+		}
+	})
+	tx, err := a.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Get(ctx, "READ")
+	require.NoError(t, err)
+	p, err := tx.Get(ctx, "WRITE")
+	require.NoError(t, err)
+	_, err = p.Allocate(domain.OrderLine{OrderID: "o1", SKU: "WRITE", Qty: 1})
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx), "a commit touching READ and WRITE, while another process wrote OTHER")
+	assert.ErrorIs(t, other, service.ErrConcurrentUpdate, "the other process's commit, which found the lock held")
+}
