@@ -20,8 +20,9 @@ var ErrTxDone = errors.New("transaction already committed or rolled back")
 
 // Hook is called by the store at a point of a transaction's life, with the skus the transaction
 // has seen. It runs on the transaction's goroutine without any store lock held, so it may block
-// to force an interleaving (see Rendezvous) or change the store (see Store.Touch).
-type Hook func(ctx context.Context, skus []string)
+// to force an interleaving (see Rendezvous) or change the store (see Store.Touch). It is an alias,
+// so the real stores' hook setters (sqlite, postgres) have the same signature as Store's.
+type Hook = func(ctx context.Context, skus []string)
 
 // SetBeforeCommit sets a hook that runs at the start of every Commit, after the work is done and
 // before the store checks for conflicts: holding a transaction here forces "load, load, commit,

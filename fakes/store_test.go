@@ -11,3 +11,7 @@ import (
 func TestStoreContract(t *testing.T) {
 	servicetest.TestStore(t, func() service.Store { return fakes.NewStore() })
 }
+
+func TestUnitOfWorkOnStore(t *testing.T) {
+	servicetest.TestUnitOfWork(t, func() servicetest.HookedStore { return fakes.NewStore() })
+}

@@ -38,6 +38,12 @@ func TestStore(t *testing.T, newStore func() service.Store) {
 		{"pending events are not stored", eventsNotStored},
 		{"changes after commit do not reach the store", noLeakAfterCommit},
 		{"many writers with retry lose no update", manyWriters},
+		{"a commit whose unchanged seen product changed since load conflicts", staleRead},
+		{"two readers of an unchanged product both commit", twoReaders},
+		{"commits to unrelated products do not conflict", unrelated},
+		{"etas, batch order, quantities and allocation order survive a commit", roundTrip},
+		{"deallocated lines and changed quantities are stored", deallocation},
+		{"get by batch reference of a seen product returns the same product", byBatchRefSeen},
 	}
 	for _, c := range checks {
 		t.Run(c.name, func(t *testing.T) { c.check(t, newStore()) })
@@ -277,4 +283,139 @@ func commitWithRetry(s service.Store, orderID string) error {
 			return err
 		}
 	}
+}
+
+func staleRead(t *testing.T, s service.Store) {
+	seed(t, s, "READ", "r1")
+	seed(t, s, "WRITE", "w1")
+	tx, _ := s.Begin(ctx)
+	_, err := tx.Get(ctx, "READ") // the work decides from READ without changing it
+	require.NoError(t, err)
+	p, err := tx.Get(ctx, "WRITE")
+	require.NoError(t, err)
+	allocate(t, p, "o1")
+
+	other, _ := s.Begin(ctx)
+	q, err := other.Get(ctx, "READ")
+	require.NoError(t, err)
+	allocate(t, q, "o2")
+	require.NoError(t, other.Commit(ctx))
+
+	assert.ErrorIs(t, tx.Commit(ctx), service.ErrConcurrentUpdate, "commit after a product it read was changed")
+	got := load(t, s, "WRITE")
+	assert.Equal(t, 0, got.VersionNumber, "the failed commit's change to WRITE")
+	assert.Equal(t, 0, got.Batches[0].Allocations())
+}
+
+func twoReaders(t *testing.T, s service.Store) {
+	seed(t, s, "READ", "r1")
+	seed(t, s, "A", "a1")
+	seed(t, s, "B", "b1")
+	first, _ := s.Begin(ctx)
+	second, _ := s.Begin(ctx)
+	for _, w := range []struct {
+		tx       service.Tx
+		sku, ord string
+	}{{first, "A", "o1"}, {second, "B", "o2"}} {
+		_, err := w.tx.Get(ctx, "READ")
+		require.NoError(t, err)
+		p, err := w.tx.Get(ctx, w.sku)
+		require.NoError(t, err)
+		allocate(t, p, w.ord)
+	}
+	require.NoError(t, first.Commit(ctx), "first reader of READ")
+	require.NoError(t, second.Commit(ctx), "second reader of READ")
+	assert.Equal(t, 1, load(t, s, "A").VersionNumber)
+	assert.Equal(t, 1, load(t, s, "B").VersionNumber)
+	assert.Equal(t, 0, load(t, s, "READ").VersionNumber)
+}
+
+func unrelated(t *testing.T, s service.Store) {
+	seed(t, s, "A", "a1")
+	seed(t, s, "B", "b1")
+	first, _ := s.Begin(ctx)
+	second, _ := s.Begin(ctx)
+	a, err := first.Get(ctx, "A")
+	require.NoError(t, err)
+	b, err := second.Get(ctx, "B")
+	require.NoError(t, err)
+	allocate(t, a, "o1")
+	allocate(t, b, "o2")
+	require.NoError(t, first.Commit(ctx))
+	require.NoError(t, second.Commit(ctx), "a commit to B after one to A, both loaded before either committed")
+}
+
+func roundTrip(t *testing.T, s service.Store) {
+	tomorrow := time.Date(2030, 1, 2, 3, 4, 5, 6000, time.UTC)
+	tx, _ := s.Begin(ctx)
+	p := domain.NewProduct("LAMP", nil)
+	require.NoError(t, p.AddBatch(domain.NewBatch("later", "LAMP", 10, tomorrow.Add(24*time.Hour))))
+	require.NoError(t, p.AddBatch(domain.NewBatch("tomorrow", "LAMP", 10, tomorrow)))
+	require.NoError(t, p.AddBatch(domain.NewBatch("warehouse", "LAMP", 3, time.Time{})))
+	require.NoError(t, tx.Add(ctx, p))
+	require.NoError(t, tx.Commit(ctx))
+
+	for _, order := range []string{"o3", "o1", "o2", "o4"} {
+		tx, _ := s.Begin(ctx)
+		p, err := tx.Get(ctx, "LAMP")
+		require.NoError(t, err)
+		allocate(t, p, order)
+		require.NoError(t, tx.Commit(ctx), "commit of %s", order)
+	}
+	got := load(t, s, "LAMP")
+	require.Len(t, got.Batches, 3)
+	assert.Equal(t, []string{"later", "tomorrow", "warehouse"}, []string{got.Batches[0].Reference, got.Batches[1].Reference, got.Batches[2].Reference})
+	assert.True(t, got.Batches[1].ETA.Equal(tomorrow), "eta %v, want %v", got.Batches[1].ETA, tomorrow)
+	assert.True(t, got.Batches[2].ETA.IsZero(), "warehouse stock has no eta, got %v", got.Batches[2].ETA)
+	assert.Equal(t, 4, got.VersionNumber)
+	lines := func(b *domain.Batch) (ids []string) {
+		for _, l := range b.Lines() {
+			ids = append(ids, l.OrderID)
+		}
+		return ids
+	}
+	assert.Equal(t, []string{"o3", "o1", "o2"}, lines(got.Batches[2]), "allocation order in the warehouse batch")
+	assert.Equal(t, []string{"o4"}, lines(got.Batches[1]), "the next preferred batch")
+	assert.Equal(t, 9, got.Batches[1].AvailableQuantity())
+}
+
+func deallocation(t *testing.T, s service.Store) {
+	seed(t, s, "LAMP", "b1")
+	for _, order := range []string{"o1", "o2", "o3"} {
+		tx, _ := s.Begin(ctx)
+		p, _ := tx.Get(ctx, "LAMP")
+		allocate(t, p, order)
+		require.NoError(t, tx.Commit(ctx))
+	}
+	tx, _ := s.Begin(ctx)
+	p, err := tx.Get(ctx, "LAMP")
+	require.NoError(t, err)
+	require.NoError(t, p.ChangeBatchQuantity("b1", 1)) // deallocates o3 and o2, the newest first
+	require.NoError(t, tx.Commit(ctx))
+	got := load(t, s, "LAMP")
+	assert.Equal(t, 1, got.Batches[0].PurchasedQuantity())
+	assert.Equal(t, []domain.OrderLine{{OrderID: "o1", SKU: "LAMP", Qty: 1}}, got.Batches[0].Lines())
+
+	tx, _ = s.Begin(ctx) // a deallocated order can come back, after the lines that stayed
+	p, _ = tx.Get(ctx, "LAMP")
+	require.NoError(t, p.ChangeBatchQuantity("b1", 5))
+	allocate(t, p, "o3")
+	require.NoError(t, tx.Commit(ctx))
+	var ids []string
+	for _, l := range load(t, s, "LAMP").Batches[0].Lines() {
+		ids = append(ids, l.OrderID)
+	}
+	assert.Equal(t, []string{"o1", "o3"}, ids)
+}
+
+func byBatchRefSeen(t *testing.T, s service.Store) {
+	seed(t, s, "LAMP", "b1", "b2")
+	tx, _ := s.Begin(ctx)
+	defer tx.Rollback()
+	a, err := tx.Get(ctx, "LAMP")
+	require.NoError(t, err)
+	b, err := tx.GetByBatchRef(ctx, "b2")
+	require.NoError(t, err)
+	assert.Same(t, a, b)
+	assert.Len(t, tx.Seen(), 1)
 }

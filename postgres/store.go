@@ -1,0 +1,336 @@
+// Package postgres is a service.Store on PostgreSQL (github.com/jackc/pgx/v5 with a pool).
+//
+// Concurrency is optimistic and needs no more than READ COMMITTED. A transaction reads outside
+// any write transaction (each Get is one read-only snapshot), and Commit, in one READ COMMITTED
+// transaction, bumps every changed product with UPDATE ... SET version = version + 1 WHERE sku =
+// $1 AND version = $2, and locks every unchanged product it saw with SELECT ... FOR SHARE and
+// checks its version, so what the work decided from it still holds when it commits, while two
+// readers of it both commit. Under READ COMMITTED an UPDATE that waited for a concurrent writer
+// re-reads the row, so the version predicate sees that writer's bump and matches nothing: it is
+// the predicate, not the isolation level, that stops a lost update (see the README).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/service"
+)
+
+// ErrTxDone is returned when a transaction is used after Commit or Rollback.
+var ErrTxDone = errors.New("transaction already committed or rolled back")
+
+// Hook is called by the store at a point of a transaction's life with the skus the transaction
+// has seen, on the transaction's goroutine, with no lock held. It has the type of fakes.Hook.
+type Hook = func(ctx context.Context, skus []string)
+
+// Store is a service.Store on a PostgreSQL database. It is safe for concurrent use; Close it
+// when done.
+type Store struct {
+	pool                      *pgxpool.Pool
+	beforeCommit, afterCommit atomic.Pointer[Hook]
+	outbox                    atomic.Bool
+	cache                     cache
+
+	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
+	// that drops the version predicate to show what it prevents.
+	afterStatement func(ctx context.Context, n int)
+	noVersionCheck bool
+}
+
+var _ service.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a key=value string; pgxpool's
+// pool_max_conns and friends apply) and creates or upgrades the schema.
+func Open(ctx context.Context, url string) (*Store, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool's connections.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool returns the connection pool, for tests and tools that inspect the tables.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// SchemaVersion is the version of the schema this package creates.
+const SchemaVersion = 1
+
+var migrations = []string{
+	1: `
+CREATE TABLE products (
+	sku            text PRIMARY KEY,
+	version        bigint NOT NULL, -- the row's version: +1 on every commit that changes it
+	version_number bigint NOT NULL  -- the aggregate's VersionNumber
+);
+CREATE TABLE batches (
+	reference text PRIMARY KEY,
+	sku       text NOT NULL REFERENCES products(sku),
+	position  int NOT NULL,
+	purchased bigint NOT NULL,
+	eta       text -- RFC 3339 with nanoseconds; NULL for warehouse stock
+);
+CREATE INDEX batches_by_sku ON batches(sku, position);
+CREATE TABLE allocations (
+	id        bigserial PRIMARY KEY, -- allocation order
+	batch_ref text NOT NULL REFERENCES batches(reference),
+	order_id  text NOT NULL,
+	qty       bigint NOT NULL,
+	UNIQUE (batch_ref, order_id)
+);
+CREATE TABLE outbox (
+	seq      bigserial PRIMARY KEY,
+	event_id text NOT NULL UNIQUE,
+	type     text NOT NULL,
+	payload  jsonb NOT NULL,
+	done     boolean NOT NULL DEFAULT false
+);
+CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;
+`,
+}
+
+// migrationLock is the advisory lock key that serializes migrations of one database.
+const migrationLock = 0x5705cb05
+
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS stockbus_schema (version int NOT NULL)"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var v int
+	err = tx.QueryRow(ctx, "SELECT version FROM stockbus_schema").Scan(&v)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if _, err := tx.Exec(ctx, "INSERT INTO stockbus_schema VALUES (0)"); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("migrate: schema version %d is newer than this program's %d", v, SchemaVersion)
+	}
+	for next := v + 1; next <= SchemaVersion; next++ {
+		if _, err := tx.Exec(ctx, migrations[next]); err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", next, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE stockbus_schema SET version = $1", SchemaVersion); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return tx.Commit(ctx)
+}
+
+// SQLSTATEs this package maps.
+const (
+	serializationFailure = "40001"
+	deadlockDetected     = "40P01"
+	uniqueViolation      = "23505"
+)
+
+// mapError turns serialization failures and deadlocks into service.ErrConcurrentUpdate.
+func mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *pgconn.PgError
+	if errors.As(err, &e) && (e.Code == serializationFailure || e.Code == deadlockDetected) {
+		return fmt.Errorf("%s: %w: %w", op, service.ErrConcurrentUpdate, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func isUniqueViolation(err error, constraint string) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == uniqueViolation && e.ConstraintName == constraint
+}
+
+// Begin starts a transaction. It takes no connection until the first Get.
+func (s *Store) Begin(ctx context.Context) (service.Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &tx{store: s}, nil
+}
+
+// SetBeforeCommit sets a hook that runs at the start of every Commit, before its database
+// transaction begins: holding a transaction there forces "load, load, commit, commit". nil
+// removes it.
+func (s *Store) SetBeforeCommit(h Hook) { s.beforeCommit.Store(&h) }
+
+// SetAfterCommit sets a hook that runs after a Commit succeeded. nil removes it.
+func (s *Store) SetAfterCommit(h Hook) { s.afterCommit.Store(&h) }
+
+func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
+	if f := h.Load(); f != nil && *f != nil {
+		(*f)(ctx, t.skus())
+	}
+}
+
+// Product returns the stored product with the sku. It reports false when there is none or the
+// database cannot be read.
+func (s *Store) Product(sku string) (*domain.Product, bool) {
+	p, _, err := s.load(context.Background(), "sku", sku)
+	if err != nil {
+		return nil, false
+	}
+	return p.Clone(), true
+}
+
+// Revision returns the row version of the product, which changes on every commit that changes
+// it, and 0 when there is no such product.
+func (s *Store) Revision(sku string) uint64 {
+	var v int64
+	_ = s.pool.QueryRow(context.Background(), "SELECT version FROM products WHERE sku = $1", sku).Scan(&v)
+	return uint64(v)
+}
+
+// SKUs returns the skus of the stored products, sorted.
+func (s *Store) SKUs() []string {
+	rows, err := s.pool.Query(context.Background(), "SELECT sku FROM products ORDER BY sku COLLATE \"C\"")
+	if err != nil {
+		return nil
+	}
+	skus, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	return skus
+}
+
+// Touch bumps the product's row version without changing it, as if another writer had
+// committed: every transaction that loaded it before fails to commit. It reports whether the
+// product exists.
+func (s *Store) Touch(sku string) bool {
+	tag, err := s.pool.Exec(context.Background(), "UPDATE products SET version = version + 1 WHERE sku = $1", sku)
+	return err == nil && tag.RowsAffected() == 1
+}
+
+type tx struct {
+	store   *Store
+	entries []entry
+	seen    []*domain.Product
+	done    bool
+}
+
+type entry struct {
+	p       *domain.Product // the transaction's copy
+	orig    *domain.Product // what it was loaded as; nil for an added product
+	version int64           // row version at load
+}
+
+func (t *tx) find(sku string) (*domain.Product, bool) {
+	for _, e := range t.entries {
+		if e.p.SKU == sku {
+			return e.p, true
+		}
+	}
+	return nil, false
+}
+
+func (t *tx) Add(_ context.Context, p *domain.Product) error {
+	if t.done {
+		return ErrTxDone
+	}
+	if _, ok := t.find(p.SKU); ok {
+		return fmt.Errorf("add product %s: already in this transaction", p.SKU)
+	}
+	t.entries = append(t.entries, entry{p: p})
+	t.seen = append(t.seen, p)
+	return nil
+}
+
+func (t *tx) Get(ctx context.Context, sku string) (*domain.Product, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	if p, ok := t.find(sku); ok {
+		return p, nil
+	}
+	return t.loadBy(ctx, "sku", sku)
+}
+
+func (t *tx) GetByBatchRef(ctx context.Context, ref string) (*domain.Product, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	for _, e := range t.entries {
+		if _, ok := e.p.Batch(ref); ok {
+			return e.p, nil
+		}
+	}
+	return t.loadBy(ctx, "ref", ref)
+}
+
+func (t *tx) loadBy(ctx context.Context, by, key string) (*domain.Product, error) {
+	orig, version, err := t.store.load(ctx, by, key)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := t.find(orig.SKU); ok { // found by batch ref, but already seen
+		return p, nil
+	}
+	p := orig.Clone()
+	t.entries = append(t.entries, entry{p: p, orig: orig, version: version})
+	t.seen = append(t.seen, p)
+	return p, nil
+}
+
+func (t *tx) Seen() []*domain.Product { return t.seen }
+
+func (t *tx) Rollback() { t.done = true }
+
+func (t *tx) Commit(ctx context.Context) error {
+	if t.done {
+		return ErrTxDone
+	}
+	t.done = true
+	runHook(ctx, &t.store.beforeCommit, t)
+	if err := t.store.write(ctx, t.entries); err != nil {
+		return err
+	}
+	t.remember()
+	runHook(ctx, &t.store.afterCommit, t)
+	return nil
+}
+
+// remember caches the products a successful commit wrote, at the versions it gave them.
+func (t *tx) remember() {
+	if t.store.noVersionCheck {
+		return // the versions written are not known
+	}
+	for _, e := range t.entries {
+		switch {
+		case e.orig == nil:
+			t.store.cache.put(e.p.SKU, 1, e.p.Clone())
+		case !e.p.SameState(e.orig):
+			t.store.cache.put(e.p.SKU, e.version+1, e.p.Clone())
+		}
+	}
+}
+
+func (t *tx) skus() []string {
+	skus := make([]string, len(t.entries))
+	for i, e := range t.entries {
+		skus[i] = e.p.SKU
+	}
+	return skus
+}

@@ -1,0 +1,364 @@
+// Package sqlite is a service.Store on an embedded SQLite database (modernc.org/sqlite, pure Go,
+// through database/sql): the real store a newcomer can run without a server.
+//
+// Concurrency is optimistic. A transaction reads outside the write lock (each Get is its own
+// read-only snapshot), and Commit takes the lock with BEGIN IMMEDIATE, then bumps every changed
+// product with UPDATE ... SET version = version + 1 WHERE sku = ? AND version = ? and checks the
+// version of every unchanged product it saw, under the same lock. A deferred transaction that
+// read and then wrote would fail with SQLITE_BUSY_SNAPSHOT whenever any other commit landed in
+// between, so unrelated products would conflict; reading outside the lock avoids that.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite3 "modernc.org/sqlite"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/service"
+)
+
+// ErrTxDone is returned when a transaction is used after Commit or Rollback.
+var ErrTxDone = errors.New("transaction already committed or rolled back")
+
+// Hook is called by the store at a point of a transaction's life with the skus the transaction
+// has seen, on the transaction's goroutine, with no lock held. It has the type of fakes.Hook.
+type Hook = func(ctx context.Context, skus []string)
+
+// Store is a service.Store on one SQLite file. It is safe for concurrent use; Close it when done.
+type Store struct {
+	db                        *sql.DB
+	writing                   sync.Mutex // queues this process's commits for SQLite's one write lock
+	beforeCommit, afterCommit atomic.Pointer[Hook]
+	outbox                    atomic.Bool
+	cache                     cache
+
+	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
+	// that drops the version predicate to show what it prevents.
+	afterStatement func(ctx context.Context, n int)
+	noVersionCheck bool
+}
+
+var _ service.Store = (*Store)(nil)
+
+// DefaultBusyTimeout is how long a commit waits for the write lock by default before it fails
+// with service.ErrConcurrentUpdate.
+const DefaultBusyTimeout = 5 * time.Second
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ busyTimeout time.Duration }
+
+// WithBusyTimeout sets how long a commit waits for the write lock (default DefaultBusyTimeout).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// Open opens (creating if needed) the database file at path in WAL mode with a busy timeout,
+// and creates or upgrades its schema. In-memory databases have no WAL and are refused.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open sqlite store: need a file path, got %q", path)
+	}
+	o := options{busyTimeout: DefaultBusyTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.busyTimeout < 0 {
+		return nil, fmt.Errorf("open sqlite store: negative busy timeout %v", o.busyTimeout)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.busyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB returns the database, for tests and tools that inspect the tables.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// SchemaVersion is the version of the schema this package creates.
+const SchemaVersion = 1
+
+var migrations = []string{
+	1: `
+CREATE TABLE products (
+	sku            TEXT PRIMARY KEY,
+	version        INTEGER NOT NULL, -- the row's version: +1 on every commit that changes it
+	version_number INTEGER NOT NULL  -- the aggregate's VersionNumber
+);
+CREATE TABLE batches (
+	reference TEXT PRIMARY KEY,
+	sku       TEXT NOT NULL REFERENCES products(sku),
+	position  INTEGER NOT NULL,
+	purchased INTEGER NOT NULL,
+	eta       TEXT -- RFC 3339 with nanoseconds; NULL for warehouse stock
+);
+CREATE INDEX batches_by_sku ON batches(sku, position);
+CREATE TABLE allocations (
+	id        INTEGER PRIMARY KEY AUTOINCREMENT, -- allocation order
+	batch_ref TEXT NOT NULL REFERENCES batches(reference),
+	order_id  TEXT NOT NULL,
+	qty       INTEGER NOT NULL,
+	UNIQUE (batch_ref, order_id)
+);
+CREATE TABLE outbox (
+	seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+	event_id TEXT NOT NULL UNIQUE,
+	type     TEXT NOT NULL,
+	payload  TEXT NOT NULL,
+	done     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_pending ON outbox(done, seq);
+`,
+}
+
+// migrate brings the schema to SchemaVersion under the write lock, so two processes opening a
+// new file at once do not both create it.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("migrate: schema version %d is newer than this program's %d", v, SchemaVersion)
+	}
+	for next := v + 1; next <= SchemaVersion; next++ {
+		if _, err := tx.ExecContext(ctx, migrations[next]); err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", next, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// mapError turns SQLite's lock errors into service.ErrConcurrentUpdate.
+func mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *sqlite3.Error
+	if errors.As(err, &e) && e.Code()&0xff == sqliteBusy { // SQLITE_BUSY and its extended codes, SQLITE_BUSY_SNAPSHOT among them
+		return fmt.Errorf("%s: %w: %w", op, service.ErrConcurrentUpdate, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+const (
+	sqliteBusy           = 5
+	sqliteConstraintPK   = 19 | 6<<8 // SQLITE_CONSTRAINT_PRIMARYKEY
+	sqliteConstraintUniq = 19 | 8<<8 // SQLITE_CONSTRAINT_UNIQUE
+	sqliteBusySnapshot   = 5 | 2<<8  // documents the extended code mapError also maps
+	_                    = sqliteBusySnapshot
+)
+
+func isUniqueViolation(err error) bool {
+	var e *sqlite3.Error
+	return errors.As(err, &e) && (e.Code() == sqliteConstraintPK || e.Code() == sqliteConstraintUniq)
+}
+
+// Begin starts a transaction. It takes no lock and opens nothing until the first Get.
+func (s *Store) Begin(ctx context.Context) (service.Tx, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &tx{store: s}, nil
+}
+
+// SetBeforeCommit sets a hook that runs at the start of every Commit, before the write lock is
+// taken: holding a transaction there forces "load, load, commit, commit". nil removes it.
+func (s *Store) SetBeforeCommit(h Hook) { s.beforeCommit.Store(&h) }
+
+// SetAfterCommit sets a hook that runs after a Commit succeeded. nil removes it.
+func (s *Store) SetAfterCommit(h Hook) { s.afterCommit.Store(&h) }
+
+func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
+	if f := h.Load(); f != nil && *f != nil {
+		(*f)(ctx, t.skus())
+	}
+}
+
+// Product returns the stored product with the sku. It reports false when there is none or the
+// database cannot be read.
+func (s *Store) Product(sku string) (*domain.Product, bool) {
+	p, _, err := s.load(context.Background(), "sku", sku)
+	if err != nil {
+		return nil, false
+	}
+	return p.Clone(), true
+}
+
+// Revision returns the row version of the product, which changes on every commit that changes
+// it, and 0 when there is no such product.
+func (s *Store) Revision(sku string) uint64 {
+	var v uint64
+	_ = s.db.QueryRow("SELECT version FROM products WHERE sku = ?", sku).Scan(&v)
+	return v
+}
+
+// SKUs returns the skus of the stored products, sorted.
+func (s *Store) SKUs() []string {
+	rows, err := s.db.Query("SELECT sku FROM products ORDER BY sku")
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = rows.Close() }()
+	var skus []string
+	for rows.Next() {
+		var sku string
+		if rows.Scan(&sku) == nil {
+			skus = append(skus, sku)
+		}
+	}
+	return skus
+}
+
+// Touch bumps the product's row version without changing it, as if another writer had
+// committed: every transaction that loaded it before fails to commit. It reports whether the
+// product exists.
+func (s *Store) Touch(sku string) bool {
+	res, err := s.db.Exec("UPDATE products SET version = version + 1 WHERE sku = ?", sku)
+	if err != nil {
+		return false
+	}
+	n, err := res.RowsAffected()
+	return err == nil && n == 1
+}
+
+type tx struct {
+	store   *Store
+	entries []entry
+	seen    []*domain.Product
+	done    bool
+}
+
+type entry struct {
+	p       *domain.Product // the transaction's copy
+	orig    *domain.Product // what it was loaded as; nil for an added product
+	version int64           // row version at load
+}
+
+func (t *tx) find(sku string) (*domain.Product, bool) {
+	for _, e := range t.entries {
+		if e.p.SKU == sku {
+			return e.p, true
+		}
+	}
+	return nil, false
+}
+
+func (t *tx) Add(_ context.Context, p *domain.Product) error {
+	if t.done {
+		return ErrTxDone
+	}
+	if _, ok := t.find(p.SKU); ok {
+		return fmt.Errorf("add product %s: already in this transaction", p.SKU)
+	}
+	t.entries = append(t.entries, entry{p: p})
+	t.seen = append(t.seen, p)
+	return nil
+}
+
+func (t *tx) Get(ctx context.Context, sku string) (*domain.Product, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	if p, ok := t.find(sku); ok {
+		return p, nil
+	}
+	return t.loadBy(ctx, "sku", sku)
+}
+
+func (t *tx) GetByBatchRef(ctx context.Context, ref string) (*domain.Product, error) {
+	if t.done {
+		return nil, ErrTxDone
+	}
+	for _, e := range t.entries {
+		if _, ok := e.p.Batch(ref); ok {
+			return e.p, nil
+		}
+	}
+	return t.loadBy(ctx, "ref", ref)
+}
+
+func (t *tx) loadBy(ctx context.Context, by, key string) (*domain.Product, error) {
+	orig, version, err := t.store.load(ctx, by, key)
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := t.find(orig.SKU); ok { // found by batch ref, but already seen
+		return p, nil
+	}
+	p := orig.Clone()
+	t.entries = append(t.entries, entry{p: p, orig: orig, version: version})
+	t.seen = append(t.seen, p)
+	return p, nil
+}
+
+func (t *tx) Seen() []*domain.Product { return t.seen }
+
+func (t *tx) Rollback() { t.done = true }
+
+func (t *tx) Commit(ctx context.Context) error {
+	if t.done {
+		return ErrTxDone
+	}
+	t.done = true
+	runHook(ctx, &t.store.beforeCommit, t)
+	if err := t.store.write(ctx, t.entries); err != nil {
+		return err
+	}
+	t.remember()
+	runHook(ctx, &t.store.afterCommit, t)
+	return nil
+}
+
+// remember caches the products a successful commit wrote, at the versions it gave them.
+func (t *tx) remember() {
+	if t.store.noVersionCheck {
+		return // the versions written are not known
+	}
+	for _, e := range t.entries {
+		switch {
+		case e.orig == nil:
+			t.store.cache.put(e.p.SKU, 1, e.p.Clone())
+		case !e.p.SameState(e.orig):
+			t.store.cache.put(e.p.SKU, e.version+1, e.p.Clone())
+		}
+	}
+}
+
+func (t *tx) skus() []string {
+	skus := make([]string, len(t.entries))
+	for i, e := range t.entries {
+		skus[i] = e.p.SKU
+	}
+	return skus
+}
