@@ -84,6 +84,8 @@ var configFlags = []configFlag{
 	{name: "dedup", get: func(c Config) string { return btoa(c.Dedup) }, bool: true},
 	{name: "record", get: func(c Config) string { return btoa(c.Record) }, bool: true},
 	{name: "crash", get: func(c Config) string { return c.Crash.String() }},
+	{name: "crash-at", get: func(c Config) string { return c.CrashAt.String() }},
+	{name: "hold-faults", get: func(c Config) string { return itoa(c.HoldFaults) }},
 	{name: "conflict-rate", get: func(c Config) string { return ftoa(c.ConflictRate) }},
 	{name: "mail-errors", get: func(c Config) string { return ftoa(c.MailErrors) }},
 	{name: "mail-timeout", get: func(c Config) string { return dtoa(c.MailTimeout) }},

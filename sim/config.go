@@ -220,6 +220,15 @@ type Config struct {
 	//
 	// Crash is the probability of a crash of the whole process at each visit of each point.
 	Crash CrashRates `json:"crash"`
+	// CrashAt, instead of Crash, crashes the process at chosen visits of each point, counted
+	// (see CrashVisits), and keeps the faults on after the last order until every listed visit
+	// has come or the strategy holds no event any more: the crashes fire whatever the machine's
+	// speed, so a figure can count on them.
+	CrashAt CrashVisits `json:"crash_at,omitempty"`
+	// HoldFaults, when positive, keeps the faults on after the last order until the stack has
+	// tried the mailer this many times in all (failed sends included), or until the strategy holds
+	// no event any more: a relay that starts late still meets the faults.
+	HoldFaults int `json:"hold_faults,omitempty"`
 	// ConflictRate forces a version conflict on this fraction of commits: the store's
 	// before-commit hook touches the products, as if another writer had committed.
 	ConflictRate float64 `json:"conflict_rate"`
@@ -434,6 +443,12 @@ func (c Config) validateFaults() error {
 		}
 	}
 	switch {
+	case c.CrashAt.validate() != nil:
+		return bad("crash-at", "%v", c.CrashAt.validate())
+	case c.CrashAt.Any() && (c.Crash.Any() || c.Faults != nil):
+		return bad("crash-at", "a plan by count replaces -crash: give one of them")
+	case c.HoldFaults < 0:
+		return bad("hold-faults", "must not be negative, got %d", c.HoldFaults)
 	case c.ConflictRate == 1 && c.Retries == service.Unlimited:
 		return bad("conflict-rate", "1 with unlimited -retries never commits")
 	case c.MailTimeout < 0:
@@ -455,7 +470,7 @@ func (c Config) validateFaults() error {
 }
 
 // crashy reports whether the process can crash in this run.
-func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() }
+func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() || c.CrashAt.Any() }
 
 // ParseWarmup parses a warm-up given as a number of orders ("200") or a duration ("100ms").
 func ParseWarmup(s string) (orders int, d time.Duration, err error) {

@@ -36,6 +36,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if r.faults == nil && cfg.Crash.Any() {
 		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
 	}
+	if cfg.CrashAt.Any() {
+		r.counted = newCountedCrashes(cfg.CrashAt)
+	}
 	if err := r.setup(ctx); err != nil {
 		return Report{}, err
 	}
@@ -47,7 +50,9 @@ type run struct {
 	cfg       Config
 	batchRefs map[string][]string // batch references by sku, for quantity changes
 	plan      *Plan
-	faults    Faults // the crash plan, nil without crashes
+	faults    Faults          // the crash plan, nil without crashes
+	counted   *countedCrashes // the crash plan by count (Config.CrashAt), nil without one
+	mailTries atomic.Int64    // mailer sends tried, for Config.HoldFaults
 	store     *fakes.Store
 	mailer    *fakes.Mailer
 	publisher *fakes.Publisher
@@ -93,7 +98,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.mailer = fakes.NewMailer(append(opts, r.strategy.MailerOptions()...)...)
 	r.publisher = fakes.NewPublisher()
-	r.life.on = r.faults != nil
+	r.life.on = r.faults != nil || r.counted != nil
 	r.life.live = map[string]struct{}{}
 	var mw []service.Middleware
 	if r.life.on {
@@ -219,6 +224,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 	lastOrder := r.now()
 	mon.windowDone()
+	r.holdFaults(runCtx)
 	// The liveness phase: no more faults, and what the process still holds drains.
 	r.endFaults()
 	r.faultsEnd = r.now()
@@ -246,6 +252,44 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Command = r.cfg.Command()
 	rep.History = h
 	return rep, nil
+}
+
+// holdFaults keeps the faults on after the last order while a plan by count (Config.CrashAt)
+// has visits to come or the mailer has been tried fewer than Config.HoldFaults times, as long as
+// the process still holds events (nothing else would visit a point or send) and the run is not
+// interrupted. It polls: the strategy's goroutines make the progress it waits for.
+func (r *run) holdFaults(ctx context.Context) {
+	waiting := func() bool {
+		return r.counted != nil && !r.counted.spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults)
+	}
+	if !waiting() {
+		return
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for waiting() && r.holding() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// holding reports whether the process still holds committed events not yet delivered: pending
+// outbox rows, or (when the process can crash, which is when the run tracks them) events in memory.
+func (r *run) holding() bool {
+	if r.strategy.Durable() {
+		if pending, _ := r.store.OutboxCounts(); pending > 0 {
+			return true
+		}
+	}
+	if !r.life.on {
+		return false
+	}
+	r.life.liveMu.Lock()
+	defer r.life.liveMu.Unlock()
+	return len(r.life.live) > 0
 }
 
 // now is the time since the run started, on the monotonic clock only: cheaper than time.Now,
@@ -400,6 +444,7 @@ type recorder struct{ r *run }
 
 func (m recorder) Send(ctx context.Context, mail service.Mail) error {
 	a, start := m.begin(ctx, false)
+	m.r.mailTries.Add(1)
 	err := m.r.mailer.Send(ctx, mail)
 	m.end(a, start, mail.Cause, false, err)
 	return err

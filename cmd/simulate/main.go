@@ -205,6 +205,12 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		cfg.Crash = c
 		return err
 	})
+	fs.Func("crash-at", "instead of -crash, crash at chosen visits of a point, counted from 1 over the live process: point=n/n/,... (after-commit counts commits with an event); the faults stay on until every visit came (default none)", func(s string) error {
+		c, err := sim.ParseCrashVisits(s)
+		cfg.CrashAt = c
+		return err
+	})
+	fs.IntVar(&cfg.HoldFaults, "hold-faults", cfg.HoldFaults, "keep the faults on after the last order until the mailer was tried this many times (while events are pending)")
 	fs.Float64Var(&cfg.ConflictRate, "conflict-rate", cfg.ConflictRate, "force a version conflict on this fraction of commits (through the store's before-commit hook)")
 	fs.Float64Var(&cfg.MailErrors, "mail-errors", cfg.MailErrors, "probability that a mailer send fails")
 	fs.DurationVar(&cfg.MailTimeout, "mail-timeout", cfg.MailTimeout, "give up a send that takes longer; its outcome is unknown (0: never)")
