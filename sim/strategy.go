@@ -277,6 +277,7 @@ type outboxStrategy struct {
 	lives    int // guarded by the run's crash lock
 
 	committed, done, maxBacklog, errs atomic.Int64
+	fetches                           atomic.Int64 // rounds of the fetchers' loops, for the test that they wait
 }
 
 // Promise: at least once (the rows survive every crash and the relay retries until the mail
@@ -334,7 +335,9 @@ func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow)
 	limit := 4*s.senders + 256
 	idle := time.NewTimer(time.Millisecond)
 	defer idle.Stop()
+	stopping := s.stopping // nil once seen closed: a closed channel in a select never waits
 	for {
+		s.fetches.Add(1)
 		handed := 0
 		for _, row := range s.store.Pending(limit) {
 			if row.Seq <= last {
@@ -351,19 +354,26 @@ func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow)
 		if handed > 0 {
 			continue
 		}
-		select {
-		case <-s.stopping:
+		if stopping == nil {
+			// Draining: nothing new commits, so what is pending is in the senders' hands, and
+			// only a sender's mark (it wakes the fetcher) or the end of this life changes it.
 			if pending, _ := s.store.OutboxCounts(); pending == 0 {
 				return
 			}
-		default:
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.nudge:
+			}
+			continue
 		}
 		idle.Reset(time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.nudge:
-		case <-s.stopping:
+		case <-stopping:
+			stopping = nil
 		case <-idle.C:
 		}
 	}
