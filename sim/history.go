@@ -54,9 +54,15 @@ type OrderOp struct {
 	// (Config.ClientRetry); Outcome is what the last attempt saw.
 	Resent int `json:"resent,omitempty"`
 	// Bad is the defect of an invalid order (Config.BadInput): what was sent is not SKU and Qty.
-	Bad   Defect        `json:"bad,omitempty"`
+	Bad Defect `json:"bad,omitempty"`
+	// Start is when the order was due (the open model's schedule; a closed worker's send), End
+	// when it returned.
 	Start time.Duration `json:"start_ns"`
 	End   time.Duration `json:"end_ns"`
+	// Latency is what the report's latency recorded for the order when Measured (outside the
+	// warm-up): from its intended start, End-Start, however late a worker picked it up.
+	Latency  time.Duration `json:"latency_ns"`
+	Measured bool          `json:"measured,omitempty"`
 }
 
 // EventState is what became of an event the domain raised.

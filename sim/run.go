@@ -687,9 +687,10 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	} else if measured {
 		c.Completed++
 	}
+	latency := end - due // from the intended start: a slow system cannot hide its queueing
 	if measured {
 		c.Measured++
-		w.lat.Record(end - due)
+		w.lat.Record(latency)
 		w.disp.Record(w.dispatch)
 		if w.sendCount > sends {
 			w.mailed++
@@ -705,7 +706,8 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	}
 	if r.cfg.Record || o.Bad != NoDefect {
 		op := OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: w.id, Outcome: outcome,
-			Batch: ref, PublishErr: publishErr, Resent: resent, Bad: o.Bad, Start: dueAt, End: endAt}
+			Batch: ref, PublishErr: publishErr, Resent: resent, Bad: o.Bad, Start: dueAt, End: endAt,
+			Latency: latency, Measured: measured}
 		if r.cfg.Record {
 			w.orders = append(w.orders, op)
 		}
