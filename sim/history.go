@@ -194,20 +194,26 @@ type Totals struct {
 	UnknownQty    int64
 }
 
-// Promise is what a strategy guarantees about the events it dispatches. Check holds the run to it.
+// Promise is what a strategy guarantees about the events it dispatches, per way out of the
+// stack: the mail (OutOfStock, through the Mailer) and the publication (Allocated, through the
+// Publisher). Check holds the run to it.
 type Promise struct {
-	// Delivered: when no fault fired, every committed event not dropped on purpose is delivered.
+	// Delivered: when no fault fired, every committed event not dropped on purpose is delivered
+	// (mailed or published, by its kind).
 	Delivered bool `json:"delivered"`
-	// NoDuplicate (at-most-once): whatever fails, no event is mailed twice.
+	// NoDuplicate (at-most-once, mail): whatever fails, no event is mailed twice.
 	NoDuplicate bool `json:"no_duplicate"`
-	// NoLoss (at-least-once): whatever fails, every committed event is delivered once the run
-	// has drained (the liveness phase).
+	// NoDuplicatePublish (at-most-once, publication): whatever fails, no event is published twice.
+	NoDuplicatePublish bool `json:"no_duplicate_publish"`
+	// NoLoss (at-least-once, both ways): whatever fails, every committed event is delivered once
+	// the run has drained (the liveness phase).
 	NoLoss bool `json:"no_loss"`
 }
 
 // Or is the promise that holds both p and o.
 func (p Promise) Or(o Promise) Promise {
-	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate, NoLoss: p.NoLoss || o.NoLoss}
+	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate,
+		NoDuplicatePublish: p.NoDuplicatePublish || o.NoDuplicatePublish, NoLoss: p.NoLoss || o.NoLoss}
 }
 
 // String names the promise: "at-least-once", "at-most-once", "delivered when nothing fails",
@@ -217,8 +223,13 @@ func (p Promise) String() string {
 	if p.NoLoss {
 		parts = append(parts, "at-least-once")
 	}
-	if p.NoDuplicate {
+	switch {
+	case p.NoDuplicate && p.NoDuplicatePublish:
 		parts = append(parts, "at-most-once")
+	case p.NoDuplicate:
+		parts = append(parts, "at-most-once (mail)")
+	case p.NoDuplicatePublish:
+		parts = append(parts, "at-most-once (publication)")
 	}
 	if p.Delivered && !p.NoLoss {
 		parts = append(parts, "delivered when nothing fails")
@@ -241,11 +252,15 @@ func ParsePromise(s string) (Promise, error) {
 		case "no-loss", "at-least-once":
 			p.NoLoss = true
 		case "no-duplicate", "at-most-once":
+			p.NoDuplicate, p.NoDuplicatePublish = true, true
+		case "no-duplicate-mail":
 			p.NoDuplicate = true
+		case "no-duplicate-publish":
+			p.NoDuplicatePublish = true
 		case "delivered":
 			p.Delivered = true
 		default:
-			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate or delivered)", name)
+			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish or delivered)", name)
 		}
 	}
 	return p, nil
@@ -257,8 +272,13 @@ func (p Promise) flag() string {
 	if p.NoLoss {
 		names = append(names, "no-loss")
 	}
-	if p.NoDuplicate {
+	switch {
+	case p.NoDuplicate && p.NoDuplicatePublish:
 		names = append(names, "no-duplicate")
+	case p.NoDuplicate:
+		names = append(names, "no-duplicate-mail")
+	case p.NoDuplicatePublish:
+		names = append(names, "no-duplicate-publish")
 	}
 	if p.Delivered {
 		names = append(names, "delivered")

@@ -323,9 +323,17 @@ func TestFaultParsers(t *testing.T) {
 
 	p, err := sim.ParsePromise("no-loss,no-duplicate")
 	require.NoError(t, err)
-	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true}, p)
+	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true, NoDuplicatePublish: true}, p)
 	assert.Equal(t, "at-least-once + at-most-once", p.String())
-	assert.Equal(t, "at-most-once + delivered when nothing fails", sim.Promise{NoDuplicate: true, Delivered: true}.String())
+	assert.Equal(t, "at-most-once + delivered when nothing fails", sim.Promise{NoDuplicate: true, NoDuplicatePublish: true, Delivered: true}.String())
+	assert.Equal(t, "at-least-once + at-most-once (mail)", sim.Promise{NoLoss: true, NoDuplicate: true}.String())
+	for _, s := range []string{"no-duplicate-mail", "no-duplicate-publish", "no-duplicate", "no-loss,no-duplicate-mail,delivered"} {
+		p, err := sim.ParsePromise(s)
+		require.NoError(t, err, s)
+		cfg := sim.Default()
+		cfg.Require = p
+		assert.Contains(t, cfg.Command(), "-require "+s, "the command line gives %s back", s)
+	}
 	assert.Equal(t, "delivered when nothing fails", sim.Promise{Delivered: true}.String())
 	assert.Equal(t, "at-least-once", sim.Promise{Delivered: true, NoLoss: true}.String())
 	assert.Equal(t, "nothing", sim.Promise{}.String())
