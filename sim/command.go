@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Command returns the command line that runs c again: `go run ./cmd/simulate`, the workload
+// Command returns the command line that runs c again: `go run ./cmd/simulate` (with -race when
+// this build has the race detector, since some failures show only under it), the workload
 // preset c started from, -strategy, and a flag for every other setting that differs from the
 // preset. A failing run prints it, so that anyone can reproduce the failure (exactly so with one
 // worker and the strategies that do not race the worker: see the README).
@@ -17,6 +18,9 @@ func (c Config) Command() string {
 	}
 	base := preset()
 	args := []string{"go run ./cmd/simulate"}
+	if raceEnabled {
+		args[0] = "go run -race ./cmd/simulate"
+	}
 	if c.Workload != "" && c.Workload != "default" && ok {
 		args = append(args, "-workload", c.Workload)
 	}

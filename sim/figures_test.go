@@ -646,7 +646,7 @@ func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
 	cfg.Crash.AfterCommit, cfg.Require = 0.05, sim.Promise{NoLoss: true}
 	r := run(t, cfg)
 	require.False(t, r.OK, "sync does not deliver at least once")
-	assert.Equal(t, "go run ./cmd/simulate -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
+	assert.Equal(t, goRun+" -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
 	var out strings.Builder
 	require.NoError(t, sim.WriteText(&out, r))
 	assert.Contains(t, out.String(), "rerun: "+r.Command)

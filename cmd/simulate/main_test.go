@@ -196,13 +196,15 @@ func TestCommandRunsTheSameConfigAgain(t *testing.T) {
 			"-handler-attempts", "4", "-handler-backoff", "50µs", "-dedup=false", "-record", "-require", "no-loss,no-duplicate",
 			"-mailer-latency", "uniform:1ms..3ms", "-warmup", "100ms", "-duration", "1s", "-retries", "-1"},
 		{"-workers", "2", "-rendezvous", "2", "-model", "closed", "-mailer-latency", "exp:2ms", "-batch-qty", "5..9", "-demand", "-1"},
+		{"-strategy", "outbox", "-crash-at", "after-commit=2,relay-sent=7/9", "-hold-faults", "300", "-require", "no-duplicate-publish"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			want, _, _, err := parseFlags(args)
 			require.NoError(t, err)
 			cmd := want.Command()
-			require.True(t, strings.HasPrefix(cmd, "go run ./cmd/simulate "), cmd)
-			got, _, _, err := parseFlags(strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/simulate ")))
+			flags, ok := cutGoRun(cmd)
+			require.True(t, ok, cmd)
+			got, _, _, err := parseFlags(strings.Fields(flags))
 			require.NoError(t, err, "parsing %s", cmd)
 			assert.Equal(t, want, got, "%s runs another config", cmd)
 		})
@@ -217,7 +219,7 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 	code, out, errOut := simulate(t, args...)
 	require.Equal(t, 1, code, "stderr: %s", errOut)
 	assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
-	m := regexp.MustCompile(`^simulate: sync broke "no committed event lost" \(seed 42\); rerun: (go run \./cmd/simulate .*)\n$`).FindStringSubmatch(errOut)
+	m := regexp.MustCompile(`^simulate: sync broke "no committed event lost" \(seed 42\); rerun: (go run (?:-race )?\./cmd/simulate .*)\n$`).FindStringSubmatch(errOut)
 	require.NotNil(t, m, "stderr: %q", errOut)
 	digest := func(out string) string {
 		var got struct {
@@ -238,7 +240,9 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 	}
 	first := digest(out)
 
-	again := strings.Fields(strings.TrimPrefix(m[1], "go run ./cmd/simulate "))
+	flags, ok := cutGoRun(m[1])
+	require.True(t, ok, m[1])
+	again := strings.Fields(flags)
 	code, out, errOut = simulate(t, append(again, "-format", "json")...)
 	require.Equal(t, 1, code, "the rerun fails too: %s", errOut)
 	assert.Equal(t, first, digest(out), "the same history, crash for crash")
@@ -257,4 +261,13 @@ func TestQuantityChangesFlag(t *testing.T) {
 	assert.Equal(t, exitOK, code, errOut.String())
 	assert.Contains(t, out.String(), "chains")
 	assert.Contains(t, out.String(), "Deallocated")
+}
+
+// cutGoRun returns the flags of a rerun command, which starts "go run ./cmd/simulate", or
+// "go run -race ./cmd/simulate" in a build with the race detector.
+func cutGoRun(cmd string) (string, bool) {
+	if flags, ok := strings.CutPrefix(cmd, "go run ./cmd/simulate "); ok {
+		return flags, true
+	}
+	return strings.CutPrefix(cmd, "go run -race ./cmd/simulate ")
 }
