@@ -24,6 +24,7 @@ const (
 	InvBadInput          = "bad input changed nothing"
 	// InvNoDuplicatePublish comes last, after InvBadInput, so that earlier indexes stay put.
 	InvNoDuplicatePublish = "no event published twice (at-most-once)"
+	InvNoFailures         = "no order failed (-require no-failures)"
 )
 
 const maxExamples = 5
@@ -136,7 +137,27 @@ func Check(h *History) []Invariant {
 	}
 	unexpected, dup, dupPublished, lost, falseOOS := checkDeliveries(h, held)
 	return []Invariant{over.Invariant, once.Invariant, matches.Invariant, unexpected.Invariant, dup.Invariant,
-		lost.Invariant, falseOOS.Invariant, checkBadInput(h).Invariant, dupPublished.Invariant}
+		lost.Invariant, falseOOS.Invariant, checkBadInput(h).Invariant, dupPublished.Invariant, checkFailures(h).Invariant}
+}
+
+// checkFailures holds the run to no failed order when it was required (-require no-failures).
+func checkFailures(h *History) *verdict {
+	v := newVerdict(InvNoFailures)
+	if !h.Promise.NoFailures {
+		v.Note = "not required"
+		return v
+	}
+	listed := int64(0)
+	for _, o := range h.Orders {
+		if o.Outcome == Exhausted || o.Outcome == Failed {
+			v.fail("order %s came back %s", o.ID, o.Outcome)
+			listed++
+		}
+	}
+	for ; listed < h.Clients.Failed; listed++ {
+		v.fail("an order failed (-record lists them)")
+	}
+	return v
 }
 
 func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, lost, falseOOS *verdict) {

@@ -55,7 +55,7 @@ func TestCheckPassesAConsistentHistory(t *testing.T) {
 		names = append(names, inv.Name)
 	}
 	assert.Equal(t, []string{sim.InvNoOverAllocation, sim.InvAllocatedOnce, sim.InvStoreMatches, sim.InvNoUnexpected,
-		sim.InvNoDuplicate, sim.InvNoLoss, sim.InvNoFalseOutOfStock, sim.InvBadInput, sim.InvNoDuplicatePublish}, names)
+		sim.InvNoDuplicate, sim.InvNoLoss, sim.InvNoFalseOutOfStock, sim.InvBadInput, sim.InvNoDuplicatePublish, sim.InvNoFailures}, names)
 
 	h := goodHistory()
 	h.Orders = nil // not recorded: the check falls back on the clients' totals
@@ -98,6 +98,18 @@ func TestCheckFailsABrokenHistory(t *testing.T) {
 		{"an Allocated event published twice, not promised (the outbox)", func(h *sim.History) {
 			h.Published = append(h.Published, h.Published[1])
 			h.Promise.NoDuplicatePublish = false
+		}, map[string]int{}},
+		{"a failed order, no failures required", func(h *sim.History) {
+			h.Orders = append(h.Orders, sim.OrderOp{ID: "o0-4", SKU: "LAMP", Qty: 1, Outcome: sim.Exhausted})
+			h.Clients.Failed = 1
+			h.Promise.NoFailures = true
+		}, map[string]int{sim.InvNoFailures: 1}},
+		{"two failed orders, not recorded, no failures required", func(h *sim.History) {
+			h.Orders, h.Clients.Failed, h.Promise.NoFailures = nil, 2, true
+		}, map[string]int{sim.InvNoFailures: 2}},
+		{"a failed order, not required", func(h *sim.History) {
+			h.Orders = append(h.Orders, sim.OrderOp{ID: "o0-4", SKU: "LAMP", Qty: 1, Outcome: sim.Exhausted})
+			h.Clients.Failed = 1
 		}, map[string]int{}},
 		{"an Allocated event never published", func(h *sim.History) {
 			h.Published = h.Published[:1]

@@ -324,6 +324,11 @@ func HotSKU() Config {
 // Workloads are the named starting points of a Config, for the -workload flag.
 var Workloads = map[string]func() Config{"default": Default, "hot-sku": HotSKU}
 
+// MaxWorkers is the most workers a run may have, by -orders or by -duration: each costs a
+// goroutine, its logs and its histograms (a few KB), and more clients than this measure the
+// simulator's scheduler, not the stack.
+const MaxWorkers = 10_000
+
 // MaxResends is how many times a client sends an order again after unknown outcomes.
 const MaxResends = 10
 
@@ -388,6 +393,10 @@ func (c Config) Validate() error {
 		return bad("model", "want %s or %s, got %q", Closed, Open, c.Model)
 	case c.Workers <= 0:
 		return bad("workers", "must be at least 1, got %d", c.Workers)
+	case c.Workers > MaxWorkers:
+		return bad("workers", "at most %d, got %d", MaxWorkers, c.Workers)
+	case c.Duration == 0 && c.Workers > c.Orders:
+		return bad("workers", "%d workers for -orders %d: a run sized by -orders needs -workers at most -orders", c.Workers, c.Orders)
 	case c.Model == Open && !(c.Rate > 0) || math.IsInf(c.Rate, 0):
 		return bad("rate", "the open model needs a positive rate, got %v", c.Rate)
 	case c.Model == Open && c.Arrivals != Steady && c.Arrivals != Poisson:

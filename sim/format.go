@@ -91,6 +91,9 @@ func WriteText(w io.Writer, r Report) error {
 		title += " (INTERRUPTED: the report covers what ran)"
 	}
 	p.line(title)
+	if r.Failed > 0 {
+		p.line("  FAILED: %d orders came back failed (retries exhausted); -require no-failures makes that exit 1", r.Failed)
+	}
 	p.line("  %s", envLine(r.Env, c.Seed))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) {

@@ -192,6 +192,7 @@ type Totals struct {
 	Qty           int64 // their quantities summed
 	UnknownOrders int64 // orders whose client crashed before it learned the outcome
 	UnknownQty    int64
+	Failed        int64 // orders that came back failed: retries exhausted, or another error
 }
 
 // Promise is what a strategy guarantees about the events it dispatches, per way out of the
@@ -208,12 +209,16 @@ type Promise struct {
 	// NoLoss (at-least-once, both ways): whatever fails, every committed event is delivered once
 	// the run has drained (the liveness phase).
 	NoLoss bool `json:"no_loss"`
+	// NoFailures: no order comes back failed (its retries exhausted). No strategy promises it;
+	// -require no-failures holds a run to it.
+	NoFailures bool `json:"no_failures,omitempty"`
 }
 
 // Or is the promise that holds both p and o.
 func (p Promise) Or(o Promise) Promise {
 	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate,
-		NoDuplicatePublish: p.NoDuplicatePublish || o.NoDuplicatePublish, NoLoss: p.NoLoss || o.NoLoss}
+		NoDuplicatePublish: p.NoDuplicatePublish || o.NoDuplicatePublish, NoLoss: p.NoLoss || o.NoLoss,
+		NoFailures: p.NoFailures || o.NoFailures}
 }
 
 // String names the promise: "at-least-once", "at-most-once", "delivered when nothing fails",
@@ -233,6 +238,9 @@ func (p Promise) String() string {
 	}
 	if p.Delivered && !p.NoLoss {
 		parts = append(parts, "delivered when nothing fails")
+	}
+	if p.NoFailures {
+		parts = append(parts, "no failed orders")
 	}
 	if len(parts) == 0 {
 		return "nothing"
@@ -259,8 +267,10 @@ func ParsePromise(s string) (Promise, error) {
 			p.NoDuplicatePublish = true
 		case "delivered":
 			p.Delivered = true
+		case "no-failures":
+			p.NoFailures = true
 		default:
-			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish or delivered)", name)
+			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish, delivered or no-failures)", name)
 		}
 	}
 	return p, nil
@@ -282,6 +292,9 @@ func (p Promise) flag() string {
 	}
 	if p.Delivered {
 		names = append(names, "delivered")
+	}
+	if p.NoFailures {
+		names = append(names, "no-failures")
 	}
 	return strings.Join(names, ",")
 }

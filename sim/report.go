@@ -48,6 +48,7 @@ type Report struct {
 	Chains       *Chains       `json:"chains,omitempty"` // with Config.QuantityChanges: messages by type, chain depth
 	Invariants   []Invariant   `json:"invariants"`
 	OK           bool          `json:"ok"`      // every invariant held
+	Failed       int64         `json:"failed"`  // orders that came back failed (retries exhausted): Counts.Failed
 	Command      string        `json:"command"` // the command line that runs this configuration again
 
 	// History is everything the run observed, for accounting; not part of the JSON.
@@ -458,6 +459,7 @@ func (r *run) history(drained bool) *History {
 		h.Clients.Qty += w.totals.Qty
 		h.Clients.UnknownOrders += w.totals.UnknownOrders
 		h.Clients.UnknownQty += w.totals.UnknownQty
+		h.Clients.Failed += w.counts.Failed
 		if r.cfg.Record {
 			h.Orders = append(h.Orders, w.orders...)
 		}

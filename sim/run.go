@@ -242,6 +242,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Accounting = Account(h)
 	r.countEvents(&rep, h)
 	rep.Invariants = Check(h)
+	rep.Failed = rep.Counts.Failed
 	rep.OK = true
 	for _, inv := range rep.Invariants {
 		rep.OK = rep.OK && inv.OK

@@ -179,6 +179,19 @@ func TestParsers(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// A run sized by -orders cannot have more workers than orders: the error names both flags.
+func TestMoreWorkersThanOrdersNamesBothFlags(t *testing.T) {
+	cfg := sim.Default()
+	cfg.Orders, cfg.WarmupOrders, cfg.Workers = 300, 0, 301
+	err := cfg.Validate()
+	require.ErrorIs(t, err, sim.ErrConfig)
+	assert.Equal(t, "-workers: 301 workers for -orders 300: a run sized by -orders needs -workers at most -orders", err.Error())
+	cfg.Workers = 300
+	assert.NoError(t, cfg.Validate(), "as many workers as orders")
+	cfg.Workers, cfg.Duration = sim.MaxWorkers, time.Second
+	assert.NoError(t, cfg.Validate(), "a run by -duration may have more workers than -orders, up to MaxWorkers")
+}
+
 func TestValidateNamesTheFlag(t *testing.T) {
 	for _, tc := range []struct {
 		field string
@@ -225,7 +238,12 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous = 5 }},
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Crash.AfterCommit = 2, 0.1 }},
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.BadInput = 2, 0.1 }},
-		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Orders, c.WarmupOrders = 2, 1, 0 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Orders, c.WarmupOrders, c.Workers = 2, 1, 0, 1 }},
+		{"workers", func(c *sim.Config) { c.Workers = c.Orders + 1 }},
+		{"workers", func(c *sim.Config) { c.Workers, c.Duration = sim.MaxWorkers+1, time.Second }},
+		{"crash-at", func(c *sim.Config) { c.CrashAt = sim.CrashVisits{sim.RelaySent: {0}} }},
+		{"crash-at", func(c *sim.Config) { c.CrashAt, c.Crash.AfterCommit = sim.CrashVisits{sim.AfterCommit: {1}}, 0.1 }},
+		{"hold-faults", func(c *sim.Config) { c.HoldFaults = -1 }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := sim.Default()

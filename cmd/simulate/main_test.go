@@ -271,3 +271,44 @@ func cutGoRun(cmd string) (string, bool) {
 	}
 	return strings.CutPrefix(cmd, "go run -race ./cmd/simulate ")
 }
+
+func TestMoreWorkersThanOrdersIsAUsageError(t *testing.T) {
+	code, out, errOut := simulate(t, "-orders", "300", "-warmup", "0", "-workers", "301")
+	assert.Equal(t, 2, code, "stdout: %s", out)
+	assert.Contains(t, errOut, "-workers: 301 workers for -orders 300")
+	assert.Empty(t, out, "nothing ran")
+}
+
+// One worker, half the commits forced to conflict and a budget of 3 retries: the seeded plan
+// exhausts some orders' retries. The run says so first, in JSON beside ok, and -require
+// no-failures makes it exit 1.
+func TestFailedOrdersAreInTheHeadlineAndCanBeRequiredAway(t *testing.T) {
+	args := []string{"-workload", "hot-sku", "-strategy", "sync", "-workers", "1", "-mailer-latency", "0",
+		"-conflict-rate", "0.5", "-retries", "3"}
+	code, out, errOut := simulate(t, args...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	first := strings.SplitN(out, "\n", 3)
+	require.Len(t, first, 3)
+	assert.Regexp(t, `^  FAILED: \d+ orders came back failed \(retries exhausted\)`, first[1], "the line after the title")
+
+	code, out, errOut = simulate(t, append(args, "-format", "json")...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	var got struct {
+		Runs []struct {
+			OK     bool  `json:"ok"`
+			Failed int64 `json:"failed"`
+			Counts struct {
+				Failed int64 `json:"failed"`
+			} `json:"counts"`
+		} `json:"runs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Len(t, got.Runs, 1)
+	assert.True(t, got.Runs[0].OK)
+	assert.Positive(t, got.Runs[0].Failed)
+	assert.Equal(t, got.Runs[0].Counts.Failed, got.Runs[0].Failed)
+
+	code, _, errOut = simulate(t, append(args, "-require", "no-failures")...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `broke "no order failed (-require no-failures)"`)
+}
