@@ -25,7 +25,22 @@ const (
 	// InvNoDuplicatePublish comes last, after InvBadInput, so that earlier indexes stay put.
 	InvNoDuplicatePublish = "no event published twice (at-most-once)"
 	InvNoFailures         = "no order failed (-require no-failures)"
+	InvModel              = "throughput within 10% of the model (-require model)"
 )
+
+// checkModel holds a run to its model check when required (-require model).
+func checkModel(m *Model, required bool) *verdict {
+	v := newVerdict(InvModel)
+	switch {
+	case !required:
+		v.Note = "not required"
+	case m == nil:
+		v.fail("the run has no model check")
+	case !m.Within10:
+		v.fail("measured/predicted %.3f: %s", m.Ratio, m.Note)
+	}
+	return v
+}
 
 const maxExamples = 5
 

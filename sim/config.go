@@ -257,6 +257,10 @@ type Config struct {
 	// strategy fail them.
 	Require Promise `json:"require"`
 
+	// CommitDelay, when positive, makes every commit of the run sleep this long, but not those of
+	// its model calibration: a slowdown the model check must catch (tests use it).
+	CommitDelay time.Duration `json:"-"`
+
 	// Faults, when set, replaces the crash plan drawn from Crash: it is consulted at every Point.
 	Faults Faults `json:"-"`
 	// Progress, when set, is called about ten times a second from a goroutine of the run.
@@ -452,6 +456,8 @@ func (c Config) validateFaults() error {
 		}
 	}
 	switch {
+	case c.Require.Model && !c.hasModel():
+		return bad("require", "model: only a closed %s run has a model check (got -model %s, -strategy %s)", Sync, c.Model, c.Strategy)
 	case c.CrashAt.validate() != nil:
 		return bad("crash-at", "%v", c.CrashAt.validate())
 	case c.CrashAt.Any() && (c.Crash.Any() || c.Faults != nil):
@@ -477,6 +483,9 @@ func (c Config) validateFaults() error {
 	}
 	return nil
 }
+
+// hasModel reports whether the run has a model check: a closed sync run.
+func (c Config) hasModel() bool { return c.Model == Closed && c.Strategy == Sync }
 
 // crashy reports whether the process can crash in this run.
 func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() || c.CrashAt.Any() }

@@ -212,13 +212,16 @@ type Promise struct {
 	// NoFailures: no order comes back failed (its retries exhausted). No strategy promises it;
 	// -require no-failures holds a run to it.
 	NoFailures bool `json:"no_failures,omitempty"`
+	// Model: the throughput is within 10% of the model check's prediction (closed sync runs
+	// only). No strategy promises it; -require model holds a run to it.
+	Model bool `json:"model,omitempty"`
 }
 
 // Or is the promise that holds both p and o.
 func (p Promise) Or(o Promise) Promise {
 	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate,
 		NoDuplicatePublish: p.NoDuplicatePublish || o.NoDuplicatePublish, NoLoss: p.NoLoss || o.NoLoss,
-		NoFailures: p.NoFailures || o.NoFailures}
+		NoFailures: p.NoFailures || o.NoFailures, Model: p.Model || o.Model}
 }
 
 // String names the promise: "at-least-once", "at-most-once", "delivered when nothing fails",
@@ -241,6 +244,9 @@ func (p Promise) String() string {
 	}
 	if p.NoFailures {
 		parts = append(parts, "no failed orders")
+	}
+	if p.Model {
+		parts = append(parts, "throughput within 10% of the model")
 	}
 	if len(parts) == 0 {
 		return "nothing"
@@ -269,8 +275,10 @@ func ParsePromise(s string) (Promise, error) {
 			p.Delivered = true
 		case "no-failures":
 			p.NoFailures = true
+		case "model":
+			p.Model = true
 		default:
-			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish, delivered or no-failures)", name)
+			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish, delivered, no-failures or model)", name)
 		}
 	}
 	return p, nil
@@ -295,6 +303,9 @@ func (p Promise) flag() string {
 	}
 	if p.NoFailures {
 		names = append(names, "no-failures")
+	}
+	if p.Model {
+		names = append(names, "model")
 	}
 	return strings.Join(names, ",")
 }

@@ -312,3 +312,9 @@ func TestFailedOrdersAreInTheHeadlineAndCanBeRequiredAway(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `broke "no order failed (-require no-failures)"`)
 }
+
+func TestRequireModelWithoutAModelIsAUsageError(t *testing.T) {
+	code, out, errOut := simulate(t, "-model", "open", "-require", "model", "-orders", "300", "-warmup", "0")
+	assert.Equal(t, 2, code, "stdout: %s", out)
+	assert.Contains(t, errOut, "-require: model: only a closed sync run has a model check (got -model open, -strategy sync)")
+}
