@@ -34,7 +34,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		if err != nil {
 			return Report{}, err
 		}
-		cal = &c
+		if ctx.Err() == nil { // an interrupted calibration measured nothing worth a model
+			cal = &c
+		}
 	}
 	return runOnce(ctx, cfg, cal)
 }
@@ -102,7 +104,9 @@ func runOnce(ctx context.Context, cfg Config, cal *Calibration) (Report, error) 
 	if cfg.CrashAt.Any() {
 		r.counted = newCountedCrashes(cfg.CrashAt)
 	}
-	if err := r.setup(ctx); err != nil {
+	// The seeding completes even when ctx ends meanwhile: an interruption stops the orders, and
+	// the run then reports that nothing ran rather than failing.
+	if err := r.setup(context.WithoutCancel(ctx)); err != nil {
 		return Report{}, err
 	}
 	return r.execute(ctx)
