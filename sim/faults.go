@@ -321,9 +321,5 @@ func (c *countedCrashes) visit(p Point) bool {
 	return true
 }
 
-// lists reports whether the plan crashes anywhere at p; it is safe without the lock (the plan's
-// points never change).
-func (c *countedCrashes) lists(p Point) bool { return len(c.at[p]) > 0 }
-
 // spent reports whether every listed visit has come.
 func (c *countedCrashes) spent() bool { return c.left.Load() == 0 }

@@ -131,7 +131,7 @@ func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
 	if a == nil {
 		return false
 	}
-	if r.counted != nil && (!r.counted.lists(p) || p == AfterCommit && len(carried) == 0) {
+	if r.counted != nil && p == AfterCommit && len(carried) == 0 {
 		return false // a plan by count counts the commits that carried an event
 	}
 	if r.faults != nil && !r.faults.Crash(p, a.name) {
