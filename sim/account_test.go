@@ -99,3 +99,48 @@ func TestAccountOfDiscardedEvents(t *testing.T) {
 	assert.Equal(t, 2, a.Lost)
 	assert.Equal(t, []string{"e0-3", "e0-7"}, h.Undelivered())
 }
+
+// One hand-built history pins every counter: an OutOfStock event mailed three times (two
+// surplus mails, not one duplicated event), one lost in a crash, one delivered although its
+// client never learned the outcome, a mail for a rolled-back event, and an Allocated event
+// published twice.
+func TestAccountPinsEachCounterOnAThreeTimesMailedEvent(t *testing.T) {
+	oos := func(id, order string, state sim.EventState, unknown bool) sim.EventOp {
+		return sim.EventOp{ID: id, Order: order, State: state, Kind: sim.KindOutOfStock, Unknown: unknown}
+	}
+	h := &sim.History{
+		Events: []sim.EventOp{
+			oos("e0-1", "o0-1", sim.Committed, false),
+			oos("e0-2", "o0-2", sim.Committed, false),
+			oos("e0-3", "o0-3", sim.Committed, true),
+			oos("e0-4", "o0-4", sim.RolledBack, false),
+			{ID: "e0-5", Order: "o0-5", State: sim.Committed, Kind: sim.KindAllocated},
+		},
+		Sends: []sim.SendOp{
+			{Event: "e0-1", Actor: "r0", At: 10, Accepted: true},
+			{Event: "e0-1", Actor: "r1@1", At: 20, Accepted: true},
+			{Event: "e0-1", Actor: "r2@2", At: 30, Accepted: true},
+			{Event: "e0-3", Actor: "r0@2", At: 40, Accepted: true},
+			{Event: "e0-4", Actor: "w0", At: 50, Accepted: true},
+			{Event: "e0-5", Actor: "r1", At: 15, Accepted: true, Publish: true},
+			{Event: "e0-5", Actor: "r3@1", At: 25, Accepted: true, Publish: true},
+		},
+		Mails:     []sim.Mail{{Event: "e0-1"}, {Event: "e0-1"}, {Event: "e0-1"}, {Event: "e0-3"}, {Event: "e0-4"}},
+		Published: []sim.Publication{{Event: "e0-5", Channel: "line_allocated"}, {Event: "e0-5", Channel: "line_allocated"}},
+		Crashes:   []sim.CrashOp{{Seq: 1, Point: sim.AfterCommit, Actor: "w1", InFlight: []string{"e0-2"}}},
+		Batches: []sim.BatchState{{Ref: "b", SKU: "S", Purchased: 1, Lines: []domain.OrderLine{
+			{OrderID: "o0-5", SKU: "S", Qty: 1},
+		}}},
+		Drained:   true,
+		FaultsEnd: 100,
+	}
+	assert.Equal(t, sim.Accounting{
+		Committed: 4, Delivered: 3, Lost: 1, LostInCrash: 1,
+		Duplicated: 2, DuplicatedPublished: 1, Resends: 2, Unexpected: 1, Recovered: 1,
+		Liveness: sim.Liveness{FaultsEnd: 100},
+		ByKind: []sim.KindCount{
+			{Kind: sim.KindOutOfStock, Committed: 3, Delivered: 2, Lost: 1, Duplicated: 2},
+			{Kind: sim.KindAllocated, Committed: 1, Delivered: 1, Duplicated: 1},
+		},
+	}, sim.Account(h))
+}

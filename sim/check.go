@@ -22,7 +22,25 @@ const (
 	InvNoLoss            = "no committed event lost"
 	InvNoFalseOutOfStock = "no out-of-stock mail for an allocated order"
 	InvBadInput          = "bad input changed nothing"
+	// InvNoDuplicatePublish comes last, after InvBadInput, so that earlier indexes stay put.
+	InvNoDuplicatePublish = "no event published twice (at-most-once)"
+	InvNoFailures         = "no order failed (-require no-failures)"
+	InvModel              = "throughput within 10% of the model (-require model)"
 )
+
+// checkModel holds a run to its model check when required (-require model).
+func checkModel(m *Model, required bool) *verdict {
+	v := newVerdict(InvModel)
+	switch {
+	case !required:
+		v.Note = "not required"
+	case m == nil:
+		v.fail("the run has no model check")
+	case !m.Within10:
+		v.fail("measured/predicted %.3f: %s", m.Ratio, m.Note)
+	}
+	return v
+}
 
 const maxExamples = 5
 
@@ -132,14 +150,34 @@ func Check(h *History) []Invariant {
 		matches.fail("store holds %d lines, %d units; clients saw %d orders, %d units allocated (and %d orders, %d units unknown)",
 			lines, qty, c.Orders, c.Qty, c.UnknownOrders, c.UnknownQty)
 	}
-	unexpected, dup, lost, falseOOS := checkDeliveries(h, held)
+	unexpected, dup, dupPublished, lost, falseOOS := checkDeliveries(h, held)
 	return []Invariant{over.Invariant, once.Invariant, matches.Invariant, unexpected.Invariant, dup.Invariant,
-		lost.Invariant, falseOOS.Invariant, checkBadInput(h).Invariant}
+		lost.Invariant, falseOOS.Invariant, checkBadInput(h).Invariant, dupPublished.Invariant, checkFailures(h).Invariant}
 }
 
-func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS *verdict) {
+// checkFailures holds the run to no failed order when it was required (-require no-failures).
+func checkFailures(h *History) *verdict {
+	v := newVerdict(InvNoFailures)
+	if !h.Promise.NoFailures {
+		v.Note = "not required"
+		return v
+	}
+	listed := int64(0)
+	for _, o := range h.Orders {
+		if o.Outcome == Exhausted || o.Outcome == Failed {
+			v.fail("order %s came back %s", o.ID, o.Outcome)
+			listed++
+		}
+	}
+	for ; listed < h.Clients.Failed; listed++ {
+		v.fail("an order failed (-record lists them)")
+	}
+	return v
+}
+
+func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, lost, falseOOS *verdict) {
 	unexpected, dup, lost = newVerdict(InvNoUnexpected), newVerdict(InvNoDuplicate), newVerdict(InvNoLoss)
-	falseOOS = newVerdict(InvNoFalseOutOfStock)
+	dupPublished, falseOOS = newVerdict(InvNoDuplicatePublish), newVerdict(InvNoFalseOutOfStock)
 	events := newIDIndex() // event ID -> 1 + index in h.Events
 	for i, e := range h.Events {
 		events.add(e.ID, i+1)
@@ -170,9 +208,11 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS
 		faulted = faulted || s.Err
 	}
 	checkLoss := h.Drained && (h.Promise.NoLoss || h.Promise.Delivered && !faulted)
-	switch {
-	case !h.Promise.NoDuplicate:
+	if !h.Promise.NoDuplicate {
 		dup.Note = "not promised"
+	}
+	if !h.Promise.NoDuplicatePublish {
+		dupPublished.Note = "not promised"
 	}
 	switch {
 	case !h.Drained:
@@ -195,6 +235,9 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS
 		if mails[i] > 1 && h.Promise.NoDuplicate {
 			dup.fail("event %s of order %s mailed %d times", e.ID, e.Order, mails[i])
 		}
+		if published[i] > 1 && h.Promise.NoDuplicatePublish {
+			dupPublished.fail("event %s (%s) of order %s published %d times", e.ID, e.Kind, e.Order, published[i])
+		}
 		if mails[i] > 0 && e.Kind == KindOutOfStock && held.get(e.Order) > 0 {
 			falseOOS.fail("event %s: out-of-stock mail for order %s, which the store holds", e.ID, e.Order)
 		}
@@ -210,7 +253,7 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, lost, falseOOS
 			lost.fail("event %s (%s) of order %s was committed and never delivered", e.ID, e.Kind, e.Order)
 		}
 	}
-	return unexpected, dup, lost, falseOOS
+	return unexpected, dup, dupPublished, lost, falseOOS
 }
 
 // checkBadInput checks that every invalid order was rejected with nothing committed for it, that

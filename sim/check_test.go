@@ -10,8 +10,9 @@ import (
 	"github.com/stockbus/stockbus/sim"
 )
 
-// goodHistory is a consistent history: two orders allocated in LAMP's batch of 10, one out of
-// stock whose event was mailed once, and one event rolled back by a conflict.
+// goodHistory is a consistent history: two orders allocated in LAMP's batch of 10, whose
+// Allocated events were published once each, one out of stock whose event was mailed once, and
+// one event rolled back by a conflict.
 func goodHistory() *sim.History {
 	return &sim.History{
 		Orders: []sim.OrderOp{
@@ -22,13 +23,16 @@ func goodHistory() *sim.History {
 		Events: []sim.EventOp{
 			{ID: "e0-1", Order: "o0-3", State: sim.RolledBack, Kind: sim.KindOutOfStock},
 			{ID: "e0-2", Order: "o0-3", State: sim.Committed, Kind: sim.KindOutOfStock},
+			{ID: "e1-1", Order: "o0-1", State: sim.Committed, Kind: sim.KindAllocated},
+			{ID: "e1-2", Order: "o0-2", State: sim.Committed, Kind: sim.KindAllocated},
 		},
-		Mails: []sim.Mail{{Event: "e0-2", To: "stock@made.com", Body: "Out of stock for LAMP"}},
+		Mails:     []sim.Mail{{Event: "e0-2", To: "stock@made.com", Body: "Out of stock for LAMP"}},
+		Published: []sim.Publication{{Event: "e1-1", Channel: "line_allocated"}, {Event: "e1-2", Channel: "line_allocated"}},
 		Batches: []sim.BatchState{{Ref: "LAMP-1", SKU: "LAMP", Purchased: 10, Lines: []domain.OrderLine{
 			{OrderID: "o0-1", SKU: "LAMP", Qty: 4}, {OrderID: "o0-2", SKU: "LAMP", Qty: 6},
 		}}},
 		Clients: sim.Totals{Orders: 2, Qty: 10},
-		Promise: sim.Promise{Delivered: true, NoDuplicate: true},
+		Promise: sim.Promise{Delivered: true, NoDuplicate: true, NoDuplicatePublish: true},
 		Drained: true,
 	}
 }
@@ -51,7 +55,7 @@ func TestCheckPassesAConsistentHistory(t *testing.T) {
 		names = append(names, inv.Name)
 	}
 	assert.Equal(t, []string{sim.InvNoOverAllocation, sim.InvAllocatedOnce, sim.InvStoreMatches, sim.InvNoUnexpected,
-		sim.InvNoDuplicate, sim.InvNoLoss, sim.InvNoFalseOutOfStock, sim.InvBadInput}, names)
+		sim.InvNoDuplicate, sim.InvNoLoss, sim.InvNoFalseOutOfStock, sim.InvBadInput, sim.InvNoDuplicatePublish, sim.InvNoFailures}, names)
 
 	h := goodHistory()
 	h.Orders = nil // not recorded: the check falls back on the clients' totals
@@ -88,6 +92,28 @@ func TestCheckFailsABrokenHistory(t *testing.T) {
 		{"an event mailed twice", func(h *sim.History) {
 			h.Mails = append(h.Mails, h.Mails[0])
 		}, map[string]int{sim.InvNoDuplicate: 1}},
+		{"an Allocated event published twice", func(h *sim.History) {
+			h.Published = append(h.Published, h.Published[1])
+		}, map[string]int{sim.InvNoDuplicatePublish: 1}},
+		{"an Allocated event published twice, not promised (the outbox)", func(h *sim.History) {
+			h.Published = append(h.Published, h.Published[1])
+			h.Promise.NoDuplicatePublish = false
+		}, map[string]int{}},
+		{"a failed order, no failures required", func(h *sim.History) {
+			h.Orders = append(h.Orders, sim.OrderOp{ID: "o0-4", SKU: "LAMP", Qty: 1, Outcome: sim.Exhausted})
+			h.Clients.Failed = 1
+			h.Promise.NoFailures = true
+		}, map[string]int{sim.InvNoFailures: 1}},
+		{"two failed orders, not recorded, no failures required", func(h *sim.History) {
+			h.Orders, h.Clients.Failed, h.Promise.NoFailures = nil, 2, true
+		}, map[string]int{sim.InvNoFailures: 2}},
+		{"a failed order, not required", func(h *sim.History) {
+			h.Orders = append(h.Orders, sim.OrderOp{ID: "o0-4", SKU: "LAMP", Qty: 1, Outcome: sim.Exhausted})
+			h.Clients.Failed = 1
+		}, map[string]int{}},
+		{"an Allocated event never published", func(h *sim.History) {
+			h.Published = h.Published[:1]
+		}, map[string]int{sim.InvNoLoss: 1}},
 		{"a rolled-back event mailed", func(h *sim.History) {
 			h.Mails = append(h.Mails, sim.Mail{Event: "e0-1", Body: "Out of stock for LAMP"})
 		}, map[string]int{sim.InvNoUnexpected: 1}},
@@ -108,7 +134,7 @@ func TestCheckFailsABrokenHistory(t *testing.T) {
 		}, map[string]int{sim.InvNoFalseOutOfStock: 1}},
 		{"a bad order allocated", func(h *sim.History) {
 			h.Bad = []sim.OrderOp{{ID: "o0-2", SKU: "LAMP", Qty: 6, Outcome: sim.Allocated, Bad: sim.HugeQty}}
-		}, map[string]int{sim.InvBadInput: 2}},
+		}, map[string]int{sim.InvBadInput: 3}}, // came back allocated, is held, raised an event
 		{"a bad order that raised an event", func(h *sim.History) {
 			h.Bad = []sim.OrderOp{{ID: "o0-3", SKU: "LAMP", Qty: 1, Outcome: sim.Rejected, Bad: sim.UnknownSKU}}
 		}, map[string]int{sim.InvBadInput: 2}},

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Command returns the command line that runs c again: `go run ./cmd/simulate`, the workload
+// Command returns the command line that runs c again: `go run ./cmd/simulate` (with -race when
+// this build has the race detector, since some failures show only under it), the workload
 // preset c started from, -strategy, and a flag for every other setting that differs from the
 // preset. A failing run prints it, so that anyone can reproduce the failure (exactly so with one
 // worker and the strategies that do not race the worker: see the README).
@@ -17,6 +18,9 @@ func (c Config) Command() string {
 	}
 	base := preset()
 	args := []string{"go run ./cmd/simulate"}
+	if raceEnabled {
+		args[0] = "go run -race ./cmd/simulate"
+	}
 	if c.Workload != "" && c.Workload != "default" && ok {
 		args = append(args, "-workload", c.Workload)
 	}
@@ -84,6 +88,8 @@ var configFlags = []configFlag{
 	{name: "dedup", get: func(c Config) string { return btoa(c.Dedup) }, bool: true},
 	{name: "record", get: func(c Config) string { return btoa(c.Record) }, bool: true},
 	{name: "crash", get: func(c Config) string { return c.Crash.String() }},
+	{name: "crash-at", get: func(c Config) string { return c.CrashAt.String() }},
+	{name: "hold-faults", get: func(c Config) string { return itoa(c.HoldFaults) }},
 	{name: "conflict-rate", get: func(c Config) string { return ftoa(c.ConflictRate) }},
 	{name: "mail-errors", get: func(c Config) string { return ftoa(c.MailErrors) }},
 	{name: "mail-timeout", get: func(c Config) string { return dtoa(c.MailTimeout) }},

@@ -220,6 +220,15 @@ type Config struct {
 	//
 	// Crash is the probability of a crash of the whole process at each visit of each point.
 	Crash CrashRates `json:"crash"`
+	// CrashAt, instead of Crash, crashes the process at chosen visits of each point, counted
+	// (see CrashVisits), and keeps the faults on after the last order until every listed visit
+	// has come or the strategy holds no event any more: the crashes fire whatever the machine's
+	// speed, so a figure can count on them.
+	CrashAt CrashVisits `json:"crash_at,omitempty"`
+	// HoldFaults, when positive, keeps the faults on after the last order until the stack has
+	// tried the mailer this many times in all (failed sends included), or until the strategy holds
+	// no event any more: a relay that starts late still meets the faults.
+	HoldFaults int `json:"hold_faults,omitempty"`
 	// ConflictRate forces a version conflict on this fraction of commits: the store's
 	// before-commit hook touches the products, as if another writer had committed.
 	ConflictRate float64 `json:"conflict_rate"`
@@ -247,6 +256,10 @@ type Config struct {
 	// Require adds promises the run is held to beyond the strategy's own (see Promise), to see a
 	// strategy fail them.
 	Require Promise `json:"require"`
+
+	// CommitDelay, when positive, makes every commit of the run sleep this long, but not those of
+	// its model calibration: a slowdown the model check must catch (tests use it).
+	CommitDelay time.Duration `json:"-"`
 
 	// Faults, when set, replaces the crash plan drawn from Crash: it is consulted at every Point.
 	Faults Faults `json:"-"`
@@ -315,6 +328,11 @@ func HotSKU() Config {
 // Workloads are the named starting points of a Config, for the -workload flag.
 var Workloads = map[string]func() Config{"default": Default, "hot-sku": HotSKU}
 
+// MaxWorkers is the most workers a run may have, by -orders or by -duration: each costs a
+// goroutine, its logs and its histograms (a few KB), and more clients than this measure the
+// simulator's scheduler, not the stack.
+const MaxWorkers = 10_000
+
 // MaxResends is how many times a client sends an order again after unknown outcomes.
 const MaxResends = 10
 
@@ -379,6 +397,10 @@ func (c Config) Validate() error {
 		return bad("model", "want %s or %s, got %q", Closed, Open, c.Model)
 	case c.Workers <= 0:
 		return bad("workers", "must be at least 1, got %d", c.Workers)
+	case c.Workers > MaxWorkers:
+		return bad("workers", "at most %d, got %d", MaxWorkers, c.Workers)
+	case c.Duration == 0 && c.Workers > c.Orders:
+		return bad("workers", "%d workers for -orders %d: a run sized by -orders needs -workers at most -orders", c.Workers, c.Orders)
 	case c.Model == Open && !(c.Rate > 0) || math.IsInf(c.Rate, 0):
 		return bad("rate", "the open model needs a positive rate, got %v", c.Rate)
 	case c.Model == Open && c.Arrivals != Steady && c.Arrivals != Poisson:
@@ -434,6 +456,14 @@ func (c Config) validateFaults() error {
 		}
 	}
 	switch {
+	case c.Require.Model && !c.hasModel():
+		return bad("require", "model: only a closed %s run has a model check (got -model %s, -strategy %s)", Sync, c.Model, c.Strategy)
+	case c.CrashAt.validate() != nil:
+		return bad("crash-at", "%v", c.CrashAt.validate())
+	case c.CrashAt.Any() && (c.Crash.Any() || c.Faults != nil):
+		return bad("crash-at", "a plan by count replaces -crash: give one of them")
+	case c.HoldFaults < 0:
+		return bad("hold-faults", "must not be negative, got %d", c.HoldFaults)
 	case c.ConflictRate == 1 && c.Retries == service.Unlimited:
 		return bad("conflict-rate", "1 with unlimited -retries never commits")
 	case c.MailTimeout < 0:
@@ -454,8 +484,11 @@ func (c Config) validateFaults() error {
 	return nil
 }
 
+// hasModel reports whether the run has a model check: a closed sync run.
+func (c Config) hasModel() bool { return c.Model == Closed && c.Strategy == Sync }
+
 // crashy reports whether the process can crash in this run.
-func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() }
+func (c Config) crashy() bool { return c.Faults != nil || c.Crash.Any() || c.CrashAt.Any() }
 
 // ParseWarmup parses a warm-up given as a number of orders ("200") or a duration ("100ms").
 func ParseWarmup(s string) (orders int, d time.Duration, err error) {

@@ -363,7 +363,10 @@ func TestFigure5MailerErrors(t *testing.T) {
 		t.Run(fmt.Sprintf("outbox p=%g: nothing lost once drained", p), func(t *testing.T) {
 			cfg := hot(sim.Outbox, 4)
 			cfg.MailErrors = p
-			cfg.Model, cfg.Rate = sim.Open, 20_000 // the relay works while the faults are on
+			// The faults stay on until the mailer was tried 300 times, however late the relay
+			// starts: the mailer's draws are seeded in send order, so which of those 300 fail is
+			// fixed by the seed.
+			cfg.HoldFaults = 300
 			r := figure(t, cfg)
 			requireOK(t, r)
 			a := r.Accounting
@@ -371,6 +374,9 @@ func TestFigure5MailerErrors(t *testing.T) {
 				r.Faults.SendErrors, a.Lost, len(r.History.Mails), a.Liveness.PendingAtStart, a.Liveness.Delivered)
 			if p >= 0.1 {
 				assert.Positive(t, r.Faults.SendErrors, "sends failed during the faults")
+			}
+			if p == 1 {
+				assert.GreaterOrEqual(t, r.Faults.SendErrors, int64(300), "every one of the first 300 sends failed")
 			}
 			assert.Zero(t, a.Lost)
 			assert.Len(t, r.History.Mails, 500)
@@ -390,37 +396,59 @@ func TestFigure5MailerErrors(t *testing.T) {
 
 // Figure 6: a crash in the relay between "mail sent" and "marked done" re-sends the row; the
 // mailer's de-duplication swallows exactly those re-sends, and without it they are duplicates.
+//
+// The crashes are chosen by count, not by chance over wall-clock time: the 700th, 800th, 900th
+// and 1000th relay sends of live relays. The 500 Allocated rows commit before any OutOfStock row
+// (one batch of 500), and until the first crash every send is of a new row, so those sends are
+// of OutOfStock rows (mails); there are at least 1000 sends in all, and the run keeps the faults
+// on until the four came, however late the relay starts.
 func TestFigure6ARelayCrashResendsAndDedupSwallowsExactlyThat(t *testing.T) {
 	for _, dedup := range []bool{true, false} {
 		t.Run(fmt.Sprintf("dedup %v", dedup), func(t *testing.T) {
 			cfg := hot(sim.Outbox, 4)
-			cfg.Crash.RelaySent, cfg.Dedup = 0.1, dedup
-			// Orders arrive over 50ms, so that the relay works while the faults are on (closed-loop
-			// workers would be done before the relay got going, and it would drain without faults).
-			cfg.Model, cfg.Rate = sim.Open, 20_000
+			cfg.CrashAt, cfg.Dedup = sim.CrashVisits{sim.RelaySent: {700, 800, 900, 1000}}, dedup
 			r := figure(t, cfg)
 			requireOK(t, r)
 			h, a := r.History, r.Accounting
-			require.Positive(t, r.Faults.Crashes.RelaySent)
-			require.Positive(t, a.Resends, "the crashes caused re-sends")
+			require.Len(t, h.Crashes, 4, "every crash of the plan fired")
+			assert.EqualValues(t, 4, r.Faults.Crashes.RelaySent)
 			// Each re-send repeats a send that a process which then died made: "r1" then "r3@2".
 			first := map[string]string{}
-			var resent []string
+			var resent, republished []string
 			for _, s := range h.Sends {
-				if !s.Accepted || s.Publish {
+				if !s.Accepted {
 					continue
 				}
 				if by, seen := first[s.Event]; seen {
-					resent = append(resent, s.Event)
+					if s.Publish {
+						republished = append(republished, s.Event)
+					} else {
+						resent = append(resent, s.Event)
+					}
 					assert.NotEqual(t, life(by), life(s.Actor), "%s re-sent %s in the same life as %s", s.Actor, s.Event, by)
 				} else {
 					first[s.Event] = s.Actor
 				}
 			}
+			// The row each crash caught between its send and its mark is sent again.
+			mailRows := 0
+			for _, c := range h.Crashes {
+				row := lastSendBefore(h, c.Actor, c.At)
+				require.NotNil(t, row, "crash %d: %s sent nothing before it", c.Seq, c.Actor)
+				if row.Publish {
+					assert.Contains(t, republished, row.Event, "crash %d: row %s published again", c.Seq, row.Event)
+				} else {
+					mailRows++
+					assert.Contains(t, resent, row.Event, "crash %d: row %s mailed again", c.Seq, row.Event)
+				}
+			}
+			require.Positive(t, mailRows, "the crashes caught mails (OutOfStock rows) in the relay's hands")
 			assert.Len(t, resent, a.Resends)
+			assert.GreaterOrEqual(t, a.Resends, mailRows)
+			assert.Len(t, republished, a.DuplicatedPublished, "publications are not de-duplicated")
 			assert.Zero(t, a.Lost)
-			measured(t, "relay crashes %d, re-sends %d, dedup hits %d, duplicated %d, lost %d",
-				r.Faults.Crashes.RelaySent, a.Resends, r.Counts.DedupHits, a.Duplicated, a.Lost)
+			measured(t, "relay crashes %d (on mails %d), re-sends %d, dedup hits %d, duplicated %d, re-published %d, lost %d",
+				r.Faults.Crashes.RelaySent, mailRows, a.Resends, r.Counts.DedupHits, a.Duplicated, a.DuplicatedPublished, a.Lost)
 			if dedup {
 				assert.Zero(t, a.Duplicated, "0 duplicates delivered")
 				assert.Equal(t, int64(a.Resends), r.Counts.DedupHits, "dedup hits == re-sends")
@@ -433,6 +461,17 @@ func TestFigure6ARelayCrashResendsAndDedupSwallowsExactlyThat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lastSendBefore returns the last send actor made at or before at, or nil.
+func lastSendBefore(h *sim.History, actor string, at time.Duration) *sim.SendOp {
+	var last *sim.SendOp
+	for i := range h.Sends {
+		if s := &h.Sends[i]; s.Actor == actor && s.At <= at && (last == nil || s.At >= last.At) {
+			last = s
+		}
+	}
+	return last
 }
 
 // life returns the life of the process an actor belongs to: "r1" 0, "r3@2" 2.
@@ -607,7 +646,7 @@ func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
 	cfg.Crash.AfterCommit, cfg.Require = 0.05, sim.Promise{NoLoss: true}
 	r := run(t, cfg)
 	require.False(t, r.OK, "sync does not deliver at least once")
-	assert.Equal(t, "go run ./cmd/simulate -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
+	assert.Equal(t, goRun+" -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
 	var out strings.Builder
 	require.NoError(t, sim.WriteText(&out, r))
 	assert.Contains(t, out.String(), "rerun: "+r.Command)

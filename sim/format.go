@@ -91,6 +91,9 @@ func WriteText(w io.Writer, r Report) error {
 		title += " (INTERRUPTED: the report covers what ran)"
 	}
 	p.line(title)
+	if r.Failed > 0 {
+		p.line("  FAILED: %d orders came back failed (retries exhausted); -require no-failures makes that exit 1", r.Failed)
+	}
 	p.line("  %s", envLine(r.Env, c.Seed))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) {
@@ -168,8 +171,8 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	row("mailer", "asked %s, achieved mean %s (max %s) over %d delayed sends", c.Mailer, dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
 	if m := r.Model; m != nil {
-		row("model", "N/(t0 + r·L) = %d/(%s + %.3f × %s) = %s/s predicted, %s/s measured: ratio %.3f (%s)",
-			m.Workers, dur(m.T0), m.R, dur(m.L), rate(m.Predicted), rate(m.Measured), m.Ratio, m.Note)
+		row("model", "N/(t0 + r·L) = %d/(%s + %.3f × %s) = %s/s predicted, %s/s measured: ratio %.3f (%s); t0 from a calibration run of %d orders (1 worker, no mailer latency)",
+			m.Workers, dur(m.T0), m.R, dur(m.L), rate(m.Predicted), rate(m.Measured), m.Ratio, m.Note, m.Calibration.Orders)
 	}
 	l := r.Little
 	little := fmt.Sprintf("X·R = %s/s × %s = %.2f in the system; sampled %.2f: ratio %.3f", rate(l.Throughput), dur(l.MeanLatency), l.Product, l.InFlight, l.Ratio)

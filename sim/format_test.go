@@ -234,6 +234,6 @@ func TestJSONHasTheFaultFields(t *testing.T) {
 			require.True(t, ok, "field %s missing from the JSON report", path)
 		}
 	}
-	assert.Equal(t, "go run ./cmd/simulate -strategy outbox -skus 3 -orders 300 -warmup 20 -workers 3 -mailer-latency 0s -crash after-commit=0.05 -mail-errors 0.1 -client-retry 0.5",
+	assert.Equal(t, goRun+" -strategy outbox -skus 3 -orders 300 -warmup 20 -workers 3 -mailer-latency 0s -crash after-commit=0.05 -mail-errors 0.1 -client-retry 0.5",
 		out.Runs[1]["command"])
 }

@@ -54,9 +54,15 @@ type OrderOp struct {
 	// (Config.ClientRetry); Outcome is what the last attempt saw.
 	Resent int `json:"resent,omitempty"`
 	// Bad is the defect of an invalid order (Config.BadInput): what was sent is not SKU and Qty.
-	Bad   Defect        `json:"bad,omitempty"`
+	Bad Defect `json:"bad,omitempty"`
+	// Start is when the order was due (the open model's schedule; a closed worker's send), End
+	// when it returned.
 	Start time.Duration `json:"start_ns"`
 	End   time.Duration `json:"end_ns"`
+	// Latency is what the report's latency recorded for the order when Measured (outside the
+	// warm-up): from its intended start, End-Start, however late a worker picked it up.
+	Latency  time.Duration `json:"latency_ns"`
+	Measured bool          `json:"measured,omitempty"`
 }
 
 // EventState is what became of an event the domain raised.
@@ -186,22 +192,36 @@ type Totals struct {
 	Qty           int64 // their quantities summed
 	UnknownOrders int64 // orders whose client crashed before it learned the outcome
 	UnknownQty    int64
+	Failed        int64 // orders that came back failed: retries exhausted, or another error
 }
 
-// Promise is what a strategy guarantees about the events it dispatches. Check holds the run to it.
+// Promise is what a strategy guarantees about the events it dispatches, per way out of the
+// stack: the mail (OutOfStock, through the Mailer) and the publication (Allocated, through the
+// Publisher). Check holds the run to it.
 type Promise struct {
-	// Delivered: when no fault fired, every committed event not dropped on purpose is delivered.
+	// Delivered: when no fault fired, every committed event not dropped on purpose is delivered
+	// (mailed or published, by its kind).
 	Delivered bool `json:"delivered"`
-	// NoDuplicate (at-most-once): whatever fails, no event is mailed twice.
+	// NoDuplicate (at-most-once, mail): whatever fails, no event is mailed twice.
 	NoDuplicate bool `json:"no_duplicate"`
-	// NoLoss (at-least-once): whatever fails, every committed event is delivered once the run
-	// has drained (the liveness phase).
+	// NoDuplicatePublish (at-most-once, publication): whatever fails, no event is published twice.
+	NoDuplicatePublish bool `json:"no_duplicate_publish"`
+	// NoLoss (at-least-once, both ways): whatever fails, every committed event is delivered once
+	// the run has drained (the liveness phase).
 	NoLoss bool `json:"no_loss"`
+	// NoFailures: no order comes back failed (its retries exhausted). No strategy promises it;
+	// -require no-failures holds a run to it.
+	NoFailures bool `json:"no_failures,omitempty"`
+	// Model: the throughput is within 10% of the model check's prediction (closed sync runs
+	// only). No strategy promises it; -require model holds a run to it.
+	Model bool `json:"model,omitempty"`
 }
 
 // Or is the promise that holds both p and o.
 func (p Promise) Or(o Promise) Promise {
-	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate, NoLoss: p.NoLoss || o.NoLoss}
+	return Promise{Delivered: p.Delivered || o.Delivered, NoDuplicate: p.NoDuplicate || o.NoDuplicate,
+		NoDuplicatePublish: p.NoDuplicatePublish || o.NoDuplicatePublish, NoLoss: p.NoLoss || o.NoLoss,
+		NoFailures: p.NoFailures || o.NoFailures, Model: p.Model || o.Model}
 }
 
 // String names the promise: "at-least-once", "at-most-once", "delivered when nothing fails",
@@ -211,11 +231,22 @@ func (p Promise) String() string {
 	if p.NoLoss {
 		parts = append(parts, "at-least-once")
 	}
-	if p.NoDuplicate {
+	switch {
+	case p.NoDuplicate && p.NoDuplicatePublish:
 		parts = append(parts, "at-most-once")
+	case p.NoDuplicate:
+		parts = append(parts, "at-most-once (mail)")
+	case p.NoDuplicatePublish:
+		parts = append(parts, "at-most-once (publication)")
 	}
 	if p.Delivered && !p.NoLoss {
 		parts = append(parts, "delivered when nothing fails")
+	}
+	if p.NoFailures {
+		parts = append(parts, "no failed orders")
+	}
+	if p.Model {
+		parts = append(parts, "throughput within 10% of the model")
 	}
 	if len(parts) == 0 {
 		return "nothing"
@@ -235,11 +266,19 @@ func ParsePromise(s string) (Promise, error) {
 		case "no-loss", "at-least-once":
 			p.NoLoss = true
 		case "no-duplicate", "at-most-once":
+			p.NoDuplicate, p.NoDuplicatePublish = true, true
+		case "no-duplicate-mail":
 			p.NoDuplicate = true
+		case "no-duplicate-publish":
+			p.NoDuplicatePublish = true
 		case "delivered":
 			p.Delivered = true
+		case "no-failures":
+			p.NoFailures = true
+		case "model":
+			p.Model = true
 		default:
-			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate or delivered)", name)
+			return Promise{}, fmt.Errorf("unknown promise %q (want no-loss, no-duplicate, no-duplicate-mail, no-duplicate-publish, delivered, no-failures or model)", name)
 		}
 	}
 	return p, nil
@@ -251,11 +290,22 @@ func (p Promise) flag() string {
 	if p.NoLoss {
 		names = append(names, "no-loss")
 	}
-	if p.NoDuplicate {
+	switch {
+	case p.NoDuplicate && p.NoDuplicatePublish:
 		names = append(names, "no-duplicate")
+	case p.NoDuplicate:
+		names = append(names, "no-duplicate-mail")
+	case p.NoDuplicatePublish:
+		names = append(names, "no-duplicate-publish")
 	}
 	if p.Delivered {
 		names = append(names, "delivered")
+	}
+	if p.NoFailures {
+		names = append(names, "no-failures")
+	}
+	if p.Model {
+		names = append(names, "model")
 	}
 	return strings.Join(names, ",")
 }

@@ -124,11 +124,17 @@ func (r *run) release(id string) {
 // incarnation and starts the next one. It reports whether the process crashed; a goroutine of a
 // process that already died cannot crash it again. It must not be called inside a step.
 func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
-	if r.faults == nil || r.faultsOff.Load() {
+	if r.faultsOff.Load() || r.faults == nil && r.counted == nil {
 		return false
 	}
 	a := actorOf(ctx)
-	if a == nil || !r.faults.Crash(p, a.name) {
+	if a == nil {
+		return false
+	}
+	if r.counted != nil && p == AfterCommit && len(carried) == 0 {
+		return false // a plan by count counts the commits that carried an event
+	}
+	if r.faults != nil && !r.faults.Crash(p, a.name) {
 		return false
 	}
 	l := &r.life
@@ -136,6 +142,9 @@ func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
 	defer l.mu.Unlock()
 	old := l.cur.Load()
 	if l.off || a.inc.Load() != old {
+		return false
+	}
+	if r.counted != nil && !r.counted.visit(p) {
 		return false
 	}
 	op := CrashOp{Seq: len(l.crashes) + 1, At: r.now(), Point: p, Actor: a.name, Carried: carried}

@@ -48,6 +48,7 @@ type Report struct {
 	Chains       *Chains       `json:"chains,omitempty"` // with Config.QuantityChanges: messages by type, chain depth
 	Invariants   []Invariant   `json:"invariants"`
 	OK           bool          `json:"ok"`      // every invariant held
+	Failed       int64         `json:"failed"`  // orders that came back failed (retries exhausted): Counts.Failed
 	Command      string        `json:"command"` // the command line that runs this configuration again
 
 	// History is everything the run observed, for accounting; not part of the JSON.
@@ -191,19 +192,23 @@ type MailerReport struct {
 	Delayed   int64         `json:"delayed_sends"`
 }
 
-// Model checks a closed run against N / (t0 + r·L): N workers, t0 the mean time of a request
-// outside dispatch, r the fraction of requests that sent a mail, L the mailer's achieved latency.
+// Model checks a closed sync run against N / (t0 + r·L): N workers; t0 a request's cost without
+// the mailer, measured apart by a calibration run (one worker, the same workload and store, no
+// mailer latency, no faults); r the fraction of the judged run's requests that sent a mail; L the
+// mailer's achieved latency in the judged run. A slowdown the calibration did not have (a slower
+// commit, idle workers, contention among N workers) shows as a ratio below 1.
 type Model struct {
-	Workers   int           `json:"workers"`
-	T0        time.Duration `json:"t0_ns"`
-	R         float64       `json:"r"`
-	L         time.Duration `json:"l_ns"`
-	Predicted float64       `json:"predicted_per_s"`
-	Measured  float64       `json:"measured_per_s"`
-	Ratio     float64       `json:"ratio"` // measured / predicted
-	Within10  bool          `json:"within_10pct"`
-	Busy      float64       `json:"busy"` // fraction of the window the workers spent inside requests
-	Note      string        `json:"note"`
+	Workers     int           `json:"workers"`
+	T0          time.Duration `json:"t0_ns"`
+	Calibration Calibration   `json:"calibration"`
+	R           float64       `json:"r"`
+	L           time.Duration `json:"l_ns"`
+	Predicted   float64       `json:"predicted_per_s"`
+	Measured    float64       `json:"measured_per_s"`
+	Ratio       float64       `json:"ratio"` // measured / predicted
+	Within10    bool          `json:"within_10pct"`
+	Busy        float64       `json:"busy"` // fraction of the window the workers spent inside requests
+	Note        string        `json:"note"`
 }
 
 // NewModel computes the model check. It has no wall-clock inputs of its own, so it is tested on
@@ -366,11 +371,11 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	rep.Faults = FaultReport{ForcedConflicts: c.Forced, SendErrors: int64(st.Failed), Timeouts: int64(st.TimedOut),
 		TimeoutsDelivered: int64(st.TimedOutDelivered), ClientResends: c.Resends, BadOrders: c.Bad, BadBatches: len(r.badBatches)}
 
-	if cfg.Model == Closed && cfg.Strategy == Sync && lat.Count() > 0 {
+	if cal := r.calibration; cal != nil && lat.Count() > 0 {
 		n := lat.Count()
-		t0 := (lat.Sum() - disp.Sum()) / time.Duration(n)
 		busy := float64(lat.Sum()) / (float64(len(r.workers)) * float64(rep.Window))
-		m := NewModel(len(r.workers), t0, float64(mailed)/float64(n), st.MeanLatency(), rep.Throughput.Achieved, busy)
+		m := NewModel(len(r.workers), cal.T0, float64(mailed)/float64(n), st.MeanLatency(), rep.Throughput.Achieved, busy)
+		m.Calibration = *cal
 		rep.Model = &m
 	}
 	return rep
@@ -458,6 +463,7 @@ func (r *run) history(drained bool) *History {
 		h.Clients.Qty += w.totals.Qty
 		h.Clients.UnknownOrders += w.totals.UnknownOrders
 		h.Clients.UnknownQty += w.totals.UnknownQty
+		h.Clients.Failed += w.counts.Failed
 		if r.cfg.Record {
 			h.Orders = append(h.Orders, w.orders...)
 		}

@@ -28,15 +28,85 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
+	var cal *Calibration
+	if cfg.hasModel() {
+		c, err := calibrate(ctx, cfg)
+		if err != nil {
+			return Report{}, err
+		}
+		if ctx.Err() == nil { // an interrupted calibration measured nothing worth a model
+			cal = &c
+		}
+	}
+	return runOnce(ctx, cfg, cal)
+}
+
+// Calibration is what the model check's calibration run measured, apart from the run it judges:
+// one worker, the same workload and store, no mailer latency and no faults.
+type Calibration struct {
+	Orders int64         `json:"orders"` // measured orders of the calibration run
+	T0     time.Duration `json:"t0_ns"`  // their mean latency: a request's cost without the mailer
+}
+
+// calibrationOrders is the most orders a calibration run sends.
+const calibrationOrders = 1000
+
+// calibrationConfig is cfg's calibration run: the same workload (so the same store contents), one
+// worker, a mailer without latency, no faults, no delay, every order recorded.
+func calibrationConfig(cfg Config) Config {
+	c := cfg
+	c.Workers, c.Mailer, c.Record = 1, FixedLatency(0), true
+	c.Orders, c.Duration, c.Warmup = min(cfg.Orders, calibrationOrders), 0, 0
+	c.WarmupOrders = min(cfg.WarmupOrders, c.Orders/10)
+	c.Crash, c.CrashAt, c.Faults, c.HoldFaults = CrashRates{}, nil, nil, 0
+	c.ConflictRate, c.MailErrors, c.MailTimeout, c.ClientRetry, c.BadInput, c.QuantityChanges = 0, 0, 0, 0, 0, 0
+	c.Rendezvous, c.Require, c.Progress, c.CommitDelay = 0, Promise{}, nil, 0
+	return c
+}
+
+// calibrate runs cfg's calibration run and returns what it measured.
+func calibrate(ctx context.Context, cfg Config) (Calibration, error) {
+	rep, err := runOnce(ctx, calibrationConfig(cfg), nil)
+	if err != nil {
+		return Calibration{}, fmt.Errorf("calibration run: %w", err)
+	}
+	n, t0 := ModelT0(rep.History)
+	return Calibration{Orders: n, T0: t0}, nil
+}
+
+// ModelT0 returns the number of measured orders of a recorded history and their mean latency:
+// the model's t0 when the history is a calibration run's (no mailer latency, so the mean is a
+// request's cost outside the mailer). Orders of the warm-up do not count.
+func ModelT0(h *History) (orders int64, t0 time.Duration) {
+	var sum time.Duration
+	for _, o := range h.Orders {
+		if o.Measured {
+			orders++
+			sum += o.Latency
+		}
+	}
+	if orders == 0 {
+		return 0, 0
+	}
+	return orders, sum / time.Duration(orders)
+}
+
+// runOnce is Run without the calibration: cal, when set, is the model check's calibration.
+func runOnce(ctx context.Context, cfg Config, cal *Calibration) (Report, error) {
 	plan, err := NewPlan(cfg)
 	if err != nil {
 		return Report{}, err
 	}
-	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults}
+	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults, calibration: cal}
 	if r.faults == nil && cfg.Crash.Any() {
 		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
 	}
-	if err := r.setup(ctx); err != nil {
+	if cfg.CrashAt.Any() {
+		r.counted = newCountedCrashes(cfg.CrashAt)
+	}
+	// The seeding completes even when ctx ends meanwhile: an interruption stops the orders, and
+	// the run then reports that nothing ran rather than failing.
+	if err := r.setup(context.WithoutCancel(ctx)); err != nil {
 		return Report{}, err
 	}
 	return r.execute(ctx)
@@ -44,15 +114,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 // run is one simulation: the stack under test and everything the simulator keeps about it.
 type run struct {
-	cfg       Config
-	batchRefs map[string][]string // batch references by sku, for quantity changes
-	plan      *Plan
-	faults    Faults // the crash plan, nil without crashes
-	store     *fakes.Store
-	mailer    *fakes.Mailer
-	publisher *fakes.Publisher
-	bus       *service.Bus
-	strategy  Strategy
+	cfg         Config
+	batchRefs   map[string][]string // batch references by sku, for quantity changes
+	plan        *Plan
+	faults      Faults          // the crash plan, nil without crashes
+	counted     *countedCrashes // the crash plan by count (Config.CrashAt), nil without one
+	calibration *Calibration    // the model check's, nil for a run without a model
+	mailTries   atomic.Int64    // mailer sends tried, for Config.HoldFaults
+	store       *fakes.Store
+	mailer      *fakes.Mailer
+	publisher   *fakes.Publisher
+	bus         *service.Bus
+	strategy    Strategy
 
 	runCtx     context.Context // ends when the run is interrupted
 	life       life            // the process's lives and crashes
@@ -93,7 +166,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.mailer = fakes.NewMailer(append(opts, r.strategy.MailerOptions()...)...)
 	r.publisher = fakes.NewPublisher()
-	r.life.on = r.faults != nil
+	r.life.on = r.faults != nil || r.counted != nil
 	r.life.live = map[string]struct{}{}
 	var mw []service.Middleware
 	if r.life.on {
@@ -133,6 +206,9 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	if cfg.ConflictRate > 0 {
 		hooks = append(hooks, r.forceConflict)
+	}
+	if d := cfg.CommitDelay; d > 0 {
+		hooks = append(hooks, func(context.Context, []string) { time.Sleep(d) })
 	}
 	if len(hooks) > 0 { // set after seeding: the seeding commits must not wait or conflict
 		r.store.SetBeforeCommit(func(ctx context.Context, skus []string) {
@@ -219,6 +295,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	}
 	lastOrder := r.now()
 	mon.windowDone()
+	r.holdFaults(runCtx)
 	// The liveness phase: no more faults, and what the process still holds drains.
 	r.endFaults()
 	r.faultsEnd = r.now()
@@ -235,7 +312,8 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Chains = r.chains()
 	rep.Accounting = Account(h)
 	r.countEvents(&rep, h)
-	rep.Invariants = Check(h)
+	rep.Invariants = append(Check(h), checkModel(rep.Model, r.cfg.Require.Model).Invariant)
+	rep.Failed = rep.Counts.Failed
 	rep.OK = true
 	for _, inv := range rep.Invariants {
 		rep.OK = rep.OK && inv.OK
@@ -246,6 +324,44 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep.Command = r.cfg.Command()
 	rep.History = h
 	return rep, nil
+}
+
+// holdFaults keeps the faults on after the last order while a plan by count (Config.CrashAt)
+// has visits to come or the mailer has been tried fewer than Config.HoldFaults times, as long as
+// the process still holds events (nothing else would visit a point or send) and the run is not
+// interrupted. It polls: the strategy's goroutines make the progress it waits for.
+func (r *run) holdFaults(ctx context.Context) {
+	waiting := func() bool {
+		return r.counted != nil && !r.counted.spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults)
+	}
+	if !waiting() {
+		return
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for waiting() && r.holding() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// holding reports whether the process still holds committed events not yet delivered: pending
+// outbox rows, or (when the process can crash, which is when the run tracks them) events in memory.
+func (r *run) holding() bool {
+	if r.strategy.Durable() {
+		if pending, _ := r.store.OutboxCounts(); pending > 0 {
+			return true
+		}
+	}
+	if !r.life.on {
+		return false
+	}
+	r.life.liveMu.Lock()
+	defer r.life.liveMu.Unlock()
+	return len(r.life.live) > 0
 }
 
 // now is the time since the run started, on the monotonic clock only: cheaper than time.Now,
@@ -400,6 +516,7 @@ type recorder struct{ r *run }
 
 func (m recorder) Send(ctx context.Context, mail service.Mail) error {
 	a, start := m.begin(ctx, false)
+	m.r.mailTries.Add(1)
 	err := m.r.mailer.Send(ctx, mail)
 	m.end(a, start, mail.Cause, false, err)
 	return err
@@ -642,9 +759,10 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	} else if measured {
 		c.Completed++
 	}
+	latency := end - due // from the intended start: a slow system cannot hide its queueing
 	if measured {
 		c.Measured++
-		w.lat.Record(end - due)
+		w.lat.Record(latency)
 		w.disp.Record(w.dispatch)
 		if w.sendCount > sends {
 			w.mailed++
@@ -660,7 +778,8 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	}
 	if r.cfg.Record || o.Bad != NoDefect {
 		op := OrderOp{ID: o.ID, SKU: o.SKU, Qty: o.Qty, Worker: w.id, Outcome: outcome,
-			Batch: ref, PublishErr: publishErr, Resent: resent, Bad: o.Bad, Start: dueAt, End: endAt}
+			Batch: ref, PublishErr: publishErr, Resent: resent, Bad: o.Bad, Start: dueAt, End: endAt,
+			Latency: latency, Measured: measured}
 		if r.cfg.Record {
 			w.orders = append(w.orders, op)
 		}

@@ -182,8 +182,15 @@ func TestInterruptStopsCleanlyAndReportsWhatRan(t *testing.T) {
 			cfg := tiny()
 			cfg.Strategy, cfg.Orders, cfg.Duration = strategy, 1_000_000, time.Hour
 			cfg.Mailer = sim.FixedLatency(200 * time.Microsecond)
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			// Interrupted once orders are done, however long the seeding and the model's
+			// calibration took.
+			cfg.Progress = func(p sim.Progress) {
+				if p.Done > 0 {
+					cancel()
+				}
+			}
 			r, err := sim.Run(ctx, cfg)
 			require.NoError(t, err)
 			assert.True(t, r.Interrupted)

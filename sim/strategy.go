@@ -114,11 +114,13 @@ type syncStrategy struct {
 	lives    int
 }
 
-// Promise: at most once, and everything delivered when nothing fails. A crash between commit and
-// dispatch, or a failed send, loses the event. Retrying a send that timed out but was delivered
-// mails it twice, so sync-retry promises at-most-once only without such timeouts.
+// Promise, per way out: every event mailed or published when nothing fails; a crash between
+// commit and dispatch, or a failed send, loses it. Mail: at most once, except that sync-retry
+// retrying a send that timed out but was delivered mails it twice, so sync-retry promises it only
+// without such timeouts. Publication: at most once (each handler runs once per delivery, and the
+// publisher never times out).
 func (s *syncStrategy) Promise() Promise {
-	return Promise{Delivered: true, NoDuplicate: s.retry == nil || !s.timeouts}
+	return Promise{Delivered: true, NoDuplicate: s.retry == nil || !s.timeouts, NoDuplicatePublish: true}
 }
 func (s *syncStrategy) Durable() bool                       { return false }
 func (s *syncStrategy) MailerOptions() []fakes.MailerOption { return nil }
@@ -166,9 +168,12 @@ type asyncLife struct {
 	q   chan domain.Event
 }
 
-// Promise: at most once, and everything delivered when nothing fails (events dropped on purpose
-// by a full queue excepted). A crash loses the queue and what the handlers hold.
-func (s *asyncStrategy) Promise() Promise                    { return Promise{Delivered: true, NoDuplicate: true} }
+// Promise, mail and publication alike: at most once, and everything delivered when nothing fails
+// (events dropped on purpose by a full queue excepted). A crash loses the queue and what the
+// handlers hold.
+func (s *asyncStrategy) Promise() Promise {
+	return Promise{Delivered: true, NoDuplicate: true, NoDuplicatePublish: true}
+}
 func (s *asyncStrategy) Durable() bool                       { return false }
 func (s *asyncStrategy) MailerOptions() []fakes.MailerOption { return nil }
 func (s *asyncStrategy) Middleware() []service.Middleware    { return nil }
@@ -277,10 +282,13 @@ type outboxStrategy struct {
 	lives    int // guarded by the run's crash lock
 
 	committed, done, maxBacklog, errs atomic.Int64
+	fetches                           atomic.Int64 // rounds of the fetchers' loops, for the test that they wait
 }
 
-// Promise: at least once (the rows survive every crash and the relay retries until the mail
-// goes out), and at most once while the mailer de-duplicates by event id.
+// Promise: at least once, mail and publication (the rows survive every crash and the relay
+// retries until the send goes through). Mail: at most once while the mailer de-duplicates by event
+// id. Publication: not at most once: a relay that crashed between publishing a row and marking it
+// done publishes it again, and the publisher does not de-duplicate (a subscriber must).
 func (s *outboxStrategy) Promise() Promise {
 	return Promise{Delivered: true, NoLoss: true, NoDuplicate: s.dedup}
 }
@@ -334,7 +342,9 @@ func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow)
 	limit := 4*s.senders + 256
 	idle := time.NewTimer(time.Millisecond)
 	defer idle.Stop()
+	stopping := s.stopping // nil once seen closed: a closed channel in a select never waits
 	for {
+		s.fetches.Add(1)
 		handed := 0
 		for _, row := range s.store.Pending(limit) {
 			if row.Seq <= last {
@@ -351,19 +361,26 @@ func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow)
 		if handed > 0 {
 			continue
 		}
-		select {
-		case <-s.stopping:
+		if stopping == nil {
+			// Draining: nothing new commits, so what is pending is in the senders' hands, and
+			// only a sender's mark (it wakes the fetcher) or the end of this life changes it.
 			if pending, _ := s.store.OutboxCounts(); pending == 0 {
 				return
 			}
-		default:
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.nudge:
+			}
+			continue
 		}
 		idle.Reset(time.Millisecond)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.nudge:
-		case <-s.stopping:
+		case <-stopping:
+			stopping = nil
 		case <-idle.C:
 		}
 	}

@@ -179,6 +179,19 @@ func TestParsers(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// A run sized by -orders cannot have more workers than orders: the error names both flags.
+func TestMoreWorkersThanOrdersNamesBothFlags(t *testing.T) {
+	cfg := sim.Default()
+	cfg.Orders, cfg.WarmupOrders, cfg.Workers = 300, 0, 301
+	err := cfg.Validate()
+	require.ErrorIs(t, err, sim.ErrConfig)
+	assert.Equal(t, "-workers: 301 workers for -orders 300: a run sized by -orders needs -workers at most -orders", err.Error())
+	cfg.Workers = 300
+	assert.NoError(t, cfg.Validate(), "as many workers as orders")
+	cfg.Workers, cfg.Duration = sim.MaxWorkers, time.Second
+	assert.NoError(t, cfg.Validate(), "a run by -duration may have more workers than -orders, up to MaxWorkers")
+}
+
 func TestValidateNamesTheFlag(t *testing.T) {
 	for _, tc := range []struct {
 		field string
@@ -225,7 +238,12 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous = 5 }},
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Crash.AfterCommit = 2, 0.1 }},
 		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.BadInput = 2, 0.1 }},
-		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Orders, c.WarmupOrders = 2, 1, 0 }},
+		{"rendezvous", func(c *sim.Config) { c.Rendezvous, c.Orders, c.WarmupOrders, c.Workers = 2, 1, 0, 1 }},
+		{"workers", func(c *sim.Config) { c.Workers = c.Orders + 1 }},
+		{"workers", func(c *sim.Config) { c.Workers, c.Duration = sim.MaxWorkers+1, time.Second }},
+		{"crash-at", func(c *sim.Config) { c.CrashAt = sim.CrashVisits{sim.RelaySent: {0}} }},
+		{"crash-at", func(c *sim.Config) { c.CrashAt, c.Crash.AfterCommit = sim.CrashVisits{sim.AfterCommit: {1}}, 0.1 }},
+		{"hold-faults", func(c *sim.Config) { c.HoldFaults = -1 }},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			cfg := sim.Default()
@@ -323,9 +341,17 @@ func TestFaultParsers(t *testing.T) {
 
 	p, err := sim.ParsePromise("no-loss,no-duplicate")
 	require.NoError(t, err)
-	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true}, p)
+	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true, NoDuplicatePublish: true}, p)
 	assert.Equal(t, "at-least-once + at-most-once", p.String())
-	assert.Equal(t, "at-most-once + delivered when nothing fails", sim.Promise{NoDuplicate: true, Delivered: true}.String())
+	assert.Equal(t, "at-most-once + delivered when nothing fails", sim.Promise{NoDuplicate: true, NoDuplicatePublish: true, Delivered: true}.String())
+	assert.Equal(t, "at-least-once + at-most-once (mail)", sim.Promise{NoLoss: true, NoDuplicate: true}.String())
+	for _, s := range []string{"no-duplicate-mail", "no-duplicate-publish", "no-duplicate", "no-loss,no-duplicate-mail,delivered"} {
+		p, err := sim.ParsePromise(s)
+		require.NoError(t, err, s)
+		cfg := sim.Default()
+		cfg.Require = p
+		assert.Contains(t, cfg.Command(), "-require "+s, "the command line gives %s back", s)
+	}
 	assert.Equal(t, "delivered when nothing fails", sim.Promise{Delivered: true}.String())
 	assert.Equal(t, "at-least-once", sim.Promise{Delivered: true, NoLoss: true}.String())
 	assert.Equal(t, "nothing", sim.Promise{}.String())

@@ -176,7 +176,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		return err
 	})
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "load model: closed (workers send the next order when the last returns) or open (orders arrive at -rate)")
-	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "closed: clients; open: most orders served at once")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, fmt.Sprintf("closed: clients; open: most orders served at once (at most -orders in a run sized by -orders, and at most %d)", sim.MaxWorkers))
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open model: orders per second offered")
 	fs.StringVar(&cfg.Arrivals, "arrivals", cfg.Arrivals, "open model: steady (every 1/rate) or poisson arrivals")
 	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "open model: orders waiting for a worker before new ones are dropped")
@@ -205,6 +205,12 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		cfg.Crash = c
 		return err
 	})
+	fs.Func("crash-at", "instead of -crash, crash at chosen visits of a point, counted from 1 over the live process: point=n/n/,... (after-commit counts commits with an event); the faults stay on until every visit came (default none)", func(s string) error {
+		c, err := sim.ParseCrashVisits(s)
+		cfg.CrashAt = c
+		return err
+	})
+	fs.IntVar(&cfg.HoldFaults, "hold-faults", cfg.HoldFaults, "keep the faults on after the last order until the mailer was tried this many times (while events are pending)")
 	fs.Float64Var(&cfg.ConflictRate, "conflict-rate", cfg.ConflictRate, "force a version conflict on this fraction of commits (through the store's before-commit hook)")
 	fs.Float64Var(&cfg.MailErrors, "mail-errors", cfg.MailErrors, "probability that a mailer send fails")
 	fs.DurationVar(&cfg.MailTimeout, "mail-timeout", cfg.MailTimeout, "give up a send that takes longer; its outcome is unknown (0: never)")
@@ -213,7 +219,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.Float64Var(&cfg.BadInput, "bad-input", cfg.BadInput, "fraction of orders sent invalid (qty 0, -1, huge, empty ids, unknown sku); adds invalid batches too")
 	fs.Float64Var(&cfg.QuantityChanges, "quantity-changes", cfg.QuantityChanges, "probability that a worker, before an order, changes the quantity of a random batch of its sku (0..current), so Deallocated -> Allocate chains run; sync strategies only")
 	fs.IntVar(&cfg.Rendezvous, "rendezvous", cfg.Rendezvous, "hold the first n commits until all n arrived (2: the book's load, load, commit, commit)")
-	fs.Func("require", "hold the run to promises beyond the strategy's own: no-loss, no-duplicate, delivered (default none)", func(s string) error {
+	fs.Func("require", "hold the run to promises beyond the strategy's own: no-loss, no-duplicate (mail and publication), no-duplicate-mail, no-duplicate-publish, delivered, no-failures (no order's retries exhausted), model (throughput within 10% of the model; closed sync runs only) (default none)", func(s string) error {
 		p, err := sim.ParsePromise(s)
 		cfg.Require = p
 		return err

@@ -196,13 +196,15 @@ func TestCommandRunsTheSameConfigAgain(t *testing.T) {
 			"-handler-attempts", "4", "-handler-backoff", "50µs", "-dedup=false", "-record", "-require", "no-loss,no-duplicate",
 			"-mailer-latency", "uniform:1ms..3ms", "-warmup", "100ms", "-duration", "1s", "-retries", "-1"},
 		{"-workers", "2", "-rendezvous", "2", "-model", "closed", "-mailer-latency", "exp:2ms", "-batch-qty", "5..9", "-demand", "-1"},
+		{"-strategy", "outbox", "-crash-at", "after-commit=2,relay-sent=7/9", "-hold-faults", "300", "-require", "no-duplicate-publish"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			want, _, _, err := parseFlags(args)
 			require.NoError(t, err)
 			cmd := want.Command()
-			require.True(t, strings.HasPrefix(cmd, "go run ./cmd/simulate "), cmd)
-			got, _, _, err := parseFlags(strings.Fields(strings.TrimPrefix(cmd, "go run ./cmd/simulate ")))
+			flags, ok := cutGoRun(cmd)
+			require.True(t, ok, cmd)
+			got, _, _, err := parseFlags(strings.Fields(flags))
 			require.NoError(t, err, "parsing %s", cmd)
 			assert.Equal(t, want, got, "%s runs another config", cmd)
 		})
@@ -217,7 +219,7 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 	code, out, errOut := simulate(t, args...)
 	require.Equal(t, 1, code, "stderr: %s", errOut)
 	assert.Equal(t, 1, strings.Count(errOut, "\n"), "one line: %q", errOut)
-	m := regexp.MustCompile(`^simulate: sync broke "no committed event lost" \(seed 42\); rerun: (go run \./cmd/simulate .*)\n$`).FindStringSubmatch(errOut)
+	m := regexp.MustCompile(`^simulate: sync broke "no committed event lost" \(seed 42\); rerun: (go run (?:-race )?\./cmd/simulate .*)\n$`).FindStringSubmatch(errOut)
 	require.NotNil(t, m, "stderr: %q", errOut)
 	digest := func(out string) string {
 		var got struct {
@@ -238,7 +240,9 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 	}
 	first := digest(out)
 
-	again := strings.Fields(strings.TrimPrefix(m[1], "go run ./cmd/simulate "))
+	flags, ok := cutGoRun(m[1])
+	require.True(t, ok, m[1])
+	again := strings.Fields(flags)
 	code, out, errOut = simulate(t, append(again, "-format", "json")...)
 	require.Equal(t, 1, code, "the rerun fails too: %s", errOut)
 	assert.Equal(t, first, digest(out), "the same history, crash for crash")
@@ -257,4 +261,60 @@ func TestQuantityChangesFlag(t *testing.T) {
 	assert.Equal(t, exitOK, code, errOut.String())
 	assert.Contains(t, out.String(), "chains")
 	assert.Contains(t, out.String(), "Deallocated")
+}
+
+// cutGoRun returns the flags of a rerun command, which starts "go run ./cmd/simulate", or
+// "go run -race ./cmd/simulate" in a build with the race detector.
+func cutGoRun(cmd string) (string, bool) {
+	if flags, ok := strings.CutPrefix(cmd, "go run ./cmd/simulate "); ok {
+		return flags, true
+	}
+	return strings.CutPrefix(cmd, "go run -race ./cmd/simulate ")
+}
+
+func TestMoreWorkersThanOrdersIsAUsageError(t *testing.T) {
+	code, out, errOut := simulate(t, "-orders", "300", "-warmup", "0", "-workers", "301")
+	assert.Equal(t, 2, code, "stdout: %s", out)
+	assert.Contains(t, errOut, "-workers: 301 workers for -orders 300")
+	assert.Empty(t, out, "nothing ran")
+}
+
+// One worker, half the commits forced to conflict and a budget of 3 retries: the seeded plan
+// exhausts some orders' retries. The run says so first, in JSON beside ok, and -require
+// no-failures makes it exit 1.
+func TestFailedOrdersAreInTheHeadlineAndCanBeRequiredAway(t *testing.T) {
+	args := []string{"-workload", "hot-sku", "-strategy", "sync", "-workers", "1", "-mailer-latency", "0",
+		"-conflict-rate", "0.5", "-retries", "3"}
+	code, out, errOut := simulate(t, args...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	first := strings.SplitN(out, "\n", 3)
+	require.Len(t, first, 3)
+	assert.Regexp(t, `^  FAILED: \d+ orders came back failed \(retries exhausted\)`, first[1], "the line after the title")
+
+	code, out, errOut = simulate(t, append(args, "-format", "json")...)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	var got struct {
+		Runs []struct {
+			OK     bool  `json:"ok"`
+			Failed int64 `json:"failed"`
+			Counts struct {
+				Failed int64 `json:"failed"`
+			} `json:"counts"`
+		} `json:"runs"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Len(t, got.Runs, 1)
+	assert.True(t, got.Runs[0].OK)
+	assert.Positive(t, got.Runs[0].Failed)
+	assert.Equal(t, got.Runs[0].Counts.Failed, got.Runs[0].Failed)
+
+	code, _, errOut = simulate(t, append(args, "-require", "no-failures")...)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `broke "no order failed (-require no-failures)"`)
+}
+
+func TestRequireModelWithoutAModelIsAUsageError(t *testing.T) {
+	code, out, errOut := simulate(t, "-model", "open", "-require", "model", "-orders", "300", "-warmup", "0")
+	assert.Equal(t, 2, code, "stdout: %s", out)
+	assert.Contains(t, errOut, "-require: model: only a closed sync run has a model check (got -model open, -strategy sync)")
 }
