@@ -16,6 +16,7 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/httpapi"
+	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/smtp/smtptest"
 )
 
@@ -24,6 +25,11 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // lines is an io.Writer that the server's goroutines may share; it hands every complete line to
 // whoever waits for one that contains a string.
 type lines struct {
+	// A write that contains hold signals held, then waits for resume (when hold is not empty).
+	hold   string
+	held   chan struct{}
+	resume chan struct{}
+
 	mu      sync.Mutex
 	partial []byte
 	all     []string
@@ -36,6 +42,10 @@ type waiter struct {
 }
 
 func (l *lines) Write(p []byte) (int, error) {
+	if l.hold != "" && bytes.Contains(p, []byte(l.hold)) {
+		l.held <- struct{}{}
+		<-l.resume
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.partial = append(l.partial, p...)
@@ -107,8 +117,13 @@ type server struct {
 
 func start(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startLogging(t, &lines{}, args...)
+}
+
+func startLogging(t *testing.T, stderr *lines, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{stdout: &lines{}, stderr: &lines{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stdout: &lines{}, stderr: stderr, cancel: cancel, done: make(chan error, 1)}
 	listening := s.stdout.await("listening on ")
 	go func() { s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), s.stdout, s.stderr) }()
 	select {
@@ -171,8 +186,12 @@ func TestRunDrainsRequestsInFlight(t *testing.T) {
 
 	draining := s.stderr.await("msg=draining")
 	s.cancel() // what SIGTERM does
-	line := <-draining
-	assert.Contains(t, line, "in_flight=1")
+	select {
+	case line := <-draining:
+		assert.Contains(t, line, "in_flight=1")
+	case err := <-s.done:
+		t.Fatalf("run returned without draining: %v", err)
+	}
 
 	fresh, err := httpapi.NewClient(s.url)
 	require.NoError(t, err)
@@ -186,7 +205,9 @@ func TestRunDrainsRequestsInFlight(t *testing.T) {
 	}
 
 	g.release <- struct{}{}
-	assert.ErrorIs(t, <-allocated, domain.ErrOutOfStock, "the request in flight finished with its answer")
+	err = <-allocated
+	assert.ErrorIs(t, err, domain.ErrOutOfStock, "the request in flight finished with its answer")
+	assert.NotErrorIs(t, err, service.ErrPublish, "the mail of the request in flight was cut short")
 	assert.NoError(t, <-s.done, "run after a clean drain")
 	require.Len(t, sink.Delivered(), 1, "the out-of-stock mail of the drained request")
 	assert.Equal(t, []string{"stock@made.com"}, sink.Delivered()[0].To)
@@ -200,7 +221,11 @@ func TestRunDrainTimeoutCancelsRequests(t *testing.T) {
 	defer func() { require.NoError(t, sink.Close()) }()
 	defer close(g.release)
 
-	s := start(t, "-mailer", "smtp://"+sink.Addr(), "-drain-timeout", "1ns")
+	// The cancelled handler's log line is held, so that it is surely still running while run
+	// ends the drain.
+	const handlerLine = "allocate: committed, but handling its events failed"
+	stderr := &lines{hold: handlerLine, held: make(chan struct{}), resume: make(chan struct{})}
+	s := startLogging(t, stderr, "-mailer", "smtp://"+sink.Addr(), "-drain-timeout", "1ns")
 	require.NoError(t, s.client.AddBatch(t.Context(), "batch1", "POPULAR-CURTAINS", 9, noETA))
 	allocated := make(chan error, 1)
 	go func() {
@@ -209,11 +234,23 @@ func TestRunDrainTimeoutCancelsRequests(t *testing.T) {
 	}()
 	<-g.entered
 
-	err = s.stop() // the mail never gets past MAIL FROM: only the timeout ends the drain
+	s.cancel() // the mail never gets past MAIL FROM: only the timeout ends the drain
+	<-stderr.held
+	select {
+	case err := <-s.done:
+		t.Fatalf("run returned while a handler it cancelled was still running: %v", err)
+	default:
+	}
+	close(stderr.resume)
+	err = <-s.done
+	s.client.CloseIdleConnections()
 	assert.ErrorIs(t, err, errDrainCut)
 	assert.ErrorContains(t, err, "1 cancelled after 1ns")
 	assert.NotErrorAs(t, <-allocated, new(*httpapi.StatusError), "the cancelled request got an answer")
 	assert.Empty(t, sink.Delivered())
+	// run returned after the cancelled handler did: its log line is there. The out-of-stock was
+	// committed before the mail; under sync dispatch the mail is lost (the outbox's case).
+	assert.Contains(t, s.stderr.String(), handlerLine)
 }
 
 func TestRunFlags(t *testing.T) {
