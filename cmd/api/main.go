@@ -208,10 +208,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	ln, err := net.Listen("tcp", cfg.addr)
+	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
 	}
+	ln := &onceCloser{Listener: l}
 
 	// Requests get a context of their own, which the signal does not end: a drain lets them
 	// finish. It ends when the drain timeout passes.
@@ -226,9 +227,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		BaseContext:       func(net.Listener) context.Context { return requests },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Shutdown closes the listener before it calls this: once it is logged, no new connection is
-	// accepted.
-	srv.RegisterOnShutdown(func() { log.Info("draining", "in_flight", inFlight.count(), "timeout", cfg.drainTimeout) })
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -243,6 +241,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 
+	// Close the listener first, so that "draining" is logged once no new connection can come in
+	// (Shutdown would close it too, but tells nobody when).
+	_ = ln.Close()
+	<-served // the accept error of the closed listener
+	log.Info("draining", "in_flight", inFlight.count(), "timeout", cfg.drainTimeout)
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.drainTimeout)
 	defer cancelDrain()
 	err = srv.Shutdown(drainCtx)
@@ -253,7 +256,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		inFlight.wait()
 		err = fmt.Errorf("%w: %d cancelled after %v", errDrainCut, cut, cfg.drainTimeout)
 	}
-	<-served // http.ErrServerClosed once Shutdown or Close began
 	if st.report != nil {
 		st.report(log)
 	}
@@ -262,6 +264,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("drained")
 	return nil
+}
+
+// onceCloser is a listener that closes once: run closes it before Shutdown does, and a second
+// close must not look like a failed drain.
+type onceCloser struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloser) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
 
 // tracker counts the requests being handled, so that a drain cut short can wait for the handlers
