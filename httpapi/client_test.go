@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -183,4 +184,51 @@ func TestNewClientBadURL(t *testing.T) {
 			assert.Nil(t, c)
 		})
 	}
+}
+
+// Many clients on one hot sku through one Client: every order gets exactly one answer, the stock
+// is allocated exactly once, and each out-of-stock answer came after its mail.
+func TestClientConcurrentHotSKU(t *testing.T) {
+	const workers, perWorker, stock = 8, 25, 100
+	mailer := fakes.NewMailer()
+	s := newStack(t, withMailer(mailer), withUoW(service.WithRetries(service.Unlimited)))
+	c := newClient(t, s.srv.URL)
+	require.NoError(t, c.AddBatch(t.Context(), "batch1", "HOT", stock, time.Time{}))
+
+	type result struct {
+		allocated, outOfStock int
+		other                 []error
+	}
+	results := make(chan result, workers)
+	for w := range workers {
+		go func() {
+			var r result
+			for i := range perWorker {
+				_, err := c.Allocate(t.Context(), "o-"+strconv.Itoa(w)+"-"+strconv.Itoa(i), "HOT", 1)
+				switch {
+				case err == nil:
+					r.allocated++
+				case errors.Is(err, domain.ErrOutOfStock):
+					r.outOfStock++
+				default:
+					r.other = append(r.other, err)
+				}
+			}
+			results <- r
+		}()
+	}
+	var total result
+	for range workers {
+		r := <-results
+		total.allocated += r.allocated
+		total.outOfStock += r.outOfStock
+		total.other = append(total.other, r.other...)
+	}
+	assert.Empty(t, total.other, "answers other than 201 and out of stock")
+	assert.Equal(t, stock, total.allocated, "orders allocated")
+	assert.Equal(t, workers*perWorker-stock, total.outOfStock, "orders out of stock")
+	assert.Equal(t, total.outOfStock, mailer.Len(), "one mail per out-of-stock answer")
+	p, _ := s.store.Product("HOT")
+	assert.Equal(t, stock, p.Allocated(), "units allocated in the store")
+	assert.Equal(t, stock, p.VersionNumber)
 }
