@@ -112,7 +112,7 @@ func (c *Client) Allocate(ctx context.Context, orderID, sku string, qty int) (st
 		BatchRef *string `json:"batchref"`
 		Warning  string  `json:"warning"`
 	}
-	status, err := c.post(ctx, "allocate", c.allocateURL, AllocateRequest{OrderID: orderID, SKU: sku, Qty: qty}, &ok)
+	status, err := c.post(ctx, "allocate", c.allocateURL, AllocateRequest{OrderID: orderID, SKU: sku, Qty: qty}, true, &ok)
 	if err != nil {
 		return "", err
 	}
@@ -138,16 +138,17 @@ func (c *Client) AddBatch(ctx context.Context, ref, sku string, qty int, eta tim
 	var ok struct {
 		Warning string `json:"warning"`
 	}
-	status, err := c.post(ctx, "add_batch", c.batchURL, req, &ok)
+	status, err := c.post(ctx, "add_batch", c.batchURL, req, false, &ok)
 	if err == nil && ok.Warning != "" {
 		err = &StatusError{Op: "add_batch", Status: status, Message: "added " + ref, Warning: ok.Warning, kinds: []error{service.ErrPublish}}
 	}
 	return err
 }
 
-// post sends body as JSON and decodes a 201's JSON into created (a 201 that is not JSON, such as
-// the book's "OK", leaves created as it is). Any other status is a *StatusError.
-func (c *Client) post(ctx context.Context, op, url string, body, created any) (int, error) {
+// post sends body as JSON and decodes a 201's JSON into created. A 201 that is not JSON is an
+// error wrapping ErrServer when wantJSON is set, and leaves created as it is otherwise (the book's
+// add_batch answers "OK"). Any other status is a *StatusError.
+func (c *Client) post(ctx context.Context, op, url string, body any, wantJSON bool, created any) (int, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
@@ -169,10 +170,14 @@ func (c *Client) post(ctx context.Context, op, url string, body, created any) (i
 		return resp.StatusCode, fmt.Errorf("%s: reading the %d answer: %w", op, resp.StatusCode, err)
 	}
 	if resp.StatusCode == http.StatusCreated {
-		if isJSON(resp.Header.Get("Content-Type")) {
+		switch {
+		case isJSON(resp.Header.Get("Content-Type")):
 			if err := json.Unmarshal(answer, created); err != nil {
 				return resp.StatusCode, &StatusError{Op: op, Status: resp.StatusCode, Message: "unreadable answer: " + err.Error(), kinds: []error{ErrServer}}
 			}
+		case wantJSON:
+			return resp.StatusCode, &StatusError{Op: op, Status: resp.StatusCode,
+				Message: "answer is not JSON: Content-Type " + resp.Header.Get("Content-Type"), kinds: []error{ErrServer}}
 		}
 		return resp.StatusCode, nil
 	}

@@ -130,6 +130,7 @@ func TestClientOtherAnswers(t *testing.T) {
 		{"the book's app: out of stock as a null batch", 201, "application/json", `{"batchref": null}`, "", domain.ErrOutOfStock},
 		{"the book's app: a batch", 201, "application/json", `{"batchref": "b1"}`, "b1", nil},
 		{"a 201 that is not the API's JSON", 201, "application/json", `{"batchref": 7}`, "", httpapi.ErrServer},
+		{"a 201 that is not JSON", 201, "text/html; charset=utf-8", `OK`, "", httpapi.ErrServer},
 		{"a 500", 500, "application/json", `{"message": "internal error"}`, "", httpapi.ErrServer},
 		{"a proxy's 502 page", 502, "text/html", `<html>bad gateway</html>`, "", httpapi.ErrServer},
 		{"a 503", 503, "application/json", `{"message": "too many concurrent updates; try again"}`, "", httpapi.ErrUnavailable},

@@ -146,7 +146,7 @@ func (h *Handler) addBatch(w http.ResponseWriter, r *http.Request) {
 	var eta time.Time
 	if body.ETA != nil {
 		var err error
-		if eta, err = ParseETA(*body.ETA); err != nil {
+		if eta, err = parseETA(*body.ETA); err != nil {
 			writeJSON(w, http.StatusBadRequest, ErrorResponse{Message: err.Error()})
 			return
 		}
@@ -274,9 +274,9 @@ func missing(fields ...field) string {
 	return "missing field " + strings.Join(names, ", ")
 }
 
-// ParseETA reads an eta as the API takes it: an ISO date ("2011-01-02", midnight UTC) or an
+// parseETA reads an eta as the API takes it: an ISO date ("2011-01-02", midnight UTC) or an
 // RFC 3339 time, of which only the date counts, as the book's datetime.fromisoformat(eta).date().
-func ParseETA(s string) (time.Time, error) {
+func parseETA(s string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		return t, nil
 	}

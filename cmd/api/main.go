@@ -235,6 +235,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	select {
 	case err := <-served: // the listener failed; nothing to drain but open connections
+		cancelRequests()
 		_ = srv.Close()
 		inFlight.wait()
 		return fmt.Errorf("serve: %w", err)
