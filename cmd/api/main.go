@@ -76,6 +76,8 @@ type config struct {
 	strategy     string
 	retries      int
 	maxBody      int64
+	attempts     int
+	backoff      time.Duration
 }
 
 func parseFlags(args []string, stdout io.Writer) (config, error) {
@@ -90,6 +92,8 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none")
 	fs.StringVar(&cfg.strategy, "strategy", "sync", "dispatch of committed events: sync (the book's: handled before the answer)")
 	fs.IntVar(&cfg.retries, "retries", service.DefaultRetries, "retries of a unit of work after a concurrent update; -1 never gives up")
+	fs.IntVar(&cfg.attempts, "handler-attempts", 1, "attempts of a failing event handler in all (a mail refused for now, say); 1 is the book's code, 3 its text")
+	fs.DurationVar(&cfg.backoff, "handler-backoff", 10*time.Millisecond, "with -handler-attempts: ceiling of the first wait between attempts, doubled each time, jittered")
 	fs.Int64Var(&cfg.maxBody, "max-body", httpapi.DefaultMaxBodyBytes, "largest request body in bytes; larger is a 413")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -106,6 +110,10 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-drain-timeout must be positive, got %v", cfg.drainTimeout)
 	case cfg.retries < service.Unlimited:
 		err = fmt.Errorf("-retries must be -1 or more, got %d", cfg.retries)
+	case cfg.attempts < 1:
+		err = fmt.Errorf("-handler-attempts must be 1 or more, got %d", cfg.attempts)
+	case cfg.backoff < 0:
+		err = fmt.Errorf("-handler-backoff must not be negative, got %v", cfg.backoff)
 	case cfg.maxBody <= 0:
 		err = fmt.Errorf("-max-body must be positive, got %d", cfg.maxBody)
 	}
@@ -143,6 +151,11 @@ func build(cfg config) (stack, error) {
 		return stack{}, err
 	}
 	opts = append(opts, service.WithRetries(cfg.retries))
+	if cfg.attempts > 1 {
+		// Under sync dispatch the request waits for the retries: that is their price.
+		retry := service.Retry(service.RetryPolicy{Attempts: cfg.attempts, Base: cfg.backoff, Retryable: service.MailRetryable})
+		opts = append(opts, service.WithBusOptions(service.WithMiddleware(retry)))
+	}
 	if publisher != nil {
 		opts = append(opts, service.WithPublisher(publisher))
 	}

@@ -273,6 +273,8 @@ func TestRunFlags(t *testing.T) {
 		{"no drain", []string{"-drain-timeout", "0s"}, errUsage, "-drain-timeout must be positive"},
 		{"retries below -1", []string{"-retries", "-2"}, errUsage, "-retries must be -1 or more"},
 		{"no body", []string{"-max-body", "0"}, errUsage, "-max-body must be positive"},
+		{"no attempt", []string{"-handler-attempts", "0"}, errUsage, "-handler-attempts must be 1 or more"},
+		{"a negative backoff", []string{"-handler-backoff", "-1ms"}, errUsage, "-handler-backoff must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,3 +306,36 @@ func TestRunCannotListen(t *testing.T) {
 
 // noETA is a batch in the warehouse.
 var noETA time.Time
+
+// A mail refused for now (451) is lost under the book's code, and sent on the second attempt with
+// -handler-attempts 2; either way the answer is the out-of-stock 400.
+func TestRunHandlerAttempts(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		wantPublish bool
+		outcomes    []smtptest.Outcome
+	}{
+		{"one attempt", nil, true, []smtptest.Outcome{smtptest.Refused}},
+		{"two attempts", []string{"-handler-attempts", "2", "-handler-backoff", "1ms"}, false, []smtptest.Outcome{smtptest.Refused, smtptest.Delivered}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink, err := smtptest.Start(smtptest.Config{Plan: smtptest.Sequence(smtptest.Fault{Reply: smtptest.Transient})})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, sink.Close()) }()
+			s := start(t, append([]string{"-mailer", "smtp://" + sink.Addr()}, tt.args...)...)
+			require.NoError(t, s.client.AddBatch(t.Context(), "batch1", "POPULAR-CURTAINS", 9, noETA))
+
+			_, err = s.client.Allocate(t.Context(), "o1", "POPULAR-CURTAINS", 10)
+			assert.ErrorIs(t, err, domain.ErrOutOfStock)
+			assert.Equal(t, tt.wantPublish, errors.Is(err, service.ErrPublish), "ErrPublish in %v", err)
+			var outcomes []smtptest.Outcome
+			for _, m := range sink.Messages() {
+				outcomes = append(outcomes, m.Outcome)
+			}
+			assert.Equal(t, tt.outcomes, outcomes, "what the SMTP server made of the sends")
+			assert.NoError(t, s.stop())
+		})
+	}
+}
