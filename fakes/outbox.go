@@ -109,7 +109,7 @@ func (s *Store) Outbox() []OutboxRow {
 
 // Claim implements outbox.Store.
 func (s *Store) Claim(ctx context.Context, relay string, now, until time.Time, limit int) ([]OutboxRow, error) {
-	if err := validClaim(relay, now, until, limit); err != nil {
+	if err := outbox.CheckClaim(relay, now, until, limit); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -128,19 +128,6 @@ func (s *Store) Claim(ctx context.Context, relay string, now, until time.Time, l
 		rows = append(rows, e.row)
 	}
 	return rows, nil
-}
-
-// validClaim checks a claim's arguments as outbox.Store.Claim says.
-func validClaim(relay string, now, until time.Time, limit int) error {
-	switch {
-	case relay == "":
-		return fmt.Errorf("claim: %w: empty relay", outbox.ErrInvalid)
-	case limit < 1:
-		return fmt.Errorf("claim: %w: limit %d", outbox.ErrInvalid, limit)
-	case !until.After(now):
-		return fmt.Errorf("claim: %w: lease until %v does not end after %v", outbox.ErrInvalid, until, now)
-	}
-	return nil
 }
 
 // Done implements outbox.Store.

@@ -14,6 +14,7 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
@@ -91,3 +92,17 @@ func (SystemClock) Now() time.Time { return time.Now() }
 
 // After returns time.After(d).
 func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// CheckClaim returns the error, wrapping ErrInvalid, that Store.Claim must return for these
+// arguments, or nil when they are valid. Stores call it first.
+func CheckClaim(relay string, now, until time.Time, limit int) error {
+	switch {
+	case relay == "":
+		return fmt.Errorf("claim: %w: empty relay", ErrInvalid)
+	case limit < 1:
+		return fmt.Errorf("claim: %w: limit %d", ErrInvalid, limit)
+	case !until.After(now):
+		return fmt.Errorf("claim: %w: lease until %v does not end after %v", ErrInvalid, until, now)
+	}
+	return nil
+}
