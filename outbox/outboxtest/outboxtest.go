@@ -29,13 +29,13 @@ var Start = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 const lease = 30 * time.Second
 
-// Orders commits n orders of 1 on a new sku with one unit in stock, so the outbox holds one
-// Allocated row and n-1 OutOfStock rows, in that order.
-func Orders(t testing.TB, store service.Store, sku string, n int) {
+// Orders commits n orders of 1, one commit each, on a new sku with one batch of stock units, so
+// the outbox holds min(stock, n) Allocated rows and then the rest OutOfStock rows.
+func Orders(t testing.TB, store service.Store, sku string, stock, n int) {
 	t.Helper()
 	ctx := context.Background()
 	uow := service.NewUnitOfWork(store, nil, service.WithDispatcher(func(context.Context, []domain.Event) error { return nil }))
-	require.NoError(t, service.AddBatch(ctx, uow, "b-"+sku, sku, 1, time.Time{}), "add a batch of %s", sku)
+	require.NoError(t, service.AddBatch(ctx, uow, "b-"+sku, sku, stock, time.Time{}), "add a batch of %s", sku)
 	for i := range n {
 		_, err := service.Allocate(ctx, uow, fmt.Sprintf("%s-o%d", sku, i), sku, 1)
 		if errors.Is(err, domain.ErrOutOfStock) {
@@ -51,7 +51,7 @@ func TestStore(t *testing.T, open Factory) {
 	setup := func(t *testing.T, n int) (outbox.Store, []string) {
 		t.Helper()
 		store, ob := open(t)
-		Orders(t, store, "LAMP", n)
+		Orders(t, store, "LAMP", 1, n)
 		rows, err := ob.Claim(ctx, "census", Start.Add(-time.Hour), Start.Add(-time.Hour+time.Nanosecond*1000), n+1)
 		require.NoError(t, err, "claim every row to learn their IDs")
 		require.Len(t, rows, n, "rows committed")
@@ -70,7 +70,7 @@ func TestStore(t *testing.T, open Factory) {
 
 	t.Run("claim returns rows in commit order with their events, up to the limit", func(t *testing.T) {
 		store, ob := open(t)
-		Orders(t, store, "LAMP", 3)
+		Orders(t, store, "LAMP", 1, 3)
 		rows, err := ob.Claim(ctx, "r1", Start, Start.Add(lease), 2)
 		require.NoError(t, err)
 		require.Len(t, rows, 2, "limit")
