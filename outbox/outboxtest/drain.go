@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -25,17 +26,21 @@ type Crashes struct {
 	Stock      int  // units of the hot sku's one batch
 	Orders     int  // orders of 1 on the hot sku, one commit each
 	Dedup      bool // the mailer drops repeats of an event ID (fakes.WithDedup)
+	// Stores, when set, gives relay slot i the port Stores[i%len(Stores)] instead of Drain's ob:
+	// stores opened separately on one database stand for relays in separate processes.
+	Stores []outbox.Store
 }
 
 // Drained is what a drain recorded.
 type Drained struct {
-	Rows         map[string]string // event ID -> event type, of every row committed
-	Mails        map[string]int    // event ID -> mails delivered for it
-	Unmarked     map[string]int    // event ID -> times it was sent and its relay died before marking it
-	DedupHits    map[string]int    // event ID -> repeats the mailer dropped
-	Incarnations int               // relays started, restarts included
-	Rounds       int               // times every relay was idle with rows left, so the clock moved on a lease
-	Stats        outbox.Stats      // summed over every incarnation
+	Rows         map[string]string   // event ID -> event type, of every row committed
+	Mails        map[string]int      // event ID -> mails delivered for it
+	Unmarked     map[string]int      // event ID -> times it was sent and its relay died before marking it
+	DedupHits    map[string]int      // event ID -> repeats the mailer dropped
+	Incarnations int                 // relays started, restarts included
+	Rounds       int                 // times every relay was idle with rows left, so the clock moved on a lease
+	Stats        outbox.Stats        // summed over every incarnation
+	SentBy       map[string][]uint64 // relay incarnation -> seqs of the rows it sent, in order
 }
 
 // Drain commits c.Orders orders on a hot sku into store, then runs c.Relays relays over ob, which
@@ -46,7 +51,7 @@ type Drained struct {
 func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Drained {
 	t.Helper()
 	Orders(t, store, "HOT", c.Stock, c.Orders)
-	d := Drained{Rows: map[string]string{}, Mails: map[string]int{}, Unmarked: map[string]int{}, DedupHits: map[string]int{}}
+	d := Drained{Rows: map[string]string{}, Mails: map[string]int{}, Unmarked: map[string]int{}, DedupHits: map[string]int{}, SentBy: map[string][]uint64{}}
 	var mailerOpts []fakes.MailerOption
 	if c.Dedup {
 		mailerOpts = append(mailerOpts, fakes.WithDedup())
@@ -79,6 +84,7 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 					defer mu.Unlock()
 					switch at {
 					case outbox.Sent:
+						d.SentBy[relay] = append(d.SentBy[relay], row.Seq)
 						sends++
 						if sends == c.CrashEvery {
 							d.Unmarked[row.ID()]++
@@ -89,7 +95,11 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 					}
 					return nil
 				}
-				r, err := outbox.New(fmt.Sprintf("r%d#%d", slot, inc), ob, send, outbox.WithClock(idleClock{clock, slot, idle, ctx.Done()}),
+				port := ob
+				if len(c.Stores) > 0 {
+					port = c.Stores[slot%len(c.Stores)]
+				}
+				r, err := outbox.New(fmt.Sprintf("r%d#%d", slot, inc), port, send, outbox.WithClock(idleClock{clock, slot, idle, ctx.Done()}),
 					outbox.WithLease(lease), outbox.WithPoll(lease), outbox.WithBatch(c.Batch), outbox.WithHook(hook))
 				if err != nil {
 					failed <- err
@@ -215,6 +225,12 @@ func (d Drained) Check(t *testing.T, c Crashes) {
 		assert.Equal(t, d.Unmarked, d.DedupHits, "repeats the mailer dropped, by event ID, against rows sent and not marked when their relay died")
 	} else {
 		assert.Equal(t, d.Unmarked, extra, "duplicated mails, by event ID, against rows sent and not marked when their relay died")
+	}
+	if d.Rounds == 0 {
+		// No lease ended, so each relay's claims took the oldest free rows: it sent in commit order.
+		for relay, seqs := range d.SentBy {
+			assert.True(t, slices.IsSorted(seqs), "relay %s sent out of commit order: %v", relay, seqs)
+		}
 	}
 	assert.Zero(t, d.Stats.StoreErrors, "failed port calls")
 	assert.Zero(t, d.Stats.Dead, "dead letters")
