@@ -69,11 +69,12 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a guard against a hang, not a measurement
 	defer cancel()
 	var (
-		mu     sync.Mutex
-		marked = map[string]bool{}
-		idle   = make(chan int, 64)
-		wg     sync.WaitGroup
-		failed = make(chan error, c.Relays)
+		mu        sync.Mutex
+		marked    = map[string]bool{}
+		hookCalls int
+		idle      = make(chan int, 64)
+		wg        sync.WaitGroup
+		failed    = make(chan error, c.Relays)
 	)
 	for slot := range c.Relays {
 		wg.Go(func() {
@@ -82,6 +83,7 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 				hook := func(_ context.Context, at outbox.Point, relay string, row outbox.Row) error {
 					mu.Lock()
 					defer mu.Unlock()
+					hookCalls++
 					switch at {
 					case outbox.Sent:
 						d.SentBy[relay] = append(d.SentBy[relay], row.Seq)
@@ -126,6 +128,7 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 			}
 		})
 	}
+	progress := -1 // hook calls at the last round; a round that moved nothing ends the drain
 	for waiting := map[int]bool{}; ; {
 		select {
 		case slot := <-idle:
@@ -142,11 +145,12 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 			continue
 		}
 		mu.Lock()
-		all := len(marked) == c.Orders
+		all, calls := len(marked) == c.Orders, hookCalls
 		mu.Unlock()
-		if all {
-			break
+		if all || calls == progress {
+			break // done, or stalled: the checks below say what is missing
 		}
+		progress = calls
 		clear(waiting)
 		d.Rounds++
 		clock.Advance(lease)
