@@ -97,3 +97,24 @@ func seqs(rows []outbox.Row) []uint64 {
 	}
 	return out
 }
+
+// A database at schema version 1 (an outbox without claims) is upgraded on Open, its rows kept
+// and claimable.
+func TestOpenUpgradesAVersion1Outbox(t *testing.T) {
+	s := open(t)
+	s.EnableOutbox()
+	outboxtest.Orders(t, s, "LAMP", 1, 2)
+	_, err := s.Pool().Exec(ctx, `DROP INDEX outbox_pending;
+ALTER TABLE outbox DROP COLUMN dead, DROP COLUMN attempts, DROP COLUMN reason,
+	DROP COLUMN not_before, DROP COLUMN claimed_by, DROP COLUMN lease_until;
+CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;
+UPDATE stockbus_schema SET version = 1`)
+	require.NoError(t, err, "take the database back to version 1")
+	again := sameDatabase(t, s)
+	var version int
+	require.NoError(t, again.Pool().QueryRow(ctx, "SELECT version FROM stockbus_schema").Scan(&version))
+	assert.Equal(t, postgres.SchemaVersion, version)
+	rows, err := again.Claim(ctx, "r1", outboxtest.Start, outboxtest.Start.Add(time.Minute), 10)
+	require.NoError(t, err)
+	assert.Len(t, rows, 2, "the version 1 rows, claimable")
+}

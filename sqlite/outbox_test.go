@@ -1,11 +1,18 @@
 package sqlite_test
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/outbox/outboxtest"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sqlite"
 )
 
 func TestOutboxContract(t *testing.T) {
@@ -36,4 +43,31 @@ func TestCrashedRelaysLoseNothing(t *testing.T) {
 			t.Logf("%d rows, %d sent and not marked, %d incarnations, %d rounds", len(d.Rows), len(d.Unmarked), d.Incarnations, d.Rounds)
 		})
 	}
+}
+
+// A database at schema version 1 (an outbox without claims) is upgraded on Open, its rows kept
+// and claimable.
+func TestOpenUpgradesAVersion1Outbox(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stockbus.db")
+	s, err := sqlite.Open(context.Background(), path)
+	require.NoError(t, err)
+	s.EnableOutbox()
+	outboxtest.Orders(t, s, "LAMP", 1, 2)
+	_, err = s.DB().Exec(`DROP INDEX outbox_pending;
+ALTER TABLE outbox DROP COLUMN dead; ALTER TABLE outbox DROP COLUMN attempts; ALTER TABLE outbox DROP COLUMN reason;
+ALTER TABLE outbox DROP COLUMN not_before; ALTER TABLE outbox DROP COLUMN claimed_by; ALTER TABLE outbox DROP COLUMN lease_until;
+CREATE INDEX outbox_pending ON outbox(done, seq);
+PRAGMA user_version = 1;`)
+	require.NoError(t, err, "take the file back to version 1")
+	require.NoError(t, s.Close())
+
+	s, err = sqlite.Open(context.Background(), path)
+	require.NoError(t, err, "upgrade")
+	defer func() { _ = s.Close() }()
+	var version int
+	require.NoError(t, s.DB().QueryRow("PRAGMA user_version").Scan(&version))
+	assert.Equal(t, sqlite.SchemaVersion, version)
+	rows, err := s.Claim(context.Background(), "r1", outboxtest.Start, outboxtest.Start.Add(time.Minute), 10)
+	require.NoError(t, err)
+	assert.Len(t, rows, 2, "the version 1 rows, claimable")
 }
