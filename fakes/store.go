@@ -51,7 +51,7 @@ type Store struct {
 	products map[string]record
 	refs     map[string]string // batch reference -> sku
 	rev      uint64            // last revision handed out; revisions never repeat
-	outbox   outbox
+	outbox   outboxTable
 }
 
 type record struct {

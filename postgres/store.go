@@ -68,7 +68,7 @@ func (s *Store) Close() { s.pool.Close() }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // SchemaVersion is the version of the schema this package creates.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var migrations = []string{
 	1: `
@@ -100,6 +100,18 @@ CREATE TABLE outbox (
 	done     boolean NOT NULL DEFAULT false
 );
 CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;
+`,
+	// 2: the relay's claim (a lease), retries and dead letters.
+	2: `
+ALTER TABLE outbox
+	ADD COLUMN dead        boolean     NOT NULL DEFAULT false,
+	ADD COLUMN attempts    int         NOT NULL DEFAULT 0,  -- failed sends
+	ADD COLUMN reason      text        NOT NULL DEFAULT '', -- the last failure
+	ADD COLUMN not_before  timestamptz NOT NULL DEFAULT '-infinity',
+	ADD COLUMN claimed_by  text        NOT NULL DEFAULT '',
+	ADD COLUMN lease_until timestamptz NOT NULL DEFAULT '-infinity';
+DROP INDEX outbox_pending;
+CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done AND NOT dead;
 `,
 }
 

@@ -98,7 +98,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // SchemaVersion is the version of the schema this package creates.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 var migrations = []string{
 	1: `
@@ -130,6 +130,17 @@ CREATE TABLE outbox (
 	done     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX outbox_pending ON outbox(done, seq);
+`,
+	// 2: the relay's claim (a lease), retries and dead letters. Times are Unix nanoseconds.
+	2: `
+ALTER TABLE outbox ADD COLUMN dead        INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN attempts    INTEGER NOT NULL DEFAULT 0; -- failed sends
+ALTER TABLE outbox ADD COLUMN reason      TEXT    NOT NULL DEFAULT ''; -- the last failure
+ALTER TABLE outbox ADD COLUMN not_before  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE outbox ADD COLUMN claimed_by  TEXT    NOT NULL DEFAULT '';
+ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+DROP INDEX outbox_pending;
+CREATE INDEX outbox_pending ON outbox(seq) WHERE done = 0 AND dead = 0;
 `,
 }
 

@@ -1,0 +1,341 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/service"
+)
+
+// Defaults of a Relay.
+const (
+	// DefaultLease is how long a claim holds its rows: a relay that dies mid-batch leaves them to
+	// the others this long after it claimed them. It must cover the sends of one batch.
+	DefaultLease = 30 * time.Second
+	// DefaultPoll is how long an idle relay waits for a Notify before it looks at the table
+	// anyway, for rows committed by other processes (whose commits cannot nudge it), rows
+	// retried by other relays, and leases of dead relays that ended.
+	DefaultPoll = 5 * time.Second
+	// DefaultBatch is how many rows one claim takes.
+	DefaultBatch = 100
+	// DefaultMaxAttempts is how many failed sends park a row as a dead letter even when every
+	// failure was transient.
+	DefaultMaxAttempts = 10
+)
+
+// Sender delivers one event. It returns nil only when the event was delivered (or a receiver
+// de-duplicating by event ID already had it). Its errors are classified by the relay's
+// retryable function (service.MailRetryable's categories by default).
+type Sender func(ctx context.Context, e domain.Event) error
+
+// BusSender hands each event to the bus's handlers, as the unit of work would have after commit.
+func BusSender(bus *service.Bus) Sender {
+	return func(ctx context.Context, e domain.Event) error { return bus.Handle(ctx, e) }
+}
+
+// PublisherSender publishes each event on channel.
+func PublisherSender(p service.Publisher, channel string) Sender {
+	return func(ctx context.Context, e domain.Event) error { return p.Publish(ctx, channel, e) }
+}
+
+// Point is a place in a row's trip through a relay where a Hook runs.
+type Point int
+
+// The points of a row's trip.
+const (
+	// Claimed: the row was claimed and is about to be sent.
+	Claimed Point = iota + 1
+	// Sent: the send succeeded and the row is about to be marked done. A crash here is the one
+	// that duplicates: the mail went out and the row is sent again after the lease.
+	Sent
+	// Marked: the row was marked done (or marking it failed, see Stats.StoreErrors).
+	Marked
+	// Failed: the send failed and the row is about to be retried later or parked.
+	Failed
+)
+
+// String names the point.
+func (p Point) String() string {
+	switch p {
+	case Claimed:
+		return "claimed"
+	case Sent:
+		return "sent"
+	case Marked:
+		return "marked"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("Point(%d)", int(p))
+}
+
+// Hook runs on the relay's goroutine at each Point of each row. Returning an error stops Run at
+// once, as a process dying there would: nothing more is sent, marked or given back, the relay's
+// claimed rows wait out their lease, and Run returns an error wrapping the hook's (return
+// ErrCrash). Crash points and count-based fault plans are hooks.
+type Hook func(ctx context.Context, at Point, relay string, row Row) error
+
+// Stats counts what a relay did.
+type Stats struct {
+	Claims      int // claim calls (fetches), whether they found rows or not
+	Claimed     int // rows claimed
+	Sent        int // rows sent and marked done
+	Retried     int // failed sends given back for a later attempt
+	Dead        int // rows parked as dead letters
+	Skipped     int // claimed rows not sent because the lease ended first
+	StoreErrors int // port calls that failed
+}
+
+// Option configures a Relay.
+type Option func(*Relay)
+
+// WithClock sets the clock (default SystemClock).
+func WithClock(c Clock) Option { return func(r *Relay) { r.clock = c } }
+
+// WithLease sets how long a claim holds its rows (default DefaultLease).
+func WithLease(d time.Duration) Option { return func(r *Relay) { r.lease = d } }
+
+// WithPoll sets the fallback poll of an idle relay (default DefaultPoll).
+func WithPoll(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
+
+// WithBatch sets how many rows one claim takes (default DefaultBatch).
+func WithBatch(n int) Option { return func(r *Relay) { r.batch = n } }
+
+// WithMaxAttempts sets how many failed sends park a row (default DefaultMaxAttempts; 0: only a
+// permanent failure parks it).
+func WithMaxAttempts(n int) Option { return func(r *Relay) { r.maxAttempts = n } }
+
+// WithBackoff sets how long a row waits before attempt n+1 after its n-th failed send (default:
+// 100ms·2^(n-1), at most a minute).
+func WithBackoff(f func(attempt int) time.Duration) Option { return func(r *Relay) { r.backoff = f } }
+
+// WithRetryable sets which send errors are worth another attempt; the others park the row. The
+// default is service.MailRetryable, except that a context error of a send whose relay is still
+// running (a sender's own timeout) is retried.
+func WithRetryable(f func(error) bool) Option { return func(r *Relay) { r.retryable = f } }
+
+// WithHook sets the hook called at every Point (default none).
+func WithHook(h Hook) Option { return func(r *Relay) { r.hook = h } }
+
+// WithOnDead sets a function told of every row the relay parks, with the error that parked it.
+func WithOnDead(f func(DeadLetter)) Option { return func(r *Relay) { r.onDead = f } }
+
+// WithOnError sets a function told of every failed port call (the relay carries on: a failed
+// claim waits a poll, a failed mark leaves the row to be sent again after the lease).
+func WithOnError(f func(error)) Option { return func(r *Relay) { r.onError = f } }
+
+// Relay moves rows from a Store to a Sender, one row at a time, in the order it claimed them.
+// Several relays, each with its own name, may share one Store. Its methods are safe for
+// concurrent use; Run runs at most once at a time.
+type Relay struct {
+	name        string
+	store       Store
+	send        Sender
+	clock       Clock
+	lease, poll time.Duration
+	batch       int
+	maxAttempts int
+	backoff     func(int) time.Duration
+	retryable   func(error) bool
+	hook        Hook
+	onDead      func(DeadLetter)
+	onError     func(error)
+
+	nudge   chan struct{}
+	running atomic.Bool
+	mu      sync.Mutex
+	stats   Stats
+}
+
+// New returns a relay named name (unique among the relays sharing store: it is the claim's
+// owner) that sends store's rows with send. Bad options are an error wrapping ErrInvalid.
+func New(name string, store Store, send Sender, opts ...Option) (*Relay, error) {
+	r := &Relay{
+		name: name, store: store, send: send, clock: SystemClock{},
+		lease: DefaultLease, poll: DefaultPoll, batch: DefaultBatch, maxAttempts: DefaultMaxAttempts,
+		backoff: defaultBackoff, nudge: make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	switch {
+	case name == "":
+		return nil, fmt.Errorf("new relay: %w: empty name", ErrInvalid)
+	case store == nil || send == nil || r.clock == nil || r.backoff == nil:
+		return nil, fmt.Errorf("new relay %s: %w: nil store, sender, clock or backoff", name, ErrInvalid)
+	case r.lease <= 0 || r.poll <= 0:
+		return nil, fmt.Errorf("new relay %s: %w: lease %v and poll %v must be positive", name, ErrInvalid, r.lease, r.poll)
+	case r.batch < 1 || r.maxAttempts < 0:
+		return nil, fmt.Errorf("new relay %s: %w: batch %d, max attempts %d", name, ErrInvalid, r.batch, r.maxAttempts)
+	}
+	return r, nil
+}
+
+// Name returns the relay's name.
+func (r *Relay) Name() string { return r.name }
+
+// Notify tells the relay that rows may be waiting, so an idle relay claims at once instead of at
+// its next poll. It never blocks; nudges while the relay is busy fold into one. Call it after a
+// commit, e.g. from the store's after-commit hook.
+func (r *Relay) Notify() {
+	select {
+	case r.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns what the relay has done so far.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+func (r *Relay) count(f func(*Stats)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(&r.stats)
+}
+
+// ErrRunning is wrapped when Run is called while the relay already runs.
+var ErrRunning = errors.New("relay already running")
+
+// Run claims and sends rows until ctx ends, then returns nil; no goroutine is left. It returns
+// early with an error wrapping a hook's error when a hook stops it. When it finds nothing to
+// claim it waits for a Notify, for its poll interval, or for the next row it retried to come due,
+// whichever is first. A send cut short by ctx is neither marked nor given back: its row waits out
+// the lease, since the mail may have gone out.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("relay %s: %w", r.name, ErrRunning)
+	}
+	defer r.running.Store(false)
+	var due time.Time // the earliest not-before time this relay set, zero when none is ahead
+	for ctx.Err() == nil {
+		now := r.clock.Now()
+		until := now.Add(r.lease)
+		rows, err := r.store.Claim(ctx, r.name, now, until, r.batch)
+		r.count(func(s *Stats) { s.Claims++; s.Claimed += len(rows) })
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			r.storeError(fmt.Errorf("relay %s: claim: %w", r.name, err))
+		}
+		if !due.IsZero() && !due.After(now) {
+			due = time.Time{}
+		}
+		if len(rows) == 0 {
+			wait := r.poll
+			if !due.IsZero() && due.Sub(now) < wait {
+				wait = due.Sub(now)
+			}
+			select {
+			case <-ctx.Done():
+			case <-r.nudge:
+			case <-r.clock.After(wait):
+			}
+			continue
+		}
+		for _, row := range rows {
+			if !r.clock.Now().Before(until) {
+				// The lease is over: another relay may hold the row now. Claim afresh.
+				r.count(func(s *Stats) { s.Skipped++ })
+				continue
+			}
+			notBefore, err := r.deliver(ctx, row)
+			if err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !notBefore.IsZero() && (due.IsZero() || notBefore.Before(due)) {
+				due = notBefore
+			}
+		}
+	}
+	return nil
+}
+
+// deliver sends one claimed row and records the outcome. It returns the row's not-before time
+// when it was given back for a retry, and an error only when a hook stopped the relay.
+func (r *Relay) deliver(ctx context.Context, row Row) (time.Time, error) {
+	if err := r.at(ctx, Claimed, row); err != nil {
+		return time.Time{}, err
+	}
+	sendErr := r.send(ctx, row.Event)
+	if ctx.Err() != nil {
+		return time.Time{}, nil
+	}
+	if sendErr == nil {
+		if err := r.at(ctx, Sent, row); err != nil {
+			return time.Time{}, err
+		}
+		if err := r.store.Done(ctx, row.ID()); err != nil {
+			r.storeError(fmt.Errorf("relay %s: mark %s done: %w", r.name, row.ID(), err))
+		} else {
+			r.count(func(s *Stats) { s.Sent++ })
+		}
+		return time.Time{}, r.at(ctx, Marked, row)
+	}
+	if err := r.at(ctx, Failed, row); err != nil {
+		return time.Time{}, err
+	}
+	attempts := row.Attempts + 1
+	if r.isRetryable(sendErr) && (r.maxAttempts == 0 || attempts < r.maxAttempts) {
+		notBefore := r.clock.Now().Add(r.backoff(attempts))
+		if err := r.store.Retry(ctx, r.name, row.ID(), notBefore, sendErr.Error()); err != nil {
+			r.storeError(fmt.Errorf("relay %s: retry %s: %w", r.name, row.ID(), err))
+			return time.Time{}, nil
+		}
+		r.count(func(s *Stats) { s.Retried++ })
+		return notBefore, nil
+	}
+	if err := r.store.Dead(ctx, r.name, row.ID(), sendErr.Error()); err != nil {
+		r.storeError(fmt.Errorf("relay %s: park %s: %w", r.name, row.ID(), err))
+		return time.Time{}, nil
+	}
+	r.count(func(s *Stats) { s.Dead++ })
+	if r.onDead != nil {
+		row.Attempts = attempts
+		r.onDead(DeadLetter{Row: row, Reason: sendErr.Error()})
+	}
+	return time.Time{}, nil
+}
+
+func (r *Relay) at(ctx context.Context, p Point, row Row) error {
+	if r.hook == nil {
+		return nil
+	}
+	if err := r.hook(ctx, p, r.name, row); err != nil {
+		return fmt.Errorf("relay %s stopped at %v of event %s: %w", r.name, p, row.ID(), err)
+	}
+	return nil
+}
+
+func (r *Relay) isRetryable(err error) bool {
+	if r.retryable != nil {
+		return r.retryable(err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return !errors.Is(err, service.ErrMailPermanent)
+	}
+	return service.MailRetryable(err)
+}
+
+func (r *Relay) storeError(err error) {
+	r.count(func(s *Stats) { s.StoreErrors++ })
+	if r.onError != nil {
+		r.onError(err)
+	}
+}
+
+func defaultBackoff(attempt int) time.Duration {
+	return min(100*time.Millisecond<<min(attempt-1, 20), time.Minute)
+}
