@@ -1,0 +1,224 @@
+package domain
+
+// White-box tests of the append-only line log behind Batch. The black-box tests check what a
+// batch holds; these check what the public API cannot see: that views made from one another in
+// any order (in place, forked, merged) each see exactly their own changes, that keys whose hashes
+// collide are kept apart, and that the layer chain stays shallow. The log functions take the hash
+// of each line from their caller, so these tests give them hashes built to collide.
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// hashes are the hash functions the log is tested with: the real one, and ones that make keys
+// collide in a few values or in all of them.
+var hashes = []struct {
+	name string
+	hash func(orderID, sku string) uint64
+}{
+	{name: "keyHash", hash: keyHash},
+	{name: "3 values", hash: func(o, s string) uint64 { return keyHash(o, s) % 3 }},
+	{name: "constant", hash: func(string, string) uint64 { return 0xdead_beef }},
+}
+
+type modelKey struct{ orderID, sku string }
+
+// logVersion is a view together with the model of what it holds, and the order of its lines.
+type logVersion struct {
+	view  lineView
+	model map[modelKey]OrderLine
+	order []modelKey // oldest allocation first
+}
+
+func (v logVersion) clone() logVersion {
+	return logVersion{view: v.view, model: maps.Clone(v.model), order: slices.Clone(v.order)}
+}
+
+func (v *logVersion) allocate(hash func(string, string) uint64, l OrderLine) {
+	k := modelKey{l.OrderID, l.SKU}
+	if _, held := v.model[k]; held {
+		return
+	}
+	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU)})
+	v.model[k] = l
+	v.order = append(v.order, k)
+}
+
+func (v *logVersion) deallocate(hash func(string, string) uint64, k modelKey) {
+	l, held := v.model[k]
+	if !held {
+		return
+	}
+	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU), tombstone: true})
+	delete(v.model, k)
+	v.order = slices.DeleteFunc(v.order, func(o modelKey) bool { return o == k })
+}
+
+// check compares the view with its model: a lookup of every key of the universe, and its lines.
+func (v logVersion) check(t *testing.T, name string, hash func(string, string) uint64, universe []modelKey) {
+	t.Helper()
+	for _, k := range universe {
+		got, ok := v.view.held(hash(k.orderID, k.sku), k.orderID, k.sku)
+		want, held := v.model[k]
+		require.Equal(t, held, ok, "%s: held(%v)", name, k)
+		require.Equal(t, want, got, "%s: held(%v)", name, k)
+	}
+	want := make([]OrderLine, len(v.order))
+	for i, k := range v.order {
+		want[i] = v.model[k]
+	}
+	require.Equal(t, want, v.view.lines(len(v.model)), "%s: lines", name)
+	require.LessOrEqual(t, depth(v.view), maxLogDepth, "%s: layers", name)
+}
+
+func depth(v lineView) int {
+	d := 0
+	for l := v.log; l != nil; l = l.parent {
+		d++
+	}
+	return d
+}
+
+// TestLogAgainstModel allocates and deallocates random lines in views made from one another
+// (each change is made on a random earlier version, as units of work that loaded the same
+// product do), with every hash function, and checks every version against a map after every
+// change: no version ever sees another's change.
+func TestLogAgainstModel(t *testing.T) {
+	for _, h := range hashes {
+		t.Run(h.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 7))
+			var universe []modelKey
+			for i := range 40 {
+				universe = append(universe, modelKey{fmt.Sprintf("o%d", i), []string{"A", "B"}[i%2]})
+			}
+			versions := []logVersion{{model: map[modelKey]OrderLine{}}}
+			for step := range 400 {
+				v := versions[r.IntN(len(versions))].clone()
+				k := universe[r.IntN(len(universe))]
+				if r.IntN(3) == 0 {
+					v.deallocate(h.hash, k)
+				} else {
+					v.allocate(h.hash, OrderLine{OrderID: k.orderID, SKU: k.sku, Qty: 1 + r.IntN(5)})
+				}
+				versions = append(versions, v)
+				if step%20 == 0 || step > 380 {
+					for i, o := range versions {
+						o.check(t, fmt.Sprintf("step %d, version %d", step, i), h.hash, universe)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLogAppendsInPlaceWhileItOwnsTheEnd shows the cheap path: a view that ends where its log
+// ends appends to it, and a copy made before does not see the entry.
+func TestLogAppendsInPlaceWhileItOwnsTheEnd(t *testing.T) {
+	var v lineView
+	v = v.with(logEntry{line: OrderLine{"o1", "A", 1}, hash: 1})
+	before := v
+	v = v.with(logEntry{line: OrderLine{"o2", "A", 1}, hash: 2})
+	assert.Same(t, before.log, v.log, "the second entry went into the same log")
+	_, held := before.held(2, "o2", "A")
+	assert.False(t, held, "the copy made before sees the entry")
+
+	forked := before.with(logEntry{line: OrderLine{"o3", "A", 1}, hash: 3})
+	assert.NotSame(t, before.log, forked.log, "a view that does not own the end forks")
+	assert.Same(t, before.log, forked.log.parent)
+	_, held = forked.held(2, "o2", "A")
+	assert.False(t, held, "the fork sees the entry that was appended past its base")
+	_, held = v.held(3, "o3", "A")
+	assert.False(t, held, "the view sees its fork's entry")
+}
+
+// TestLogForksOfForksAreMerged forks a view again and again and checks that the chain never gets
+// deeper than maxLogDepth, and that a merged view still holds everything.
+func TestLogForksOfForksAreMerged(t *testing.T) {
+	v := logVersion{model: map[modelKey]OrderLine{}}
+	var universe []modelKey
+	for i := range 30 {
+		k := modelKey{fmt.Sprintf("o%d", i), "A"}
+		universe = append(universe, k)
+		stale := v.clone()
+		v.allocate(keyHash, OrderLine{OrderID: k.orderID, SKU: "A", Qty: 1}) // owns the end now
+		stale.allocate(keyHash, OrderLine{OrderID: "other", SKU: "A", Qty: 1}) // so this one forks
+		if i%3 == 0 {
+			v = stale // go on from the fork
+			universe = append(universe, modelKey{"other", "A"})
+		}
+		v.check(t, fmt.Sprintf("after %d", i), keyHash, universe)
+	}
+	assert.Equal(t, maxLogDepth, depth(v.view), "the forks reached the deepest chain")
+}
+
+// TestLogChanges checks ChangesSince's view-level work: what was added and removed since an
+// earlier view, and no answer for views that do not extend it.
+func TestLogChanges(t *testing.T) {
+	v := logVersion{model: map[modelKey]OrderLine{}}
+	v.allocate(keyHash, OrderLine{"kept", "A", 1})
+	v.allocate(keyHash, OrderLine{"gone", "A", 2})
+	since := v.clone()
+	v.allocate(keyHash, OrderLine{"new", "A", 3})
+	v.deallocate(keyHash, modelKey{"gone", "A"})
+	v.allocate(keyHash, OrderLine{"brief", "A", 4})
+	v.deallocate(keyHash, modelKey{"brief", "A"})
+	v.deallocate(keyHash, modelKey{"kept", "A"})
+	v.allocate(keyHash, OrderLine{"kept", "A", 1})
+
+	added, removed, ok := v.view.changes(since.view)
+	require.True(t, ok)
+	assert.Equal(t, []OrderLine{{"new", "A", 3}}, added)
+	assert.Equal(t, []OrderLine{{"gone", "A", 2}}, removed)
+
+	_, _, ok = since.view.changes(v.view)
+	assert.False(t, ok, "an older view does not extend a newer one")
+	fork := since.clone()
+	fork.allocate(keyHash, OrderLine{"elsewhere", "A", 1})
+	_, _, ok = v.view.changes(fork.view)
+	assert.False(t, ok, "a fork's view is not extended by the view it forked from")
+	added, _, ok = fork.view.changes(since.view)
+	require.True(t, ok, "a fork extends the view it forked from")
+	assert.Equal(t, []OrderLine{{"elsewhere", "A", 1}}, added)
+}
+
+// TestLogCopiesChangeConcurrently changes copies of one view from many goroutines, as units of
+// work that loaded the same product do; run with -race.
+func TestLogCopiesChangeConcurrently(t *testing.T) {
+	base := logVersion{model: map[modelKey]OrderLine{}}
+	for i := range 20 {
+		base.allocate(keyHash, OrderLine{fmt.Sprintf("base%d", i), "A", 1})
+	}
+	results := make([]logVersion, 8)
+	var wg sync.WaitGroup
+	for g := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := base.clone()
+			for i := range 50 {
+				v.allocate(keyHash, OrderLine{fmt.Sprintf("g%d-%d", g, i), "A", 1})
+				if i%5 == 0 {
+					v.deallocate(keyHash, modelKey{fmt.Sprintf("base%d", i%20), "A"})
+				}
+			}
+			results[g] = v
+		}()
+	}
+	wg.Wait()
+	universe := slices.Collect(maps.Keys(base.model))
+	for g, v := range results {
+		for k := range v.model {
+			universe = append(universe, k)
+		}
+		v.check(t, fmt.Sprintf("goroutine %d", g), keyHash, universe)
+	}
+	base.check(t, "base", keyHash, universe)
+}
