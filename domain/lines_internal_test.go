@@ -148,7 +148,7 @@ func TestLogForksOfForksAreMerged(t *testing.T) {
 		k := modelKey{fmt.Sprintf("o%d", i), "A"}
 		universe = append(universe, k)
 		stale := v.clone()
-		v.allocate(keyHash, OrderLine{OrderID: k.orderID, SKU: "A", Qty: 1}) // owns the end now
+		v.allocate(keyHash, OrderLine{OrderID: k.orderID, SKU: "A", Qty: 1})   // owns the end now
 		stale.allocate(keyHash, OrderLine{OrderID: "other", SKU: "A", Qty: 1}) // so this one forks
 		if i%3 == 0 {
 			v = stale // go on from the fork
