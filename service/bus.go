@@ -105,14 +105,10 @@ type Bus struct {
 
 	mu     sync.Mutex // serializes registration, and guards arena
 	routes atomic.Pointer[routes]
-	free   [freeDispatches]atomic.Pointer[dispatch] // idle call states, reused instead of a sync.Pool
+	pool   sync.Pool // idle call states: its per-P fast path takes no atomic operation
 	ids    atomic.Uint64                            // numbers messages and events that carry no ID (see nextID)
 	arena  idArena                                  // IDs handed out outside any call of the bus
 }
-
-// freeDispatches is how many idle call states a bus keeps: one per goroutine that calls it at
-// the same time, for the handful of workers a process usually runs.
-const freeDispatches = 4
 
 // routes maps message types to handlers. It is never changed once published: registration builds
 // a new one. A handful of types is scanned faster than a map is hashed, so small tables use the slice.
@@ -331,8 +327,13 @@ func (b *Bus) handle(ctx context.Context, msgs batch) error {
 	if ctx == nil {
 		return fmt.Errorf("handle: %w", ErrNilContext)
 	}
+	routes := b.routes.Load()
 	for i := range msgs.n {
-		switch m := msgs.at(i); m.(type) {
+		m := msgs.at(i)
+		if m != nil && routes.lookup(reflect.TypeOf(m)) != nil {
+			continue // only commands and events are routed: no need to ask the type
+		}
+		switch m.(type) {
 		case domain.Event, domain.Command:
 		case nil:
 			return fmt.Errorf("handle: message %d of %d is nil: %w", i+1, msgs.n, ErrNotMessage)
@@ -360,21 +361,13 @@ func (b *Bus) handle(ctx context.Context, msgs batch) error {
 }
 
 func (b *Bus) getDispatch() *dispatch {
-	for i := range b.free {
-		if d := b.free[i].Load(); d != nil && b.free[i].CompareAndSwap(d, nil) {
-			return d
-		}
+	if d, ok := b.pool.Get().(*dispatch); ok {
+		return d
 	}
 	return &dispatch{bus: b}
 }
 
-func (b *Bus) putDispatch(d *dispatch) {
-	for i := range b.free {
-		if b.free[i].CompareAndSwap(nil, d) {
-			return
-		}
-	}
-}
+func (b *Bus) putDispatch(d *dispatch) { b.pool.Put(d) }
 
 // join appends msgs to the running call's queue, giving those without an ID one caused by the
 // message being handled. A message whose Identity panics is not queued, and neither are the
@@ -538,7 +531,7 @@ func (e *PanicError) Error() string { return fmt.Sprintf("%v: %v", ErrHandlerPan
 // Unwrap returns ErrHandlerPanic.
 func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 
-// dispatch is the state of one Handle call. It is reused by later calls; what its handlers get
+// dispatch is the state of one Handle call. It is pooled; what its handlers get
 // as ctx is a callCtx, which is never reused, so that a handler may keep it.
 type dispatch struct {
 	bus         *Bus
