@@ -105,9 +105,9 @@ type Bus struct {
 
 	mu     sync.Mutex // serializes registration, and guards arena
 	routes atomic.Pointer[routes]
-	pool   sync.Pool // idle call states: its per-P fast path takes no atomic operation
-	ids    atomic.Uint64                            // numbers messages and events that carry no ID (see nextID)
-	arena  idArena                                  // IDs handed out outside any call of the bus
+	pool   sync.Pool     // idle call states: its per-P fast path takes no atomic operation
+	ids    atomic.Uint64 // numbers messages and events that carry no ID (see nextID)
+	arena  idArena       // IDs handed out outside any call of the bus
 }
 
 // routes maps message types to handlers. It is never changed once published: registration builds
