@@ -226,3 +226,38 @@ func TestCloneAndAllocateCostDoNotGrowWithHistory(t *testing.T) {
 	assert.LessOrEqual(t, deallocate, float64(limit), "heap allocations of Clone+Deallocate with %d lines held", history)
 	assert.Equal(t, history, base.Allocated(), "the clones must not have changed the base product")
 }
+
+// TestBatchChangesSince checks what a store would write after a transaction: the lines added and
+// removed since the batch was loaded, and no answer when the batch was not made from that one.
+func TestBatchChangesSince(t *testing.T) {
+	loaded := domain.NewBatch("b1", "LAMP", 100, time.Time{})
+	loaded.Allocate(line("kept", "LAMP", 1))
+	loaded.Allocate(line("gone", "LAMP", 2))
+	changed := *loaded // a transaction's copy
+	changed.Allocate(line("new", "LAMP", 3))
+	changed.Deallocate(line("gone", "LAMP", 2))
+	changed.Allocate(line("brief", "LAMP", 4))
+	changed.Deallocate(line("brief", "LAMP", 4))
+
+	tests := []struct {
+		name           string
+		b, since       *domain.Batch
+		added, removed []domain.OrderLine
+		ok             bool
+	}{
+		{"changed since loaded", &changed, loaded, []domain.OrderLine{line("new", "LAMP", 3)}, []domain.OrderLine{line("gone", "LAMP", 2)}, true},
+		{"unchanged", loaded, loaded, nil, nil, true},
+		{"loaded since changed", loaded, &changed, nil, nil, false},
+		{"built separately", domain.NewBatch("b1", "LAMP", 100, time.Time{}), loaded, nil, nil, false},
+		{"since an empty batch", loaded, domain.NewBatch("b1", "LAMP", 100, time.Time{}),
+			[]domain.OrderLine{line("kept", "LAMP", 1), line("gone", "LAMP", 2)}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			added, removed, ok := tt.b.ChangesSince(tt.since)
+			require.Equal(t, tt.ok, ok, "ChangesSince ok")
+			assert.Equal(t, tt.added, added, "added")
+			assert.Equal(t, tt.removed, removed, "removed")
+		})
+	}
+}

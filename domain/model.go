@@ -109,7 +109,8 @@ func (l OrderLine) Validate() error {
 // ETA is zero, otherwise arriving at ETA. A batch is identified by its Reference.
 //
 // Allocations are a persistent set: copying a Batch value shares them in O(1), and changing a
-// copy never changes the original. A Batch is not safe for concurrent mutation.
+// copy never changes the original. Copies may be used and changed in different goroutines; one
+// Batch value is not safe for concurrent mutation.
 type Batch struct {
 	Reference string
 	SKU       string
@@ -117,9 +118,8 @@ type Batch struct {
 
 	purchased int
 	allocated int
-	lines     *lineNode
+	lines     lineView
 	count     int
-	nextSeq   uint64
 }
 
 // NewBatch returns a batch of qty units of sku. A zero eta means the stock is in the warehouse.
@@ -174,8 +174,7 @@ func (b *Batch) Allocate(line OrderLine) {
 // add allocates a line that the caller has checked: it fits and its order is not held. Product
 // uses it so that one allocation hashes the key once and searches each batch once.
 func (b *Batch) add(line OrderLine, hash uint64) {
-	b.nextSeq++
-	b.lines = insert(b.lines, allocation{line: line, seq: b.nextSeq, hash: hash}, rootShift)
+	b.lines = b.lines.with(logEntry{line: line, hash: hash})
 	b.allocated += line.Qty
 	b.count++
 }
@@ -183,8 +182,8 @@ func (b *Batch) add(line OrderLine, hash uint64) {
 // held returns the quantity of the line of the order (orderID, sku) that the batch holds, if
 // any. hash is keyHash(orderID, sku).
 func (b *Batch) held(hash uint64, orderID, sku string) (qty int, ok bool) {
-	a, ok := lookup(b.lines, hash, orderID, sku)
-	return a.line.Qty, ok
+	l, ok := b.lines.held(hash, orderID, sku)
+	return l.Qty, ok
 }
 
 // Deallocate removes the line if the batch holds exactly that line; otherwise it is a no-op.
@@ -193,25 +192,35 @@ func (b *Batch) Deallocate(line OrderLine) {
 	if qty, held := b.held(hash, line.OrderID, line.SKU); !held || qty != line.Qty {
 		return
 	}
-	b.lines = remove(b.lines, hash, line.OrderID, line.SKU, rootShift)
+	b.lines = b.lines.with(logEntry{line: line, hash: hash, tombstone: true})
 	b.allocated -= line.Qty
 	b.count--
 }
 
 // Holds returns the line of the order (orderID, sku) that the batch holds, if any.
 func (b *Batch) Holds(orderID, sku string) (OrderLine, bool) {
-	a, ok := lookup(b.lines, keyHash(orderID, sku), orderID, sku)
-	return a.line, ok
+	return b.lines.held(keyHash(orderID, sku), orderID, sku)
 }
 
-// Lines returns the allocated lines in allocation order, oldest first. It costs O(n log n).
-func (b *Batch) Lines() []OrderLine { return linesBySeq(b.lines, b.count) }
+// Lines returns the allocated lines in allocation order, oldest first. It costs O(changes): every
+// allocation and deallocation the batch went through.
+func (b *Batch) Lines() []OrderLine { return b.lines.lines(b.count) }
+
+// ChangesSince returns the lines b holds that since does not (added) and those since holds that
+// b does not (removed), in the order of the changes, when b is since changed by allocating and
+// deallocating: a copy of since, or of a copy of it, and so on. It costs O(changes since), not
+// O(lines), so that a store can write only what a transaction changed. ok is false when b was
+// not made from since that way (a batch built separately, or one that since was made from);
+// then the caller must compare Lines.
+func (b *Batch) ChangesSince(since *Batch) (added, removed []OrderLine, ok bool) {
+	return b.lines.changes(since.lines)
+}
 
 // sameState reports whether b and o certainly hold the same stored state. It compares the
 // allocation sets by identity, so it may say false for equal sets built separately.
 func (b *Batch) sameState(o *Batch) bool {
 	return b.Reference == o.Reference && b.SKU == o.SKU && b.ETA.Equal(o.ETA) &&
-		b.purchased == o.purchased && b.lines == o.lines
+		b.purchased == o.purchased && b.lines == o.lines && b.count == o.count
 }
 
 // prefers reports whether b comes before o in allocation order: warehouse stock (zero ETA)

@@ -43,8 +43,10 @@ func newClone(n int) (c *Product, copies []Batch) {
 			product Product
 			batches [1]*Batch
 			copies  [1]Batch
+			events  [1]Event // room for the event of one allocation
 		})
 		one.product.Batches = one.batches[:]
+		one.product.Events = one.events[:0]
 		return &one.product, one.copies[:]
 	}
 	return &Product{Batches: make([]*Batch, n)}, make([]Batch, n)

@@ -124,9 +124,32 @@ type tx struct {
 	seen    []*domain.Product
 	done    bool
 
-	// Most transactions see one product: room for it here saves two allocations per transaction.
+	// Most transactions see one product: room for it here saves two allocations per transaction,
+	// and room for its copy, when it has one batch, a third (see copyOf).
 	firstEntry [1]entry
 	firstSeen  [1]*domain.Product
+	first      struct {
+		used    bool
+		product domain.Product
+		batches [1]*domain.Batch
+		batch   domain.Batch
+		events  [1]domain.Event
+	}
+}
+
+// copyOf returns the transaction's copy of the stored product p: p.Clone(), or for the first
+// one-batch product the transaction loads, the same copy made in the transaction's own memory.
+// Copying a Batch value shares its lines, as Clone does.
+func (t *tx) copyOf(p *domain.Product) *domain.Product {
+	f := &t.first
+	if f.used || len(p.Batches) != 1 {
+		return p.Clone()
+	}
+	f.used = true
+	f.batch = *p.Batches[0]
+	f.batches[0] = &f.batch
+	f.product = domain.Product{SKU: p.SKU, VersionNumber: p.VersionNumber, Batches: f.batches[:], Events: f.events[:0]}
+	return &f.product
 }
 
 type entry struct {
@@ -169,7 +192,7 @@ func (t *tx) Get(_ context.Context, sku string) (*domain.Product, error) {
 	if !ok {
 		return nil, fmt.Errorf("product %s: %w", sku, service.ErrNotFound)
 	}
-	p := r.p.Clone()
+	p := t.copyOf(r.p)
 	t.entries = append(t.entries, entry{p: p, orig: r.p, rev: r.rev})
 	t.seen = append(t.seen, p)
 	return p, nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/stockbus/stockbus/domain"
 )
@@ -102,10 +103,11 @@ type Bus struct {
 	middleware []Middleware
 	trace      func(ctx context.Context, m domain.Message, err error)
 
-	mu     sync.Mutex // serializes registration
+	mu     sync.Mutex // serializes registration, and guards arena
 	routes atomic.Pointer[routes]
-	pool   sync.Pool
+	pool   sync.Pool     // idle call states: its per-P fast path takes no atomic operation
 	ids    atomic.Uint64 // numbers messages and events that carry no ID (see nextID)
+	arena  idArena       // IDs handed out outside any call of the bus
 }
 
 // routes maps message types to handlers. It is never changed once published: registration builds
@@ -119,12 +121,16 @@ type routes struct {
 type route struct {
 	t        reflect.Type
 	handlers []messageFunc
-	command  CommandFunc
+	command  messageFunc
+	// inPlace says that every handler sets a message's Meta on its own copy (see typed), so that
+	// the bus can stamp a message without making a new one. Middleware and the trace need the
+	// stamped message itself.
+	inPlace bool
 }
 
-// messageFunc is how the bus calls a handler: with the message as it was queued, so the common
-// path does no interface conversion beyond the handler's own type assertion.
-type messageFunc func(ctx context.Context, m domain.Message) error
+// messageFunc is how the bus calls a handler: with the message as it was queued and, when the
+// bus stamped it without making a new value (see route.inPlace), the Meta it gave it.
+type messageFunc func(ctx context.Context, m domain.Message, stamp *domain.Meta) error
 
 const maxScannedRoutes = 8
 
@@ -151,8 +157,6 @@ func NewBus(opts ...BusOption) *Bus {
 		panic(fmt.Sprintf("service: NewBus: WithMessageLimit(%d): the limit must be positive or service.Unlimited", b.limit))
 	}
 	b.routes.Store(&routes{})
-	b.pool.New = func() any { return &dispatch{bus: b} }
-
 	return b
 }
 
@@ -160,18 +164,22 @@ func NewBus(opts ...BusOption) *Bus {
 func Subscribe[E domain.Event](b *Bus, h func(ctx context.Context, e E) error) {
 	var zero E
 	t := reflect.TypeOf(zero)
-	call := messageFunc(typed[E](h).handle)
+	tc := newTyped(h)
+	call := messageFunc(tc.handle)
+	inPlace := tc.inPlace()
 	if len(b.middleware) > 0 {
 		hf := HandlerFunc(func(ctx context.Context, e domain.Event) error { return h(ctx, e.(E)) })
 		for i := len(b.middleware) - 1; i >= 0; i-- {
 			hf = b.middleware[i](hf)
 		}
-		call = func(ctx context.Context, m domain.Message) error { return hf(ctx, m.(domain.Event)) }
+		call = func(ctx context.Context, m domain.Message, _ *domain.Meta) error { return hf(ctx, m.(domain.Event)) }
+		inPlace = false
 	}
 	b.register(t, func(r *route) {
 		if r.command != nil {
 			panic(fmt.Sprintf("service: Subscribe: %v already has a command handler", t))
 		}
+		r.inPlace = (len(r.handlers) == 0 || r.inPlace) && inPlace
 		r.handlers = append(slices.Clip(r.handlers), call)
 	})
 }
@@ -181,18 +189,65 @@ func Subscribe[E domain.Event](b *Bus, h func(ctx context.Context, e E) error) {
 func HandleCommand[C domain.Command](b *Bus, h func(ctx context.Context, c C) error) {
 	var zero C
 	t := reflect.TypeOf(zero)
+	tc := newTyped(h)
 	b.register(t, func(r *route) {
 		if r.command != nil || len(r.handlers) > 0 {
 			panic(fmt.Sprintf("service: HandleCommand: %v already has a handler", t))
 		}
-		r.command = func(ctx context.Context, c domain.Command) error { return h(ctx, c.(C)) }
+		r.command, r.inPlace = tc.handle, tc.inPlace()
 	})
 }
 
-type typed[E domain.Event] func(ctx context.Context, e E) error
+// typed calls a handler of messages of type M. When M is a struct that embeds domain.Meta, it
+// can stamp a message on the handler's own copy, which lives on the stack: metaAt is the offset
+// of that Meta in M, or -1.
+type typed[M domain.Message] struct {
+	h      func(ctx context.Context, m M) error
+	metaAt uintptr
+	ok     bool
+}
 
-func (h typed[E]) handle(ctx context.Context, m domain.Message) error {
-	return h(ctx, m.(E)) // routed by type, so m is an E
+func newTyped[M domain.Message](h func(ctx context.Context, m M) error) *typed[M] {
+	t := &typed[M]{h: h}
+	t.metaAt, t.ok = metaOffset(reflect.TypeFor[M]())
+	return t
+}
+
+func (t *typed[M]) inPlace() bool { return t.ok }
+
+func (t *typed[M]) handle(ctx context.Context, m domain.Message, stamp *domain.Meta) error {
+	v := m.(M) // routed by type, so m is an M
+	if stamp != nil {
+		*(*domain.Meta)(unsafe.Add(unsafe.Pointer(&v), t.metaAt)) = *stamp
+	}
+	return t.h(ctx, v)
+}
+
+var metaType = reflect.TypeFor[domain.Meta]()
+
+// metaOffset returns where in a value of type t the domain.Meta that gives it its Identity is:
+// t is a struct that embeds Meta, directly or through embedded structs (not pointers), and has
+// no other field named Meta on the way, so the promoted Identity is Meta's.
+func metaOffset(t reflect.Type) (uintptr, bool) {
+	if t.Kind() != reflect.Struct {
+		return 0, false
+	}
+	f, ok := t.FieldByName("Meta")
+	if !ok || f.Type != metaType || !f.Anonymous {
+		return 0, false
+	}
+	var off uintptr
+	for i := range f.Index {
+		sf := t.FieldByIndex(f.Index[:i+1])
+		if i < len(f.Index)-1 && sf.Type.Kind() != reflect.Struct {
+			return 0, false // through a pointer: not part of the value
+		}
+		off += sf.Offset
+	}
+	if m, ok := t.MethodByName("Identity"); !ok || m.Type.NumIn() != 1 {
+		return 0, false
+	}
+	return off, true
 }
 
 // register publishes a copy of the routes in which change has been applied to t's route.
@@ -230,7 +285,9 @@ func (b *Bus) register(t reflect.Type, change func(*route)) {
 // A message without an ID is given one before it is handled, from the same source as the unit of
 // work's events (WithIDs on ctx, or the bus's counter); its causation ID is the ID of the message
 // being handled on ctx, if any. So a command sent straight to the bus has an ID, and the events
-// its handler's unit of work records point at it.
+// its handler's unit of work records point at it. A handler gets the message carrying them; for
+// a struct type that embeds domain.Meta the bus sets them on the handler's copy rather than
+// calling WithIdentity, so stamping costs no allocation.
 //
 // A nil ctx is an error wrapping ErrNilContext. A nil message, or a value that is neither a
 // command nor an event, is an error wrapping ErrNotMessage, and then none of msgs is handled or queued (a handler that joins gets the error).
@@ -239,74 +296,135 @@ func (b *Bus) register(t reflect.Type, change func(*route)) {
 // an error wrapping ErrHandlerPanic. A failing command stops the call and its error is returned;
 // after a failing event handler, what happens depends on the ErrorPolicy.
 func (b *Bus) Handle(ctx context.Context, msgs ...domain.Message) error {
+	return b.handle(ctx, batch{msgs: msgs, n: len(msgs)})
+}
+
+// handleEvents is Handle for a unit of work's events, without making them a []domain.Message.
+func (b *Bus) handleEvents(ctx context.Context, events []domain.Event) error {
+	return b.handle(ctx, batch{events: events, n: len(events)})
+}
+
+// batch is the messages of one Handle call: msgs, or events when they come from a unit of work.
+// (A generic Handle would be simpler, but the compiler then lets the caller's variadic slice
+// escape.)
+type batch struct {
+	msgs   []domain.Message
+	events []domain.Event
+	n      int
+}
+
+func (mb batch) at(i int) domain.Message {
+	if mb.msgs != nil {
+		return mb.msgs[i]
+	}
+	if e := mb.events[i]; e != nil {
+		return e
+	}
+	return nil // not a nil Event in a non-nil Message
+}
+
+func (b *Bus) handle(ctx context.Context, msgs batch) error {
 	if ctx == nil {
 		return fmt.Errorf("handle: %w", ErrNilContext)
 	}
-	for i, m := range msgs {
+	routes := b.routes.Load()
+	for i := range msgs.n {
+		m := msgs.at(i)
+		if m != nil && routes.lookup(reflect.TypeOf(m)) != nil {
+			continue // only commands and events are routed: no need to ask the type
+		}
 		switch m.(type) {
 		case domain.Event, domain.Command:
 		case nil:
-			return fmt.Errorf("handle: message %d of %d is nil: %w", i+1, len(msgs), ErrNotMessage)
+			return fmt.Errorf("handle: message %d of %d is nil: %w", i+1, msgs.n, ErrNotMessage)
 		default:
-			return fmt.Errorf("handle: message %d of %d, a %T, is %w", i+1, len(msgs), m, ErrNotMessage)
+			return fmt.Errorf("handle: message %d of %d, a %T, is %w", i+1, msgs.n, m, ErrNotMessage)
 		}
 	}
-	if d := b.running(ctx); d != nil {
-		return b.join(d, msgs)
+	outer, _ := ctx.Value(dispatchKey{}).(*callCtx)
+	if outer != nil {
+		if d := b.runningFrom(outer); d != nil {
+			return b.join(d, msgs)
+		}
 	}
-	d := b.pool.Get().(*dispatch)
-	d.start(ctx)
-	d.queue = append(d.queue[:0], msgs...)
+	d := b.getDispatch()
+	d.start(ctx, outer)
+	for i := range msgs.n {
+		d.queue = append(d.queue, entry{m: msgs.at(i)})
+	}
 	for !b.drain(d) {
 	}
 	err := d.result(b.policy)
 	d.reset()
-	b.pool.Put(d)
+	b.putDispatch(d)
 	return err
 }
+
+func (b *Bus) getDispatch() *dispatch {
+	if d, ok := b.pool.Get().(*dispatch); ok {
+		return d
+	}
+	return &dispatch{bus: b}
+}
+
+func (b *Bus) putDispatch(d *dispatch) { b.pool.Put(d) }
 
 // join appends msgs to the running call's queue, giving those without an ID one caused by the
 // message being handled. A message whose Identity panics is not queued, and neither are the
 // messages after it: the error goes back to the handler that sent them.
-func (b *Bus) join(d *dispatch, msgs []domain.Message) (err error) {
+func (b *Bus) join(d *dispatch, msgs batch) (err error) {
 	n := len(d.queue)
 	defer func() {
 		if r := recover(); r != nil {
-			bad := msgs[len(d.queue)-n]
+			bad := msgs.at(len(d.queue) - n)
 			clear(d.queue[n:])
 			d.queue = d.queue[:n]
 			err = fmt.Errorf("handle: %w: %T panicked: %v", ErrNotMessage, bad, r)
 		}
 	}()
-	cause := d.queue[d.next].Identity().ID
-	for _, m := range msgs {
-		if m.Identity().ID == "" {
-			m = b.stamp(d.ctx.Context, m, cause)
+	for i := range msgs.n {
+		m := msgs.at(i)
+		e := entry{m: m, identified: true, meta: m.Identity()}
+		if e.meta.ID == "" {
+			e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.cur.ID}, true
 		}
-		d.queue = append(d.queue, m)
+		d.queue = append(d.queue, e)
 	}
 	return nil
 }
 
-// stamp returns m carrying a new ID and the causation ID. A value that is neither a command nor
-// an event is returned as it is, for the routing to report.
-func (b *Bus) stamp(ctx context.Context, m domain.Message, cause string) domain.Message {
-	switch v := m.(type) {
-	case domain.Event:
-		return v.WithIdentity(domain.Meta{ID: b.nextID(ctx), CausationID: cause})
-	case domain.Command:
-		return v.WithIdentity(domain.Meta{ID: b.nextID(ctx), CausationID: cause})
-	}
-	return m
-}
-
 // nextID returns the ID source's next ID: the function WithIDs put on ctx, or the bus's counter.
+// Outside a call of the bus, the counter's IDs are cut from the bus's arena under its lock.
 func (b *Bus) nextID(ctx context.Context) string {
+	if outer, _ := ctx.Value(dispatchKey{}).(*callCtx); outer != nil {
+		if d := b.runningFrom(outer); d != nil {
+			return d.nextID()
+		}
+	}
 	if next := idSource(ctx); next != nil {
 		return next()
 	}
-	var id [24]byte // "ev-" and the longest uint64: the string below is the only allocation
-	return string(strconv.AppendUint(append(id[:0], "ev-"...), b.ids.Add(1), 10))
+	n := b.ids.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.arena.id(n)
+}
+
+// idArena cuts message IDs ("ev-" and a number) from a shared byte buffer, so that an ID costs a
+// share of an allocation instead of one. Bytes are only ever appended, never changed, so the
+// strings stay valid; an ID that is kept keeps its chunk (idChunk bytes) alive.
+type idArena struct{ buf []byte }
+
+const idChunk = 2048
+
+func (a *idArena) id(n uint64) string {
+	const most = len("ev-") + 20 // the longest uint64
+	if cap(a.buf)-len(a.buf) < most {
+		a.buf = make([]byte, 0, idChunk)
+	}
+	from := len(a.buf)
+	a.buf = strconv.AppendUint(append(a.buf, "ev-"...), n, 10)
+	return unsafe.String(&a.buf[from], len(a.buf)-from)
 }
 
 // drain handles the queue from where d stands. It reports false when a handler panicked; the
@@ -317,10 +435,10 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 		if r := recover(); r != nil {
 			if d.identifying { // m.Identity or WithIdentity panicked: m cannot be handled
 				d.identifying = false
-				d.fail(b.policy, fmt.Errorf("%w: %T panicked: %v", ErrNotMessage, d.queue[d.next], r))
+				d.fail(b.policy, fmt.Errorf("%w: %T panicked: %v", ErrNotMessage, d.queue[d.next].m, r))
 				d.stop = true
 			} else {
-				_, command := d.queue[d.next].(domain.Command)
+				_, command := d.queue[d.next].m.(domain.Command)
 				d.fail(b.policy, &PanicError{Value: r, Stack: debug.Stack()})
 				d.stop = d.stop || command
 				d.handler++
@@ -337,27 +455,43 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 			d.stop = true
 			break
 		}
+		e := &d.queue[d.next]
 		if d.handler == 0 {
 			d.errsBefore = len(d.errs)
 			d.identifying = true
-			if d.queue[d.next].Identity().ID == "" { // sent to this call, not joined: a root here
-				d.queue[d.next] = b.stamp(d.ctx.Context, d.queue[d.next], handling(d.ctx.Context).ID)
+			if !e.identified { // sent to this call, not joined: a root here
+				e.meta, e.identified = e.m.Identity(), true
+				if e.meta.ID == "" {
+					e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.rootCause()}, true
+				}
 			}
+			d.cur = e.meta
 			d.identifying = false
 		}
-		m := d.queue[d.next]
-		r := routes.lookup(reflect.TypeOf(m))
+		r := routes.lookup(reflect.TypeOf(e.m))
+		stamp := (*domain.Meta)(nil)
+		if e.stamped {
+			if r != nil && r.inPlace && b.trace == nil {
+				stamp = &d.cur
+			} else if d.handler == 0 {
+				d.identifying = true
+				e.m, e.stamped = withIdentity(e.m, e.meta), false
+				d.identifying = false
+				r = routes.lookup(reflect.TypeOf(e.m))
+			}
+		}
+		m := e.m // e may move: handlers append to the queue
 		switch {
 		case r == nil:
 			d.failUnrouted(b.policy, m)
 		case r.command != nil:
-			if err := r.command(d.ctx, m.(domain.Command)); err != nil {
+			if err := r.command(d.ctx, m, stamp); err != nil {
 				d.fail(b.policy, err)
 				d.stop = true
 			}
 		default:
 			for ; d.handler < len(r.handlers) && !d.stop; d.handler++ {
-				if err := r.handlers[d.handler](d.ctx, m); err != nil {
+				if err := r.handlers[d.handler](d.ctx, m, stamp); err != nil {
 					d.fail(b.policy, err)
 				}
 			}
@@ -369,18 +503,21 @@ func (b *Bus) drain(d *dispatch) (finished bool) {
 	return true
 }
 
-// traceDone reports the message being handled to the trace, with the errors it caused.
-func (b *Bus) traceDone(d *dispatch) {
-	b.trace(d.ctx, d.queue[d.next], errors.Join(d.errs[d.errsBefore:]...))
+// withIdentity returns m carrying meta, a new value. A value that is neither a command nor an
+// event is returned as it is, for the routing to report.
+func withIdentity(m domain.Message, meta domain.Meta) domain.Message {
+	switch v := m.(type) {
+	case domain.Event:
+		return v.WithIdentity(meta)
+	case domain.Command:
+		return v.WithIdentity(meta)
+	}
+	return m
 }
 
-// messages returns the events as messages, for Handle.
-func messages(events []domain.Event) []domain.Message {
-	msgs := make([]domain.Message, len(events))
-	for i, e := range events {
-		msgs[i] = e
-	}
-	return msgs
+// traceDone reports the message being handled to the trace, with the errors it caused.
+func (b *Bus) traceDone(d *dispatch) {
+	b.trace(d.ctx, d.queue[d.next].m, errors.Join(d.errs[d.errsBefore:]...))
 }
 
 // PanicError is a handler panic turned into an error. It wraps ErrHandlerPanic.
@@ -394,49 +531,94 @@ func (e *PanicError) Error() string { return fmt.Sprintf("%v: %v", ErrHandlerPan
 // Unwrap returns ErrHandlerPanic.
 func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 
-// dispatch is the state of one Handle call. It is pooled; what its handlers get as ctx is a
-// callCtx, which is never reused, so that a handler may keep it.
+// dispatch is the state of one Handle call. It is pooled; what its handlers get
+// as ctx is a callCtx, which is never reused, so that a handler may keep it.
 type dispatch struct {
 	bus         *Bus
 	ctx         *callCtx // the running call's context
+	outer       *callCtx // the callCtx ctx led to when the call started, if any: the causes
 	spare       []callCtx
-	queue       []domain.Message
-	next        int // index in queue of the message being handled
-	handler     int // index of its handler being called
+	queue       []entry
+	next        int         // index in queue of the message being handled
+	handler     int         // index of its handler being called
+	cur         domain.Meta // the identity of the message being handled
 	errs        []error
 	errsBefore  int  // len(errs) when the message being handled started
 	identifying bool // the message's Identity or WithIdentity is being called
 	stop        bool
+
+	// The ID source and the root cause, looked up on the first message that needs them.
+	sourced    bool
+	source     func() string
+	causeKnown bool
+	cause      string
+	arena      idArena
+}
+
+// entry is a queued message with its identity, kept beside it so that a message the bus stamps
+// need not be copied into a new value (see route.inPlace).
+type entry struct {
+	m          domain.Message
+	meta       domain.Meta // valid once identified
+	identified bool        // meta holds m's identity, or the one the bus gave it
+	stamped    bool        // the bus gave m meta, and m itself does not carry it yet
 }
 
 // callCtx is the context the handlers of one Handle call get. While the call runs, it leads to
 // the call's dispatch, so that a publication inside a handler finds the queue; when the call is
 // over, it leads nowhere and is just its parent context. Handing out a fresh one per call (and not
-// the pooled dispatch itself) is what makes a kept ctx safe; they are cut from chunks of
+// the reused dispatch itself) is what makes a kept ctx safe; they are cut from chunks of
 // callCtxChunk, so a call costs a share of an allocation rather than one.
 type callCtx struct {
-	context.Context                          // the parent: the ctx Handle was given; never changes
-	call            atomic.Pointer[dispatch] // nil once the call is over
+	context.Context                // the parent: the ctx Handle was given; never changes
+	call            unsafe.Pointer // the *dispatch; nil once the call is over (atomic but for its first write)
 }
+
+// running returns the call c belongs to, or nil once it is over.
+func (c *callCtx) running() *dispatch { return (*dispatch)(atomic.LoadPointer(&c.call)) }
 
 const callCtxChunk = 64
 
-// start makes d a call on parent with a new callCtx.
-func (d *dispatch) start(parent context.Context) {
+// start makes d a call on parent with a new callCtx. outer is what parent leads to, if anything.
+func (d *dispatch) start(parent context.Context, outer *callCtx) {
 	if len(d.spare) == 0 {
 		d.spare = make([]callCtx, callCtxChunk)
 	}
 	c := &d.spare[0]
 	d.spare = d.spare[1:]
-	c.Context = parent // c is fresh: no other goroutine has seen it
-	c.call.Store(d)
-	d.ctx = c
+	c.Context = parent // c is fresh: no other goroutine has seen it, so plain writes do
+	c.call = unsafe.Pointer(d)
+	d.ctx, d.outer = c, outer
+}
+
+// nextID returns the next ID of the call's ID source: the function WithIDs put on its ctx, or
+// the bus's counter, cut from d's arena.
+func (d *dispatch) nextID() string {
+	if !d.sourced {
+		d.source, d.sourced = idSource(d.ctx.Context), true
+	}
+	if d.source != nil {
+		return d.source()
+	}
+	return d.arena.id(d.bus.ids.Add(1))
+}
+
+// rootCause returns the ID of the message being handled, on the call's ctx, by another call.
+func (d *dispatch) rootCause() string {
+	if !d.causeKnown {
+		d.cause, d.causeKnown = handlingFrom(d.outer).ID, true
+	}
+	return d.cause
 }
 
 // fail records err against the message being handled; under Propagate it stops the call.
 func (d *dispatch) fail(policy ErrorPolicy, err error) {
-	m := d.queue[d.next]
-	d.errs = append(d.errs, fmt.Errorf("handle %T %s: %w", m, idOf(m), err))
+	e := &d.queue[d.next]
+	id := e.meta.ID
+	if !e.identified {
+		id = idOf(e.m)
+	}
+	d.errs = append(d.errs, fmt.Errorf("handle %T %s: %w", e.m, id, err))
 	d.stop = d.stop || policy == Propagate
 }
 
@@ -455,8 +637,8 @@ func idOf(m domain.Message) (id string) {
 func (d *dispatch) limitError() error {
 	counts := map[reflect.Type]int{}
 	var most reflect.Type
-	for _, m := range d.queue[:d.next] {
-		t := reflect.TypeOf(m)
+	for _, e := range d.queue[:d.next] {
+		t := reflect.TypeOf(e.m)
 		counts[t]++
 		if most == nil || counts[t] > counts[most] {
 			most = t
@@ -487,10 +669,11 @@ func (d *dispatch) result(policy ErrorPolicy) error {
 
 // reset ends the call: its callCtx stops leading here, and the messages and errors are let go.
 func (d *dispatch) reset() {
-	d.ctx.call.Store(nil)
+	atomic.StorePointer(&d.ctx.call, nil)
 	clear(d.queue)
 	clear(d.errs)
-	d.ctx, d.queue, d.errs, d.next, d.handler, d.errsBefore, d.stop = nil, d.queue[:0], d.errs[:0], 0, 0, 0, false
+	d.ctx, d.outer, d.queue, d.errs, d.next, d.handler, d.errsBefore, d.stop = nil, nil, d.queue[:0], d.errs[:0], 0, 0, 0, false
+	d.cur, d.sourced, d.source, d.causeKnown, d.cause = domain.Meta{}, false, nil, false, ""
 }
 
 type dispatchKey struct{}
@@ -503,26 +686,30 @@ func (c *callCtx) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// running returns the running Handle call of b that ctx belongs to, if any.
-func (b *Bus) running(ctx context.Context) *dispatch {
-	for v := ctx.Value(dispatchKey{}); v != nil; {
-		c := v.(*callCtx)
-		if d := c.call.Load(); d != nil && d.bus == b {
+// runningFrom returns the running Handle call of b that c, or a callCtx it leads to, belongs to.
+func (b *Bus) runningFrom(c *callCtx) *dispatch {
+	for c != nil {
+		if d := c.running(); d != nil && d.bus == b {
 			return d
 		}
-		v = c.Context.Value(dispatchKey{})
+		c, _ = c.Context.Value(dispatchKey{}).(*callCtx)
 	}
 	return nil
 }
 
 // handling returns the message being handled on ctx by any running bus call, or the zero Meta.
 func handling(ctx context.Context) domain.Meta {
-	for v := ctx.Value(dispatchKey{}); v != nil; {
-		c := v.(*callCtx)
-		if d := c.call.Load(); d != nil && d.next < len(d.queue) {
-			return d.queue[d.next].Identity()
+	c, _ := ctx.Value(dispatchKey{}).(*callCtx)
+	return handlingFrom(c)
+}
+
+// handlingFrom is handling for the callCtx a ctx leads to.
+func handlingFrom(c *callCtx) domain.Meta {
+	for c != nil {
+		if d := c.running(); d != nil && d.next < len(d.queue) {
+			return d.cur
 		}
-		v = c.Context.Value(dispatchKey{})
+		c, _ = c.Context.Value(dispatchKey{}).(*callCtx)
 	}
 	return domain.Meta{}
 }

@@ -22,29 +22,43 @@ func allocate(ctx context.Context, uow UnitOfWork, cmd domain.Allocate) (allocat
 	if err := line.Validate(); err != nil {
 		return allocation{}, fmt.Errorf("allocate: %w", err)
 	}
-	// The closure escapes into uow.Do, and every variable it assigns escapes with it: keeping
-	// what it finds in one struct makes that one allocation instead of one per variable.
-	var found allocation
-	err := uow.Do(ctx, func(ctx context.Context, repo Repository) error {
-		found = allocation{}
-		p, err := repo.Get(ctx, line.SKU)
-		if errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("%w %s", ErrInvalidSKU, line.SKU)
-		}
-		if err != nil {
-			return err
-		}
-		found.batchRef, err = p.Allocate(line)
-		if errors.Is(err, domain.ErrOutOfStock) {
-			found.outOfStock = err
-			return nil // commit, so that the event is published
-		}
-		return err
-	})
+	a := allocating{line: line}
+	var err error
+	if t, ok := uow.(*Transactor); ok {
+		err = t.Do(ctx, a.run) // Do keeps no reference to its fn: a stays on the stack
+	} else {
+		escaping := &allocating{line: line}
+		err = uow.Do(ctx, escaping.run)
+		a.found = escaping.found
+	}
 	if err != nil && !errors.Is(err, ErrPublish) {
 		return allocation{}, err
 	}
-	return found, err
+	return a.found, err
+}
+
+// allocating is the work of an Allocate command: a method value rather than a closure, so that
+// allocate can keep it off the heap when the unit of work is a Transactor.
+type allocating struct {
+	line  domain.OrderLine
+	found allocation
+}
+
+func (a *allocating) run(ctx context.Context, repo Repository) error {
+	a.found = allocation{}
+	p, err := repo.Get(ctx, a.line.SKU)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w %s", ErrInvalidSKU, a.line.SKU)
+	}
+	if err != nil {
+		return err
+	}
+	a.found.batchRef, err = p.Allocate(a.line)
+	if errors.Is(err, domain.ErrOutOfStock) {
+		a.found.outOfStock = err
+		return nil // commit, so that the event is published
+	}
+	return err
 }
 
 func createBatch(ctx context.Context, uow UnitOfWork, cmd domain.CreateBatch) error {

@@ -68,6 +68,15 @@ func Bootstrap(store Store, mailer Mailer, opts ...Option) *Transactor {
 	return uow
 }
 
+// publishAllocated is PublishAllocated, but for discard a handler that does not even box the
+// event to hand it over.
+func publishAllocated(publisher Publisher) func(ctx context.Context, e domain.Allocated) error {
+	if _, none := publisher.(discard); none {
+		return func(context.Context, domain.Allocated) error { return nil }
+	}
+	return PublishAllocated(publisher)
+}
+
 // Register subscribes the handlers of stockbus's messages on the unit of work's bus:
 //   - the commands Allocate, CreateBatch and ChangeBatchQuantity, each run in a new unit of work;
 //     out of stock is a result of Allocate, not an error, so the chain goes on;
@@ -85,7 +94,7 @@ func Register(uow *Transactor, mailer Mailer, publisher Publisher) {
 		return changeBatchQuantity(ctx, uow, c)
 	})
 	Subscribe(bus, NotifyOutOfStock(mailer))
-	Subscribe(bus, PublishAllocated(publisher))
+	Subscribe(bus, publishAllocated(publisher))
 	Subscribe(bus, func(ctx context.Context, e domain.Deallocated) error {
 		return bus.Handle(ctx, domain.Allocate{Meta: uow.newMeta(ctx), OrderID: e.OrderID, SKU: e.SKU, Qty: e.Qty})
 	})

@@ -117,7 +117,7 @@ func NewUnitOfWork(store Store, bus *Bus, opts ...Option) *Transactor {
 		o(t)
 	}
 	if t.dispatch == nil {
-		t.dispatch = func(ctx context.Context, events []domain.Event) error { return t.bus.Handle(ctx, messages(events)...) }
+		t.dispatch = func(ctx context.Context, events []domain.Event) error { return t.bus.handleEvents(ctx, events) }
 	}
 	return t
 }
