@@ -48,7 +48,7 @@ type Store interface {
 	// committing goroutine, before the store checks for conflicts; nil removes it. The steps count
 	// commit attempts here, sample "before the commit" here, and hold writers here to force an
 	// interleaving.
-	SetBeforeCommit(h fakes.Hook)
+	SetBeforeCommit(h service.CommitHook)
 	// Touch changes the product's revision without changing it, as another writer's commit would,
 	// and reports whether the product exists.
 	Touch(sku string) bool
