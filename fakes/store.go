@@ -18,22 +18,22 @@ import (
 // ErrTxDone is returned when a transaction is used after Commit or Rollback.
 var ErrTxDone = errors.New("transaction already committed or rolled back")
 
-// Hook is called by the store at a point of a transaction's life, with the skus the transaction
-// has seen. It runs on the transaction's goroutine without any store lock held, so it may block
-// to force an interleaving (see Rendezvous) or change the store (see Store.Touch). It is an alias,
-// so the real stores' hook setters (sqlite, postgres) have the same signature as Store's.
-type Hook = func(ctx context.Context, skus []string)
+// Hook is service.CommitHook: a store calls it at a point of a transaction's life, with the skus
+// the transaction has seen. It runs on the transaction's goroutine without any store lock held, so
+// it may block to force an interleaving (see Rendezvous) or change the store (see Store.Touch). It
+// is an alias, so the fakes, sqlite and postgres stores' hook setters have the same signature.
+type Hook = service.CommitHook
 
 // SetBeforeCommit sets a hook that runs at the start of every Commit, after the work is done and
 // before the store checks for conflicts: holding a transaction here forces "load, load, commit,
 // commit". nil removes it. It is safe to call at any time; set it after seeding the store.
-func (s *Store) SetBeforeCommit(h Hook) { s.beforeCommit.Store(&h) }
+func (s *Store) SetBeforeCommit(h service.CommitHook) { s.beforeCommit.Store(&h) }
 
 // SetAfterCommit sets a hook that runs after a Commit succeeded, before the unit of work
 // publishes: the place where a crash "after commit, before publish" happens. nil removes it.
-func (s *Store) SetAfterCommit(h Hook) { s.afterCommit.Store(&h) }
+func (s *Store) SetAfterCommit(h service.CommitHook) { s.afterCommit.Store(&h) }
 
-func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
+func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) {
 	if f := h.Load(); f != nil && *f != nil {
 		(*f)(ctx, t.skus())
 	}
@@ -45,7 +45,7 @@ func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
 // when a product it saw was changed by any other commit since it was loaded. Batch references are
 // unique across products, like a unique index.
 type Store struct {
-	beforeCommit, afterCommit atomic.Pointer[Hook]
+	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
 
 	mu       sync.Mutex
 	products map[string]record

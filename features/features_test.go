@@ -1,9 +1,11 @@
 // Package features_test runs the Gherkin specification of stockbus: every *.feature file in this
-// folder, against the step library in features/steps. See README.md here for how to run and extend it.
+// folder, against the step library in features/steps, on the store that STOCKBUS_STORE names
+// (fakes, the default; sqlite; postgres). See README.md here for how to run and extend it.
 package features_test
 
 import (
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -34,6 +36,7 @@ var opts = defaults()
 // TestMain binds godog's flags under the prefix "godog." to the standard flag set, so that
 // `go test ./features -godog.tags=@book` works with one dash or two, next to -run and -v.
 // Arguments after the flags (go test ./features -args allocation.feature) are the feature paths.
+// STOCKBUS_STORE chooses the store (see stores_test.go); an unknown one stops the run at once.
 func TestMain(m *testing.M) {
 	godog.BindCommandLineFlags("godog.", &opts)
 	pflag.CommandLine.VisitAll(func(f *pflag.Flag) {
@@ -45,12 +48,29 @@ func TestMain(m *testing.M) {
 	if flag.NArg() > 0 {
 		opts.Paths = flag.Args()
 	}
-	os.Exit(m.Run())
+	var err error
+	if theStore, err = chooseStore(); err != nil {
+		fmt.Fprintln(os.Stderr, "features:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	if err := theStore.close(); err != nil {
+		fmt.Fprintln(os.Stderr, "features:", err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
 }
 
-// InitializeScenario installs the step library on a scenario. It is the one function of these
-// tests that the godog command line looks for, so that `godog run` finds the same steps.
-func InitializeScenario(sc *godog.ScenarioContext) { steps.Register(sc) }
+// InitializeScenario installs the step library on a scenario, on a new store of the kind
+// STOCKBUS_STORE names. It is the one function of these tests that the godog command line looks
+// for, so that `godog run` finds the same steps (on the fakes: the godog command runs no TestMain).
+func InitializeScenario(sc *godog.ScenarioContext) {
+	if theStore == nil {
+		steps.Register(sc)
+		return
+	}
+	theStore.register(sc)
+}
 
 // seed returns the seed that orders the scenarios: the one given with -godog.random=SEED, or a
 // fresh one, so that every run shuffles and any run can be replayed. -godog.random=0 keeps the
@@ -65,7 +85,9 @@ func seed() int64 {
 }
 
 // TestFeatures runs every scenario as a subtest: go test ./features -run 'TestFeatures/<scenario>'.
+// Each runs on a new store of the kind STOCKBUS_STORE names.
 func TestFeatures(t *testing.T) {
+	theStore.ready(t)
 	o := opts
 	o.TestingT = t
 	suite := godog.TestSuite{Name: "stockbus", ScenarioInitializer: InitializeScenario, Options: &o}
@@ -85,8 +107,10 @@ func TestFeatures(t *testing.T) {
 		t.Fatalf("no scenario matches the paths %q and the tags %q: a typo would otherwise pass", o.Paths, o.Tags)
 	}
 	o.Randomize = seed()
-	t.Logf("scenarios in random order, seed %d: replay it with -godog.random=%d", o.Randomize, o.Randomize)
+	t.Logf("%d scenarios on the %s store, in random order, seed %d: replay it with %s=%s go test ./features -godog.random=%d",
+		selected, theStore.name, o.Randomize, StoreVariable, theStore.name, o.Randomize)
 	if status := suite.Run(); status != 0 {
-		t.Fatalf("godog exited with status %d (seed %d)", status, o.Randomize)
+		t.Fatalf("godog exited with status %d on the %s store (seed %d): replay with %s=%s go test ./features -godog.random=%d",
+			status, theStore.name, o.Randomize, StoreVariable, theStore.name, o.Randomize)
 	}
 }

@@ -23,8 +23,10 @@ import (
 
 // run runs one feature text with the options every run starts from, and returns godog's exit
 // status and what its formatter printed. What the steps log goes to logged, if not nil.
+// The scenarios run on the store STOCKBUS_STORE names.
 func run(t *testing.T, feature string, initialize func(*godog.ScenarioContext), logged ...*string) (int, string) {
 	t.Helper()
+	theStore.ready(t)
 	path := filepath.Join(t.TempDir(), "new.feature")
 	require.NoError(t, os.WriteFile(path, []byte(feature), 0o644))
 	var out bytes.Buffer
@@ -75,7 +77,7 @@ func TestAPendingStepFailsTheRun(t *testing.T) {
 func TestAFailingScenarioShowsWhatTheStackCaptured(t *testing.T) {
 	failing := writtenFromTheTable + "    And exactly one mail was sent, to \"stock@made.com\", saying \"Out of stock for DESK\"\n"
 	captured := []string{
-		"what the stack captured", `last action: I allocate order "o2" of 6 "DESK"`, "mails delivered (0",
+		"what the stack captured", "store: " + theStore.name, `last action: I allocate order "o2" of 6 "DESK"`, "mails delivered (0",
 		"batch b1 (in the warehouse): 10 bought, 10 allocated in 2 lines, 0 available", "holds o1×4, o2×6",
 	}
 
@@ -234,4 +236,30 @@ func TestOneScenarioInitializer(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"InitializeScenario(*ScenarioContext)"}, found)
+}
+
+func TestStockbusStoreChoosesTheStore(t *testing.T) {
+	tests := []struct{ name, value, want, err string }{
+		{"unset is the fakes", "", "fakes", ""},
+		{"fakes", "fakes", "fakes", ""},
+		{"sqlite", "sqlite", "sqlite", ""},
+		{"postgres", "postgres", "postgres", ""},
+		{"an unknown store", "mysql", "", `STOCKBUS_STORE="mysql": want fakes, sqlite or postgres`},
+		{"a store's name in capitals", "SQLITE", "", `STOCKBUS_STORE="SQLITE": want fakes, sqlite or postgres`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(StoreVariable, tt.value)
+
+			s, err := chooseStore()
+
+			if tt.err != "" {
+				assert.EqualError(t, err, tt.err)
+				assert.Nil(t, s)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, s.name)
+		})
+	}
 }

@@ -27,15 +27,15 @@ import (
 // ErrTxDone is returned when a transaction is used after Commit or Rollback.
 var ErrTxDone = errors.New("transaction already committed or rolled back")
 
-// Hook is called by the store at a point of a transaction's life with the skus the transaction
-// has seen, on the transaction's goroutine, with no lock held. It has the type of fakes.Hook.
-type Hook = func(ctx context.Context, skus []string)
+// Hook is service.CommitHook, the type of the store's before- and after-commit hooks; it is an
+// alias, so fakes.Hook and the hook types of the other stores are the same type.
+type Hook = service.CommitHook
 
 // Store is a service.Store on a PostgreSQL database. It is safe for concurrent use; Close it
 // when done.
 type Store struct {
 	pool                      *pgxpool.Pool
-	beforeCommit, afterCommit atomic.Pointer[Hook]
+	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
 	outbox                    atomic.Bool
 	cache                     cache
 
@@ -189,12 +189,12 @@ func (s *Store) Begin(ctx context.Context) (service.Tx, error) {
 // SetBeforeCommit sets a hook that runs at the start of every Commit, before its database
 // transaction begins: holding a transaction there forces "load, load, commit, commit". nil
 // removes it.
-func (s *Store) SetBeforeCommit(h Hook) { s.beforeCommit.Store(&h) }
+func (s *Store) SetBeforeCommit(h service.CommitHook) { s.beforeCommit.Store(&h) }
 
 // SetAfterCommit sets a hook that runs after a Commit succeeded. nil removes it.
-func (s *Store) SetAfterCommit(h Hook) { s.afterCommit.Store(&h) }
+func (s *Store) SetAfterCommit(h service.CommitHook) { s.afterCommit.Store(&h) }
 
-func runHook(ctx context.Context, h *atomic.Pointer[Hook], t *tx) {
+func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) {
 	if f := h.Load(); f != nil && *f != nil {
 		(*f)(ctx, t.skus())
 	}

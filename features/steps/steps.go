@@ -9,8 +9,9 @@
 //
 // (features/README.md shows a whole module that does this, with the replace directive it needs
 // until stockbus is published.) Each scenario gets its own stack (a fakes.Store, or any Store
-// through RegisterOn, a fakes.Mailer and a unit of work built by service.Bootstrap), kept in the
-// scenario's context.Context, so scenarios may run concurrently.
+// through RegisterOn or RegisterOpening, a fakes.Mailer and a unit of work built by
+// service.Bootstrap), kept in the scenario's context.Context, so scenarios may run concurrently.
+// The features' own test runs every scenario on the fakes, SQLite or Postgres this way.
 // When a scenario fails, what the mailer, the bus and the store captured is logged and attached to
 // the report.
 //
@@ -124,31 +125,58 @@ func Vocabulary() []Def { return slices.Clone(vocabulary) }
 // store captured and attaches it to the report (cucumber JSON). It is safe to call from scenarios
 // that run concurrently.
 func Register(sc *godog.ScenarioContext) {
-	RegisterOn(func() Store { return fakes.NewStore() })(sc)
+	RegisterOpening("fakes", func(context.Context) (Store, func() error, error) {
+		return fakes.NewStore(), nil, nil
+	})(sc)
 }
 
 // RegisterOn returns a Register whose scenarios each run on a new, empty store from newStore
 // instead of a fakes.Store. The rest of the stack (mailer, publisher, bus) stays on the fakes.
 func RegisterOn(newStore func() Store) func(*godog.ScenarioContext) {
-	return func(sc *godog.ScenarioContext) { register(sc, newStore) }
+	return RegisterOpening("given", func(context.Context) (Store, func() error, error) {
+		return newStore(), nil, nil
+	})
 }
 
-func register(sc *godog.ScenarioContext, newStore func() Store) {
+// Opener opens a new, empty store for one scenario. It returns the store and a function that
+// releases it (closes it, removes its file or drops its database), or nil when there is nothing to
+// release. ctx is the scenario's; it is done when the scenario ends.
+type Opener func(ctx context.Context) (s Store, release func() error, err error)
+
+// RegisterOpening returns a Register whose scenarios each run on a store that open returns, for
+// stores that can fail to open or must be released: a file or a database per scenario. name (such
+// as "sqlite") names the store in what a failing scenario reports. When open fails, the scenario
+// fails before its first step with an error that names the store. The release function runs after
+// the scenario, once its failure report (which reads the store) is written; its error fails the
+// scenario.
+func RegisterOpening(name string, open Opener) func(*godog.ScenarioContext) {
+	return func(sc *godog.ScenarioContext) { register(sc, name, open) }
+}
+
+func register(sc *godog.ScenarioContext, name string, open Opener) {
 	sc.Before(func(ctx context.Context, _ *godog.Scenario) (context.Context, error) {
-		return context.WithValue(ctx, worldKey{}, newWorld(newStore())), nil
+		store, release, err := open(ctx)
+		if err != nil {
+			return ctx, fmt.Errorf("open a %s store for the scenario: %w", name, err)
+		}
+		w := newWorld(store)
+		w.storeName, w.release = name, release
+		return context.WithValue(ctx, worldKey{}, w), nil
 	})
 	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
 		w, ok := ctx.Value(worldKey{}).(*world)
 		if !ok {
 			return ctx, nil
 		}
-		defer w.close()
-		if err == nil {
-			return ctx, nil
+		if err != nil {
+			report := w.report()
+			godog.Logf(ctx, "what the stack captured:\n%s", report)
+			ctx = godog.Attach(ctx, godog.Attachment{FileName: "captured.txt", MediaType: "text/plain", Body: []byte(report)})
 		}
-		report := w.report()
-		godog.Logf(ctx, "what the stack captured:\n%s", report)
-		return godog.Attach(ctx, godog.Attachment{FileName: "captured.txt", MediaType: "text/plain", Body: []byte(report)}), nil
+		if err := w.close(); err != nil {
+			return ctx, fmt.Errorf("release the scenario's %s store: %w", w.storeName, err)
+		}
+		return ctx, nil
 	})
 	for _, d := range vocabulary {
 		switch d.Keyword {

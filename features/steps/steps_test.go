@@ -2,6 +2,8 @@ package steps_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"os"
 	"regexp"
@@ -192,6 +194,69 @@ func TestRegisterOnRunsOnTheGivenStore(t *testing.T) {
 	p, ok := store.Product("LAMP")
 	require.True(t, ok, "the scenario's product is in the store RegisterOn was given")
 	assert.Equal(t, 2, p.Batches[0].AvailableQuantity())
+}
+
+// runOn runs feature text through RegisterOpening with open, and returns godog's status and output.
+func runOn(t *testing.T, open steps.Opener, feature string) (int, string) {
+	t.Helper()
+	var out bytes.Buffer
+	status := godog.TestSuite{
+		ScenarioInitializer: steps.RegisterOpening("test", open),
+		Options: &godog.Options{Strict: true, Format: "progress", Output: &out, NoColors: true,
+			FeatureContents: []godog.Feature{{Name: "opening.feature", Contents: []byte(feature)}}},
+	}.Run()
+	return status, out.String()
+}
+
+const oneBatch = "Feature: opening\n  Scenario: one batch\n    Given a batch \"b1\" of 3 \"LAMP\" in the warehouse\n" +
+	"    When I allocate order \"o1\" of 1 \"LAMP\"\n    Then batch \"b1\" has 2 available\n"
+
+// TestRegisterOpeningReleasesEachScenariosStore runs two scenarios through RegisterOpening and
+// checks that each got a store of its own, released once after it ended.
+func TestRegisterOpeningReleasesEachScenariosStore(t *testing.T) {
+	var opened []*fakes.Store
+	released := map[int]int{}
+	open := func(context.Context) (steps.Store, func() error, error) {
+		s := fakes.NewStore()
+		i := len(opened)
+		opened = append(opened, s)
+		return s, func() error { released[i]++; return nil }, nil
+	}
+	twice := oneBatch + strings.Replace(strings.TrimPrefix(oneBatch, "Feature: opening\n"), "one batch", "another batch", 1)
+
+	status, out := runOn(t, open, twice)
+
+	require.Zero(t, status, "the scenarios failed:\n%s", out)
+	require.Len(t, opened, 2, "stores opened for 2 scenarios")
+	assert.Equal(t, map[int]int{0: 1, 1: 1}, released, "releases of each scenario's store")
+	for i, s := range opened {
+		p, ok := s.Product("LAMP")
+		require.True(t, ok, "scenario %d's product is in its own store", i)
+		assert.Equal(t, 2, p.Batches[0].AvailableQuantity(), "scenario %d's store", i)
+	}
+}
+
+func TestRegisterOpeningFailsTheScenario(t *testing.T) {
+	tests := []struct {
+		name string
+		open steps.Opener
+		want string
+	}{
+		{"when the store cannot be opened", func(context.Context) (steps.Store, func() error, error) {
+			return nil, nil, errors.New("no server")
+		}, "open a test store for the scenario: no server"},
+		{"when the store cannot be released", func(context.Context) (steps.Store, func() error, error) {
+			return fakes.NewStore(), func() error { return errors.New("drop failed") }, nil
+		}, "release the scenario's test store: drop failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, out := runOn(t, tt.open, oneBatch)
+
+			assert.NotZero(t, status, "the scenario passed:\n%s", out)
+			assert.Contains(t, out, tt.want)
+		})
+	}
 }
 
 // TestNewThenStepsFailWhenUntrue runs scenarios whose last step is false and checks that each

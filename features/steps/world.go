@@ -48,7 +48,7 @@ type Store interface {
 	// committing goroutine, before the store checks for conflicts; nil removes it. The steps count
 	// commit attempts here, sample "before the commit" here, and hold writers here to force an
 	// interleaving.
-	SetBeforeCommit(h fakes.Hook)
+	SetBeforeCommit(h service.CommitHook)
 	// Touch changes the product's revision without changing it, as another writer's commit would,
 	// and reports whether the product exists.
 	Touch(sku string) bool
@@ -67,6 +67,8 @@ var _ Store = (*fakes.Store)(nil)
 // (the journal, the commit hook's settings, the counters) is guarded.
 type world struct {
 	store     Store
+	storeName string           // names the store in the failure report ("fakes", "sqlite", "postgres")
+	release   func() error     // releases the store after the scenario; nil when there is nothing to release
 	mailer    *fakes.Mailer    // captures every mail delivered
 	down      *fakes.Mailer    // fails every send; the stack uses it instead of mailer once the mailer is down
 	publisher *fakes.Publisher // captures what the stack publishes to other systems (Allocated events)
@@ -153,8 +155,14 @@ func from(ctx context.Context) *world {
 }
 
 // close stops the store's hook from holding anything back, so that a failed scenario's writers
-// cannot stay blocked.
-func (w *world) close() { w.store.SetBeforeCommit(nil) }
+// cannot stay blocked, and releases the store.
+func (w *world) close() error {
+	w.store.SetBeforeCommit(nil)
+	if w.release == nil {
+		return nil
+	}
+	return w.release()
+}
 
 func (w *world) beforeCommit(ctx context.Context, skus []string) {
 	w.commits.Add(1)
@@ -351,6 +359,7 @@ func (w *world) storeState(lines bool) string {
 // report says what the scenario's stack captured, for a reader of a failed scenario.
 func (w *world) report() string {
 	var s strings.Builder
+	fmt.Fprintf(&s, "store: %s\n", w.storeName)
 	if w.action != "" {
 		fmt.Fprintf(&s, "last action: %s\n", w.action)
 	}
