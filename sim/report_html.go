@@ -61,7 +61,10 @@ func WriteHTML(w io.Writer, reports []Report, sweep *Sweep) error {
 	if err != nil {
 		return err
 	}
-	title := "stockbus simulate: " + reports[0].Config.Strategy
+	title, command := "stockbus simulate: "+reports[0].Config.Strategy, reports[0].Command
+	if len(reports) > 1 {
+		command = "" // each run's own command is in the report below
+	}
 	if sweep != nil {
 		title = "stockbus sweep of " + sweep.Param
 	} else if len(reports) > 1 {
@@ -70,7 +73,7 @@ func WriteHTML(w io.Writer, reports []Report, sweep *Sweep) error {
 	return pageTemplate.Execute(w, map[string]any{
 		"Title":      title,
 		"Subtitle":   subtitle(reports[0].Config),
-		"Command":    reports[0].Command,
+		"Command":    command,
 		"Table":      table.String(),
 		"Charts":     charts,
 		"ChartsJSON": template.JS(data),
@@ -185,7 +188,12 @@ func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
 		if !numeric {
 			xa["data"] = sweep.Values
 		}
-		return Chart{ID: id, Title: title, Option: lineOption(title+" vs "+sweep.Param, sub, xa, axis(unit, logIfWide(series), false), series)}
+		ya := axis(unit, logIfWide(series), false)
+		if id == "sweep-dispatch-share" {
+			ya = axis(unit, "value", false) // a share: 0 to 100 reads best on a linear axis
+			ya["min"], ya["max"], ya["scale"] = 0, 100, false
+		}
+		return Chart{ID: id, Title: title, Option: lineOption(title+" vs "+sweep.Param, sub, xa, ya, series)}
 	}
 	positive := func(v float64) (float64, bool) { return v, v > 0 }
 	return []Chart{
@@ -265,10 +273,10 @@ func lineSeries(name string, pts [][2]float64) map[string]any {
 
 func lineOption(title, sub string, x, y map[string]any, series []map[string]any) map[string]any {
 	return map[string]any{
-		"title":     map[string]any{"text": title, "subtext": sub, "left": "center", "subtextStyle": map[string]any{"width": 1100, "overflow": "break"}},
+		"title":     map[string]any{"text": title, "subtext": sub, "left": "center", "subtextStyle": map[string]any{"width": 1080, "overflow": "break", "lineHeight": 14}},
 		"tooltip":   map[string]any{"trigger": "axis"},
-		"legend":    map[string]any{"top": 62, "type": "scroll"},
-		"grid":      map[string]any{"top": 100, "left": 70, "right": 40, "bottom": 50},
+		"legend":    map[string]any{"top": 78, "type": "scroll"},
+		"grid":      map[string]any{"top": 115, "left": 70, "right": 40, "bottom": 50},
 		"xAxis":     x,
 		"yAxis":     y,
 		"series":    series,
@@ -297,7 +305,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 </head><body>
 <h1>{{.Title}}</h1>
 <p>{{.Subtitle}}</p>
-<p><code>{{.Command}}</code></p>
+{{if .Command}}<p><code>{{.Command}}</code></p>{{end}}
 {{range .Charts}}<div class="chart" id="{{.ID}}"></div>
 {{end}}
 <h2>What became of the events</h2>

@@ -154,3 +154,38 @@ func TestTimelineCoversTheRunWithBoundedIntervals(t *testing.T) {
 	assert.Equal(t, r.Latency.P90, r.Percentiles[4].Value)
 	assert.Equal(t, r.Latency.P99, r.Percentiles[8].Value)
 }
+
+func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
+	sw, err := sim.ParseSweep("workers=1,2,4")
+	require.NoError(t, err)
+	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name       string
+		sync, asyn float64 // orders/s
+		want       string
+	}{
+		{"sync 3,375 against async 190k", 3375, 190_000, "log"},
+		{"within a factor of 3", 1000, 3000, "value"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var reports []sim.Report
+			for _, c := range cfgs {
+				r := sim.Report{Config: c}
+				r.Throughput.Achieved = tc.sync
+				if c.Strategy == sim.Async {
+					r.Throughput.Achieved = tc.asyn
+				}
+				reports = append(reports, r)
+			}
+			for _, c := range sim.HTMLCharts(reports, &sw) {
+				if c.ID == "sweep-throughput" {
+					assert.Equal(t, tc.want, c.Option["yAxis"].(map[string]any)["type"])
+					assert.Equal(t, "value", c.Option["xAxis"].(map[string]any)["type"], "workers are numbers")
+					return
+				}
+			}
+			t.Fatal("no throughput chart")
+		})
+	}
+}

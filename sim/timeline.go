@@ -13,7 +13,7 @@ import (
 const TimelineSlots = 120
 
 // timelineFirstWidth is the width of an interval until the run outlasts TimelineSlots of them.
-const timelineFirstWidth = int64(10 * time.Millisecond)
+const timelineFirstWidth = int64(time.Millisecond)
 
 // timelineSigFigs is the precision of an interval's histogram: 1 significant digit (within about
 // 6%), about 4 KB each, against 3 digits and about 200 KB for the run's own latency histogram.
