@@ -134,14 +134,33 @@ func HTMLCharts(reports []Report, sweep *Sweep) []Chart {
 		p99 = append(p99, lineSeries(label(r, sweep), p))
 	}
 	out = append(out,
-		Chart{ID: "timeline-throughput", Title: "Throughput over time", Option: lineOption(
-			"Throughput per interval (warm-up included)", sub, axis("seconds since start", "value", false),
-			axis("orders/s", logIfWide(tput), false), tput)},
+		timelineThroughput(tput, sub),
 		Chart{ID: "timeline-p99", Title: "p99 latency over time", Option: lineOption(
 			"p99 latency per interval (1 significant digit)", sub, axis("seconds since start", "value", false),
 			axis("p99 (ms)", logIfWide(p99), false), p99)},
 	)
 	return out
+}
+
+// timelineThroughput charts orders/s per interval: on a log axis when the strategies differ by
+// orders of magnitude, leaving out the intervals in which no order ended (a log axis has no 0).
+func timelineThroughput(series []map[string]any, sub string) Chart {
+	var positive []map[string]any
+	for _, s := range series {
+		var pts [][2]float64
+		for _, p := range s["data"].([][2]float64) {
+			if p[1] > 0 {
+				pts = append(pts, p)
+			}
+		}
+		positive = append(positive, lineSeries(s["name"].(string), pts))
+	}
+	title := "Throughput per interval (warm-up included)"
+	if logIfWide(positive) == "log" {
+		series, title = positive, title+"; intervals with no order ending left out"
+	}
+	return Chart{ID: "timeline-throughput", Title: "Throughput over time", Option: lineOption(
+		title, sub, axis("seconds since start", "value", false), axis("orders/s", logIfWide(series), false), series)}
 }
 
 func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
