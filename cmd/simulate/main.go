@@ -398,20 +398,27 @@ func (p *progress) update(i int, c sim.Config) func(sim.Progress) {
 	if p.runs > 1 {
 		desc = fmt.Sprintf("%s (run %d of %d)", c.Strategy, i+1, p.runs)
 	}
+	var est eta
 	return func(pr sim.Progress) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		est.add(pr.Elapsed, pr.Done)
 		if pr.Elapsed < progressAfter {
 			return
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
 		total, done := pr.Total, pr.Done
 		if pr.Limit > 0 {
 			total, done = pr.Limit.Milliseconds(), min(pr.Elapsed.Milliseconds(), pr.Limit.Milliseconds())
 		}
 		if p.bar == nil {
 			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(false),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		if pr.Limit > 0 {
+			p.bar.Describe(desc + " " + est.describeRate() + ", ETA " + (pr.Limit - min(pr.Elapsed, pr.Limit)).Round(time.Second).String())
+		} else {
+			p.bar.Describe(desc + " " + est.describe(pr.Total))
 		}
 		_ = p.bar.Set64(done)
 	}
