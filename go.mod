@@ -7,7 +7,6 @@ require (
 	github.com/brianvoe/gofakeit/v6 v6.28.0
 	github.com/cucumber/godog v0.16.0
 	github.com/emersion/go-smtp v0.26.0
-	github.com/go-echarts/go-echarts/v2 v2.6.7
 	github.com/jackc/pgx/v5 v5.13.0
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/nats-io/nats.go v1.55.0

@@ -19,6 +19,6 @@
 // duplicated, unexpected, recovered. Check judges it against the invariants and the strategy's
 // Promise. The Report carries the figures, the accounting, the model check and the invariants.
 // WriteText, WriteJSON and WriteBench print reports; WriteComparison puts strategies side by
-// side; Sweep and WriteChart compare runs. The package knows nothing of flags or terminals:
+// side; Sweep and WriteHTML compare runs. The package knows nothing of flags or terminals:
 // cmd/simulate does the wiring, and Config.Command gives the command line that reruns a Config.
 package sim

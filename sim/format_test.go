@@ -135,7 +135,7 @@ func TestSweepParsesAndPlans(t *testing.T) {
 	assert.Contains(t, err.Error(), "-sweep: workers=0: -workers: must be at least 1")
 }
 
-func TestSweepTableAndChart(t *testing.T) {
+func TestSweepTable(t *testing.T) {
 	sw, err := sim.ParseSweep("workers=1,2")
 	require.NoError(t, err)
 	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
@@ -152,13 +152,6 @@ func TestSweepTableAndChart(t *testing.T) {
 		assert.Regexp(t, want, lines[i+1], "one row per point and strategy")
 	}
 
-	buf.Reset()
-	require.NoError(t, sim.WriteChart(&buf, reports, sw))
-	html := buf.String()
-	assert.Contains(t, html, "echarts")
-	assert.Contains(t, html, "Throughput vs workers")
-	assert.Contains(t, html, "p99 latency vs workers")
-	assert.Contains(t, html, `"name":"async"`)
 }
 
 func faultyReports(t *testing.T) []sim.Report {

@@ -94,3 +94,37 @@ func (h *Histogram) Dist() Dist {
 		Max:   time.Duration(h.max),
 	}
 }
+
+// Percentile is one point of a latency distribution's percentile spectrum.
+type Percentile struct {
+	Percentile float64       `json:"percentile"` // 0 to 100
+	Value      time.Duration `json:"value_ns"`
+}
+
+// spectrumPoints are the percentiles of a spectrum: evenly spaced on HdrHistogram's plotting
+// axis, 1/(1-q), four to a decade, up to 99.999%, then the maximum.
+var spectrumPoints = func() []float64 {
+	var ps []float64
+	for k := 0; k <= 20; k++ {
+		ps = append(ps, 100*(1-math.Pow(10, -float64(k)/4)))
+	}
+	return append(ps, 100)
+}()
+
+// Spectrum returns the percentile spectrum of what h recorded (nil when empty), as
+// HdrHistogram's percentile plot draws it: the value at each percentile, more points towards the
+// tail.
+func (h *Histogram) Spectrum() []Percentile {
+	if h.n == 0 {
+		return nil
+	}
+	out := make([]Percentile, 0, len(spectrumPoints))
+	for _, p := range spectrumPoints {
+		v := h.Quantile(p)
+		if p == 100 {
+			v = time.Duration(h.max)
+		}
+		out = append(out, Percentile{Percentile: math.Round(p*1e4) / 1e4, Value: v})
+	}
+	return out
+}

@@ -47,9 +47,11 @@ type Report struct {
 	Promise      Promise       `json:"promise"`          // what the run was held to: the strategy's promise and -require
 	Chains       *Chains       `json:"chains,omitempty"` // with Config.QuantityChanges: messages by type, chain depth
 	Invariants   []Invariant   `json:"invariants"`
-	OK           bool          `json:"ok"`      // every invariant held
-	Failed       int64         `json:"failed"`  // orders that came back failed (retries exhausted): Counts.Failed
-	Command      string        `json:"command"` // the command line that runs this configuration again
+	Percentiles  []Percentile  `json:"latency_percentiles"` // the latency's percentile spectrum, for plotting
+	Timeline     []Interval    `json:"timeline"`            // orders and latency per interval, warm-up included (at most TimelineSlots)
+	OK           bool          `json:"ok"`                  // every invariant held
+	Failed       int64         `json:"failed"`              // orders that came back failed (retries exhausted): Counts.Failed
+	Command      string        `json:"command"`             // the command line that runs this configuration again
 
 	// History is everything the run observed, for accounting; not part of the JSON.
 	History *History `json:"-"`
@@ -340,7 +342,10 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 		rep.Counts.add(w.counts)
 		mailed += w.mailed
 		lastEnd = max(lastEnd, w.lastEnd)
+		w.timeline.flush()
 	}
+	rep.Timeline = r.timeline.intervals(end)
+	rep.Percentiles = lat.Spectrum()
 	rep.Drain = max(end-max(lastEnd, lastOrder), 0)
 	c := &rep.Counts
 	c.Conflicts = c.Retries + c.Exhausted

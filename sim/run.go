@@ -97,7 +97,7 @@ func runOnce(ctx context.Context, cfg Config, cal *Calibration) (Report, error) 
 	if err != nil {
 		return Report{}, err
 	}
-	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults, calibration: cal}
+	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults, calibration: cal, timeline: newTimeline()}
 	if r.faults == nil && cfg.Crash.Any() {
 		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
 	}
@@ -146,6 +146,8 @@ type run struct {
 	actors []*actor   // the strategy's goroutines
 
 	sched schedLog // open model: the arrival scheduler's own log
+
+	timeline *timeline // throughput and latency per interval
 }
 
 type schedLog struct {
@@ -612,6 +614,7 @@ type worker struct {
 	bad           []OrderOp
 
 	progress *progress
+	timeline *timelineLocal
 }
 
 type progress struct {
@@ -625,7 +628,7 @@ func (r *run) newWorker(i int, store service.Store) *worker {
 		rng:      rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
 		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
 		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
-		progress: &progress{},
+		progress: &progress{}, timeline: r.timeline.local(),
 	}
 	if r.cfg.QuantityChanges > 0 {
 		w.qtyRNG = rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0x9a7c, uint64(i)+1))
@@ -760,6 +763,7 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 		c.Completed++
 	}
 	latency := end - due // from the intended start: a slow system cannot hide its queueing
+	w.timeline.record(end, latency)
 	if measured {
 		c.Measured++
 		w.lat.Record(latency)

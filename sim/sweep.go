@@ -3,15 +3,9 @@ package sim
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"github.com/go-echarts/go-echarts/v2/charts"
-	"github.com/go-echarts/go-echarts/v2/components"
-	"github.com/go-echarts/go-echarts/v2/opts"
 )
 
 // Sweep runs the same configuration at several values of one parameter.
@@ -29,8 +23,11 @@ func intParam(field func(*Config) *int) sweepParam {
 	return sweepParam{
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number (e.g. 8)", v)
+			}
 			*field(c) = n
-			return err
+			return nil
 		},
 		get: func(c Config) string { return strconv.Itoa(*field(&c)) },
 	}
@@ -40,8 +37,11 @@ func floatParam(field func(*Config) *float64) sweepParam {
 	return sweepParam{
 		set: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return fmt.Errorf("%q is not a number (e.g. 0.5)", v)
+			}
 			*field(c) = f
-			return err
+			return nil
 		},
 		get: func(c Config) string { return strconv.FormatFloat(*field(&c), 'g', -1, 64) },
 	}
@@ -105,7 +105,13 @@ func ParseSweep(s string) (Sweep, error) {
 		}
 	}
 	if len(sw.Values) == 0 {
-		return Sweep{}, bad("sweep", "no values for %s", param)
+		return Sweep{}, bad("sweep", "no values for %s (want %s=v1,v2,...)", param, param)
+	}
+	for _, v := range sw.Values {
+		var c Config
+		if err := sweepParams[param].set(&c, v); err != nil {
+			return Sweep{}, bad("sweep", "%s=%s: %v", param, v, err)
+		}
 	}
 	return sw, nil
 }
@@ -170,51 +176,6 @@ func RunAll(ctx context.Context, cfgs []Config) ([]Report, error) {
 		reports = append(reports, r)
 	}
 	return reports, nil
-}
-
-// WriteChart writes an HTML page (go-echarts) with two charts of a sweep: throughput and p99
-// latency against the swept value, one line per strategy. The page loads ECharts from its CDN.
-func WriteChart(w io.Writer, reports []Report, sweep Sweep) error {
-	var series []string
-	for _, r := range reports {
-		if !slices.Contains(series, r.Config.Strategy) {
-			series = append(series, r.Config.Strategy)
-		}
-	}
-	chart := func(title, unit string, value func(Report) float64) *charts.Line {
-		line := charts.NewLine()
-		line.SetGlobalOptions(
-			charts.WithTitleOpts(opts.Title{Title: title, Subtitle: workloadLine(reports[0].Config)}),
-			charts.WithTooltipOpts(opts.Tooltip{Show: opts.Bool(true), Trigger: "axis"}),
-			charts.WithLegendOpts(opts.Legend{Show: opts.Bool(true), Top: "60"}),
-			charts.WithGridOpts(opts.Grid{Top: "100"}),
-			charts.WithXAxisOpts(opts.XAxis{Name: sweep.Param}),
-			charts.WithYAxisOpts(opts.YAxis{Name: unit}),
-			charts.WithInitializationOpts(opts.Initialization{Width: "1000px", Height: "480px"}),
-		)
-		line.SetXAxis(sweep.Values)
-		for _, st := range series {
-			var data []opts.LineData
-			for _, v := range sweep.Values {
-				var point opts.LineData
-				for _, r := range reports {
-					if got, _ := sweep.Value(r.Config); r.Config.Strategy == st && sameValue(sweep, got, v) {
-						point = opts.LineData{Value: value(r)}
-					}
-				}
-				data = append(data, point)
-			}
-			line.AddSeries(st, data)
-		}
-		return line
-	}
-	page := components.NewPage()
-	page.SetPageTitle("stockbus sweep of " + sweep.Param)
-	page.AddCharts(
-		chart("Throughput vs "+sweep.Param, "orders/s", func(r Report) float64 { return round3(r.Throughput.Achieved) }),
-		chart("p99 latency vs "+sweep.Param, "ms", func(r Report) float64 { return round3(float64(r.Latency.P99) / float64(time.Millisecond)) }),
-	)
-	return page.Render(w)
 }
 
 // sameValue compares a value as given on the command line with the one read back from a Config.

@@ -47,7 +47,7 @@ type options struct {
 	format  string
 	compare string
 	sweep   string
-	chart   string
+	report  string // -report (and its deprecated alias -chart): the HTML page to write
 	count   int
 }
 
@@ -67,6 +67,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 		fmt.Fprintln(stderr, "simulate:", err)
 		return exitUsage
 	}
+
+	out, err := openReport(opt.report, stderr, set(fs)["chart"])
+	if err != nil {
+		fmt.Fprintln(stderr, "simulate:", err)
+		return exitUsage
+	}
+	defer out.abandon()
 
 	var bar *progress
 	if terminal {
@@ -93,12 +100,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, terminal 
 		fmt.Fprintln(stderr, "simulate:", err)
 		return exitBroken
 	}
-	if sweep != nil && opt.chart != "" && len(reports) > 0 {
-		if err := writeChart(opt.chart, reports, *sweep); err != nil {
-			fmt.Fprintln(stderr, "simulate: -chart:", err)
-			return exitBroken
-		}
-		fmt.Fprintf(stderr, "simulate: chart of throughput and p99 written to %s\n", opt.chart)
+	if err := out.write(reports, sweep); err != nil {
+		fmt.Fprintln(stderr, "simulate: -report:", err)
+		return exitBroken
 	}
 	for _, r := range reports {
 		if !r.OK {
@@ -228,10 +232,11 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
 	fs.StringVar(&opt.compare, "compare", "sync,sync-retry,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
 	fs.StringVar(&opt.sweep, "sweep", "", "run at each value of one parameter, e.g. mailer-latency=0,1ms,5ms,20ms or workers=1,2,4,8 ("+strings.Join(sim.SweepParams(), ", ")+")")
-	fs.StringVar(&opt.chart, "chart", "sweep.html", "with -sweep: HTML chart of throughput and p99 against the swept value (\"\": none)")
+	fs.StringVar(&opt.report, "report", "", "write a self-contained HTML report (charts work offline) of the run, comparison or sweep to this file")
+	fs.StringVar(&opt.report, "chart", "", "deprecated: the same as -report")
 	fs.IntVar(&opt.count, "count", 1, "run everything this many times (samples for benchstat)")
 
-	err := fs.Parse(args)
+	err := explain(fs, fs.Parse(args))
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
@@ -285,8 +290,7 @@ Flags:
 
 // plan turns the flags into the runs to do.
 func plan(cfg sim.Config, opt options, fs *flag.FlagSet) ([]sim.Config, *sim.Sweep, error) {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := set(fs)
 	switch opt.format {
 	case "text", "json", "bench":
 	default:
@@ -296,13 +300,19 @@ func plan(cfg sim.Config, opt options, fs *flag.FlagSet) ([]sim.Config, *sim.Swe
 		return nil, nil, &sim.ConfigError{Field: "count", Reason: fmt.Sprintf("must be at least 1, got %d", opt.count)}
 	}
 	var strategies []string
+	if set["compare"] && strings.TrimSpace(opt.compare) == "" {
+		return nil, nil, &sim.ConfigError{Field: "compare", Reason: "want strategies separated by commas, e.g. sync,async; got none"}
+	}
 	if !set["strategy"] && opt.compare != "" {
 		for s := range strings.SplitSeq(opt.compare, ",") {
 			s = strings.TrimSpace(s)
 			c := cfg
 			c.Strategy = s
 			if err := c.Validate(); err != nil {
-				return nil, nil, &sim.ConfigError{Field: "compare", Reason: err.Error()}
+				if set["compare"] {
+					return nil, nil, &sim.ConfigError{Field: "compare", Reason: err.Error()}
+				}
+				return nil, nil, err // a flag the user gave, not the default -compare
 			}
 			strategies = append(strategies, s)
 		}
@@ -372,18 +382,6 @@ func write(w io.Writer, opt options, reports []sim.Report, sweep *sim.Sweep) err
 	return nil
 }
 
-func writeChart(path string, reports []sim.Report, sweep sim.Sweep) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := sim.WriteChart(f, reports, sweep); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // progress draws a bar on stderr for runs that last more than two seconds.
 type progress struct {
 	w    io.Writer
@@ -400,20 +398,27 @@ func (p *progress) update(i int, c sim.Config) func(sim.Progress) {
 	if p.runs > 1 {
 		desc = fmt.Sprintf("%s (run %d of %d)", c.Strategy, i+1, p.runs)
 	}
+	var est eta
 	return func(pr sim.Progress) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		est.add(pr.Elapsed, pr.Done)
 		if pr.Elapsed < progressAfter {
 			return
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
 		total, done := pr.Total, pr.Done
 		if pr.Limit > 0 {
 			total, done = pr.Limit.Milliseconds(), min(pr.Elapsed.Milliseconds(), pr.Limit.Milliseconds())
 		}
 		if p.bar == nil {
 			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(true),
+				progressbar.OptionShowCount(), progressbar.OptionSetElapsedTime(true), progressbar.OptionSetPredictTime(false),
 				progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+		}
+		if pr.Limit > 0 {
+			p.bar.Describe(desc + " " + est.describeRate() + ", ETA " + (pr.Limit - min(pr.Elapsed, pr.Limit)).Round(time.Second).String())
+		} else {
+			p.bar.Describe(desc + " " + est.describe(pr.Total))
 		}
 		_ = p.bar.Set64(done)
 	}

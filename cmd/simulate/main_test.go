@@ -96,17 +96,86 @@ func TestBenchLinesParse(t *testing.T) {
 	assert.Equal(t, 8, n, "four strategies, twice")
 }
 
-func TestSweepWritesATableAndAChart(t *testing.T) {
-	chart := filepath.Join(t.TempDir(), "sweep.html")
-	code, out, errOut := simulate(t, append(tiny, "-strategy", "sync", "-sweep", "mailer-latency=0,200µs", "-chart", chart)...)
+func TestSweepWritesATableAndTheReportAskedFor(t *testing.T) {
+	for _, flagName := range []string{"-report", "-chart"} {
+		t.Run(flagName, func(t *testing.T) {
+			page := filepath.Join(t.TempDir(), "sweep.html")
+			code, out, errOut := simulate(t, append(tiny, "-strategy", "sync", "-sweep", "mailer-latency=0,200µs", flagName, page)...)
+			require.Equal(t, 0, code, "stderr: %s", errOut)
+			assert.Regexp(t, `mailer-latency\s+strategy\s+orders/s`, out)
+			assert.Regexp(t, `(?m)^\s*0s\s+sync`, out)
+			assert.Regexp(t, `(?m)^\s*200µs\s+sync`, out)
+			html, err := os.ReadFile(page)
+			require.NoError(t, err)
+			assert.Contains(t, string(html), "Throughput vs mailer-latency")
+			assert.Contains(t, errOut, "report written to "+page)
+			assert.Equal(t, flagName == "-chart", strings.Contains(errOut, "-chart is deprecated"), errOut)
+		})
+	}
+}
+
+func TestNoFileIsWrittenUnlessAskedFor(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	code, _, errOut := simulate(t, append(tiny, "-strategy", "sync", "-sweep", "workers=1,2", "-format", "json")...)
 	require.Equal(t, 0, code, "stderr: %s", errOut)
-	assert.Regexp(t, `mailer-latency\s+strategy\s+orders/s`, out)
-	assert.Regexp(t, `(?m)^\s*0s\s+sync`, out)
-	assert.Regexp(t, `(?m)^\s*200µs\s+sync`, out)
-	html, err := os.ReadFile(chart)
+	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
-	assert.Contains(t, string(html), "Throughput vs mailer-latency")
-	assert.Contains(t, errOut, "chart of throughput and p99 written to "+chart)
+	assert.Empty(t, entries, "a sweep without -report writes nothing")
+}
+
+func TestRunAndComparisonWriteAReport(t *testing.T) {
+	for name, args := range map[string][]string{"run": {"-strategy", "outbox"}, "comparison": {"-compare", "sync,outbox"}} {
+		t.Run(name, func(t *testing.T) {
+			page := filepath.Join(t.TempDir(), "run.html")
+			code, _, errOut := simulate(t, append(append(tiny, args...), "-report", page)...)
+			require.Equal(t, 0, code, "stderr: %s", errOut)
+			html, err := os.ReadFile(page)
+			require.NoError(t, err)
+			assert.Contains(t, string(html), `id="spectrum"`)
+			assert.Contains(t, string(html), `id="timeline-p99"`)
+		})
+	}
+}
+
+func TestUnwritableReportIsAUsageErrorBeforeTheRun(t *testing.T) {
+	page := filepath.Join(t.TempDir(), "no-such-dir", "x.html")
+	code, out, errOut := simulate(t, append(tiny, "-strategy", "sync", "-report", page)...)
+	assert.Equal(t, 2, code)
+	assert.Empty(t, out, "nothing ran")
+	assert.Contains(t, errOut, "simulate: -report: cannot write "+page)
+	assert.Equal(t, 1, strings.Count(errOut, "\n"), errOut)
+}
+
+func TestFlagErrorsSayWhatWasWanted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"duration", []string{"-duration", "5x"}, `simulate: -duration: "5x" is not a duration (e.g. 30s, 2m)` + "\n"},
+		{"int", []string{"-workers", "two"}, `simulate: -workers: "two" is not a whole number (e.g. 8)` + "\n"},
+		{"float", []string{"-demand", "lots"}, `simulate: -demand: "lots" is not a number (e.g. 0.5)` + "\n"},
+		{"bool", []string{"-record=maybe"}, `simulate: -record: "maybe" is not true or false` + "\n"},
+		{"func flag keeps its own reason", []string{"-mailer-latency", "soon"}, `simulate: -mailer-latency: bad duration "soon"`},
+		{"sweep value", []string{"-sweep", "workers=1,x"}, `simulate: -sweep: workers=x: "x" is not a whole number (e.g. 8)` + "\n"},
+		{"sweep float", []string{"-sweep", "mail-errors=0.1,lots"}, `simulate: -sweep: mail-errors=lots: "lots" is not a number (e.g. 0.5)` + "\n"},
+		{"no -compare prefix by default", []string{"-workers", "-1"}, "simulate: -workers: must be at least 1, got -1\n"},
+		{"-compare prefix when given", []string{"-compare", "sync", "-workers", "-1"}, "simulate: -compare: -workers: must be at least 1"},
+		{"empty -compare", []string{"-compare", ""}, "simulate: -compare: want strategies separated by commas"},
+		{"blank -compare", []string{"-compare", " "}, "simulate: -compare: want strategies separated by commas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := simulate(t, tc.args...)
+			assert.Equal(t, 2, code)
+			assert.Empty(t, out)
+			if strings.HasSuffix(tc.want, "\n") {
+				assert.Equal(t, tc.want, errOut)
+			} else {
+				assert.True(t, strings.HasPrefix(errOut, tc.want), "got %q, want it to start with %q", errOut, tc.want)
+			}
+		})
+	}
 }
 
 func TestHelpDocumentsEveryFlag(t *testing.T) {
