@@ -14,4 +14,4 @@ func DropVersionCheck(s *Store) { s.noVersionCheck = true }
 var MapError = mapError
 
 // DisableCache makes every load read all of a product's rows.
-func DisableCache(s *Store) { s.cache.off = true }
+func DisableCache(s *Store) { s.cache.Disable() }

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/internal/sqlstore"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -37,7 +38,7 @@ type Store struct {
 	pool                      *pgxpool.Pool
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
 	outbox                    atomic.Bool
-	cache                     cache
+	cache                     sqlstore.Cache
 
 	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
 	// that drops the version predicate to show what it prevents.
@@ -332,9 +333,9 @@ func (t *tx) remember() {
 	for _, e := range t.entries {
 		switch {
 		case e.orig == nil:
-			t.store.cache.put(e.p.SKU, 1, e.p.Clone())
+			t.store.cache.Put(e.p.SKU, 1, e.p.Clone())
 		case !e.p.SameState(e.orig):
-			t.store.cache.put(e.p.SKU, e.version+1, e.p.Clone())
+			t.store.cache.Put(e.p.SKU, e.version+1, e.p.Clone())
 		}
 	}
 }

@@ -11,4 +11,4 @@ func SetAfterStatement(s *Store, f func(ctx context.Context, n int)) { s.afterSt
 func DropVersionCheck(s *Store) { s.noVersionCheck = true }
 
 // DisableCache makes every load read all of a product's rows.
-func DisableCache(s *Store) { s.cache.off = true }
+func DisableCache(s *Store) { s.cache.Disable() }

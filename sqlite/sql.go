@@ -40,13 +40,13 @@ func (s *Store) load(ctx context.Context, by, key string) (*domain.Product, int6
 	if err != nil {
 		return nil, 0, mapError("load product "+sku, err)
 	}
-	if c, ok := s.cache.get(sku, version); ok {
+	if c, ok := s.cache.Get(sku, version); ok {
 		return c, version, nil
 	}
 	if err := loadBatches(ctx, tx, p); err != nil {
 		return nil, 0, err
 	}
-	s.cache.put(sku, version, p)
+	s.cache.Put(sku, version, p)
 	return p, version, nil
 }
 

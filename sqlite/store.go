@@ -23,6 +23,7 @@ import (
 	sqlite3 "modernc.org/sqlite"
 
 	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/internal/sqlstore"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -39,7 +40,7 @@ type Store struct {
 	writing                   sync.Mutex // queues this process's commits for SQLite's one write lock
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
 	outbox                    atomic.Bool
-	cache                     cache
+	cache                     sqlstore.Cache
 
 	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
 	// that drops the version predicate to show what it prevents.
@@ -359,9 +360,9 @@ func (t *tx) remember() {
 	for _, e := range t.entries {
 		switch {
 		case e.orig == nil:
-			t.store.cache.put(e.p.SKU, 1, e.p.Clone())
+			t.store.cache.Put(e.p.SKU, 1, e.p.Clone())
 		case !e.p.SameState(e.orig):
-			t.store.cache.put(e.p.SKU, e.version+1, e.p.Clone())
+			t.store.cache.Put(e.p.SKU, e.version+1, e.p.Clone())
 		}
 	}
 }
