@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Command returns the command line that runs c again: `go run ./cmd/simulate` (with -race when
+// Command returns the command line that runs c again: `go run ./cmd/simulate` (./cmd/simulate-real
+// on a real adapter; with -race when
 // this build has the race detector, since some failures show only under it), the workload
 // preset c started from, -strategy, and a flag for every other setting that differs from the
 // preset. A failing run prints it, so that anyone can reproduce the failure (exactly so with one
@@ -17,9 +18,13 @@ func (c Config) Command() string {
 		preset = Default
 	}
 	base := preset()
-	args := []string{"go run ./cmd/simulate"}
+	main := "./cmd/simulate"
+	if c.adapters() {
+		main = "./cmd/simulate-real" // the fakes-only simulator links no adapter
+	}
+	args := []string{"go run " + main}
 	if raceEnabled {
-		args[0] = "go run -race ./cmd/simulate"
+		args[0] = "go run -race " + main
 	}
 	if c.Workload != "" && c.Workload != "default" && ok {
 		args = append(args, "-workload", c.Workload)
@@ -54,6 +59,7 @@ func latencyFlag(l Latency) string { return l.Flag() }
 
 // configFlags lists the settings in the order of cmd/simulate's flags, under the same names.
 var configFlags = []configFlag{
+	{name: "store", get: func(c Config) string { return c.StoreName() }},
 	{name: "seed", get: func(c Config) string { return strconv.FormatInt(c.Seed, 10) }},
 	{name: "skus", get: func(c Config) string { return itoa(c.SKUs) }},
 	{name: "batches", get: func(c Config) string { return itoa(c.BatchesPerSKU) }},
@@ -105,3 +111,6 @@ var configFlags = []configFlag{
 		return "none"
 	}},
 }
+
+// adapters reports whether the run uses an adapter that only cmd/simulate-real links.
+func (c Config) adapters() bool { return c.StoreName() != "fakes" }

@@ -196,6 +196,17 @@ type Config struct {
 	// Mailer.
 	Mailer Latency `json:"mailer_latency"`
 
+	// Store names the store the run is on, as the -store flag gives it: "" or "fakes" for the fake
+	// store, "sqlite", "sqlite:PATH" or a postgres:// URL (its password redacted) for a real one,
+	// which OpenStore then opens.
+	Store string `json:"store,omitempty"`
+	// OpenStore, when set, opens a new store for each run (see StoreOpener); nil is the fake store.
+	// The simulator links no database: a command that does passes the opener (cmd/simulate-real).
+	OpenStore StoreOpener `json:"-"`
+	// NoOutbox, when set, says why the store cannot run -strategy outbox with this simulator's
+	// relay; such a run is refused.
+	NoOutbox string `json:"-"`
+
 	// Dispatch.
 	Strategy string `json:"strategy"`  // Sync, Async or Outbox
 	Handlers int    `json:"handlers"`  // async handler goroutines; outbox relay senders
@@ -430,6 +441,9 @@ func (c Config) Validate() error {
 	case c.HandlerBackoff < 0 || c.HandlerBackoff > time.Minute:
 		return bad("handler-backoff", "must be between 0 and 1m, got %v", c.HandlerBackoff)
 	}
+	if err := c.validateAdapters(); err != nil {
+		return err
+	}
 	if err := c.validateFaults(); err != nil {
 		return err
 	}
@@ -518,4 +532,25 @@ func (c Config) demandBasis() float64 {
 		return float64(c.Orders)
 	}
 	return c.Rate * c.Duration.Seconds()
+}
+
+// StoreName is the store's name for reports: "fakes" when the run is on the fake store.
+func (c Config) StoreName() string {
+	if c.Store == "" {
+		return "fakes"
+	}
+	return c.Store
+}
+
+// RealStore reports whether the run is on a store other than the fake one.
+func (c Config) RealStore() bool { return c.OpenStore != nil }
+
+func (c Config) validateAdapters() error {
+	switch {
+	case c.OpenStore == nil && c.StoreName() != "fakes":
+		return bad("store", "%q: no opener for this store in this command (the fakes-only simulator links no database)", c.Store)
+	case c.Strategy == Outbox && c.NoOutbox != "":
+		return bad("strategy", "outbox on store %s needs the outbox relay: %s", c.StoreName(), c.NoOutbox)
+	}
+	return nil
 }

@@ -87,6 +87,7 @@ func WriteText(w io.Writer, r Report) error {
 	c := r.Config
 	p := &printer{w: w}
 	title := fmt.Sprintf("stockbus simulate: %s dispatch, %s model, %d workers", c.Strategy, c.Model, c.Workers)
+	title += ", store " + c.StoreName()
 	if r.Interrupted {
 		title += " (INTERRUPTED: the report covers what ran)"
 	}
@@ -157,6 +158,7 @@ func WriteText(w io.Writer, r Report) error {
 	row("throughput", "%s in a %s window (warm-up of %s excluded; drain after the last order %s)", tput, dur(r.Window), c.warmupText(), dur(r.Drain))
 	row("latency", "%s", distLine(r.Latency))
 	row("dispatch", "%s per request, p99 %s: %.1f%% of request time", dur(r.Dispatch.Mean), dur(r.Dispatch.P99), 100*r.Dispatch.Share)
+	row("commit", "%s", commitLine(r))
 	row("delivery lag", "%s", distLine(r.DeliveryLag))
 	if c.Model == Open {
 		row("generator lag", "%s", distLine(r.GeneratorLag))
@@ -424,6 +426,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	line("latency max", func(r Report) string { return dur(r.Latency.Max) })
 	line("dispatch per request", func(r Report) string { return dur(r.Dispatch.Mean) })
 	line("dispatch share", func(r Report) string { return fmt.Sprintf("%.1f%%", 100*r.Dispatch.Share) })
+	line("commit p50 / p99", func(r Report) string { return dur(r.Commit.P50) + " / " + dur(r.Commit.P99) })
 	line("delivery lag p50", func(r Report) string { return dur(r.DeliveryLag.P50) })
 	line("delivery lag p99", func(r Report) string { return dur(r.DeliveryLag.P99) })
 	line("drain after last order", func(r Report) string { return dur(r.Drain) })
@@ -582,4 +585,11 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 		return err
 	}
 	return nil
+}
+
+// commitLine is the time inside the store's commit, with the store's name: what the database
+// costs, beside the dispatch line.
+func commitLine(r Report) string {
+	return fmt.Sprintf("p50 %s, p99 %s, mean %s over %d commits of measured requests (inside the %s store's Commit)",
+		dur(r.Commit.P50), dur(r.Commit.P99), dur(r.Commit.Mean), r.Commit.Count, r.Config.StoreName())
 }

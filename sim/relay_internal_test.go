@@ -31,7 +31,7 @@ func (h *blockingHost) Deliver(_ context.Context, e domain.Event) error {
 }
 func (h *blockingHost) Discarded(context.Context, domain.Event) bool { return true }
 func (h *blockingHost) Abandoned(context.Context, domain.Event)      {}
-func (h *blockingHost) Store() *fakes.Store                          { return h.store }
+func (h *blockingHost) Store() Store                                 { return h.store }
 func (h *blockingHost) Crash(context.Context, Point) bool            { return false }
 func (h *blockingHost) Alive(context.Context) bool                   { return true }
 func (h *blockingHost) Step(_ context.Context, fn func()) bool       { fn(); return true }

@@ -34,6 +34,7 @@ type Report struct {
 	Throughput   Throughput    `json:"throughput"`
 	Latency      Dist          `json:"latency"`       // request latency, from the (due) start to the return
 	Dispatch     Dispatch      `json:"dispatch"`      // time each request spent handing its events over
+	Commit       Dist          `json:"commit"`        // time inside the store's Commit, every commit of measured requests (retries too)
 	DeliveryLag  Dist          `json:"delivery_lag"`  // from an event's commit to the end of its first successful send
 	GeneratorLag Dist          `json:"generator_lag"` // open model: from due to let go by the scheduler (timer lateness: the simulator's, not the system's)
 	StartDelay   Dist          `json:"start_delay"`   // open model: from let go to picked up by a worker (waiting in the backlog)
@@ -331,12 +332,13 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	cfg := r.cfg
 	rep := Report{Config: cfg, Env: CurrentEnv(), Interrupted: interrupted, Elapsed: end,
 		PlanDigest: r.plan.Digest(1, int(cfg.demandBasis()))}
-	lat, disp, genLag, delay := NewHistogram(), NewHistogram(), NewHistogram(), NewHistogram()
+	lat, disp, genLag, delay, commit := NewHistogram(), NewHistogram(), NewHistogram(), NewHistogram(), NewHistogram()
 	var mailed int64
 	var lastEnd time.Duration
 	for _, w := range r.workers {
 		lat.Merge(w.lat)
 		disp.Merge(w.disp)
+		commit.Merge(w.commit)
 		genLag.Merge(w.genLag)
 		delay.Merge(w.delay)
 		rep.Counts.add(w.counts)
@@ -363,6 +365,7 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	}
 	rep.Latency = lat.Dist()
 	rep.Dispatch.Dist = disp.Dist()
+	rep.Commit = commit.Dist()
 	if lat.Sum() > 0 {
 		rep.Dispatch.Share = float64(disp.Sum()) / float64(lat.Sum())
 	}

@@ -92,7 +92,7 @@ func ModelT0(h *History) (orders int64, t0 time.Duration) {
 }
 
 // runOnce is Run without the calibration: cal, when set, is the model check's calibration.
-func runOnce(ctx context.Context, cfg Config, cal *Calibration) (Report, error) {
+func runOnce(ctx context.Context, cfg Config, cal *Calibration) (rep Report, err error) {
 	plan, err := NewPlan(cfg)
 	if err != nil {
 		return Report{}, err
@@ -106,10 +106,16 @@ func runOnce(ctx context.Context, cfg Config, cal *Calibration) (Report, error) 
 	}
 	// The seeding completes even when ctx ends meanwhile: an interruption stops the orders, and
 	// the run then reports that nothing ran rather than failing.
-	if err := r.setup(context.WithoutCancel(ctx)); err != nil {
-		return Report{}, err
+	err = r.setup(context.WithoutCancel(ctx))
+	if err == nil {
+		rep, err = r.execute(ctx)
 	}
-	return r.execute(ctx)
+	if r.closeStore != nil {
+		if cerr := r.closeStore(); err == nil && cerr != nil {
+			err = fmt.Errorf("close the store: %w", cerr)
+		}
+	}
+	return rep, err
 }
 
 // run is one simulation: the stack under test and everything the simulator keeps about it.
@@ -121,7 +127,8 @@ type run struct {
 	counted     *countedCrashes // the crash plan by count (Config.CrashAt), nil without one
 	calibration *Calibration    // the model check's, nil for a run without a model
 	mailTries   atomic.Int64    // mailer sends tried, for Config.HoldFaults
-	store       *fakes.Store
+	store       Store
+	closeStore  func() error // nil for the fake store
 	mailer      *fakes.Mailer
 	publisher   *fakes.Publisher
 	bus         *service.Bus
@@ -192,7 +199,15 @@ func (r *run) setup(ctx context.Context) error {
 			r.batchRefs[b.SKU] = append(r.batchRefs[b.SKU], b.Ref)
 		}
 	}
-	r.store = fakes.NewStore()
+	if cfg.OpenStore != nil {
+		s, closeStore, err := cfg.OpenStore(ctx)
+		if err != nil {
+			return fmt.Errorf("open the store %s: %w", cfg.StoreName(), err)
+		}
+		r.store, r.closeStore = s, closeStore
+	} else {
+		r.store = fakes.NewStore()
+	}
 	seeder := service.NewUnitOfWork(r.store, r.bus)
 	for _, b := range r.plan.Batches {
 		if err := service.AddBatch(ctx, seeder, b.Ref, b.SKU, b.Qty, b.ETA); err != nil {
@@ -219,9 +234,9 @@ func (r *run) setup(ctx context.Context) error {
 			}
 		})
 	}
-	var store service.Store = r.store
+	var store service.Store = timedStore{r.store}
 	if r.life.on {
-		store = crashStore{r: r, store: r.store}
+		store = crashStore{r: r, store: store}
 	}
 	for i := range cfg.Workers {
 		r.workers = append(r.workers, r.newWorker(i, store))
@@ -231,7 +246,7 @@ func (r *run) setup(ctx context.Context) error {
 
 // tryBadBatches adds invalid batches through the service, each of which must be refused with
 // nothing stored, and records what came back.
-func tryBadBatches(ctx context.Context, uow service.UnitOfWork, store *fakes.Store, plan *Plan) []BadBatch {
+func tryBadBatches(ctx context.Context, uow service.UnitOfWork, store Store, plan *Plan) []BadBatch {
 	first, other := plan.Batches[0], plan.Batches[len(plan.Batches)-1]
 	tries := []struct {
 		what          string
@@ -261,7 +276,7 @@ func tryBadBatches(ctx context.Context, uow service.UnitOfWork, store *fakes.Sto
 }
 
 // storeState summarises what the store holds: its skus, revisions and batch references.
-func storeState(store *fakes.Store) string {
+func storeState(store Store) string {
 	var sb strings.Builder
 	for _, sku := range store.SKUs() {
 		p, _ := store.Product(sku)
@@ -480,7 +495,7 @@ func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
 }
 
 // Store implements Host.
-func (r *run) Store() *fakes.Store { return r.store }
+func (r *run) Store() Store { return r.store }
 
 // Crash implements Host.
 func (r *run) Crash(ctx context.Context, p Point) bool { return r.crashAt(ctx, p, nil) }
@@ -605,7 +620,9 @@ type worker struct {
 	dispatch time.Duration // spent in Dispatch during the current request
 
 	lat, disp     *Histogram
-	genLag, delay *Histogram // open model: due to emitted, emitted to picked up
+	commit        *Histogram      // time inside the store's commit, of measured requests
+	commits       []time.Duration // the current request's commits, timed by timedStore
+	genLag, delay *Histogram      // open model: due to emitted, emitted to picked up
 	counts        Counts
 	totals        Totals
 	mailed        int64 // measured requests that sent at least one mail themselves
@@ -627,7 +644,7 @@ func (r *run) newWorker(i int, store service.Store) *worker {
 		id: i, run: r, eventPrefix: "e" + strconv.Itoa(i) + "-",
 		rng:      rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
 		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
-		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(),
+		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(), commit: NewHistogram(),
 		progress: &progress{}, timeline: r.timeline.local(),
 	}
 	if r.cfg.QuantityChanges > 0 {
@@ -710,6 +727,7 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 	w.progress.started.Add(1)
 	w.current = o
 	w.dispatch = 0
+	w.commits = w.commits[:0]
 	if p := r.cfg.QuantityChanges; p > 0 && o.Bad == NoDefect && w.qtyRNG.Float64() < p {
 		w.changeQuantity(o.SKU)
 	}
@@ -768,6 +786,9 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 		c.Measured++
 		w.lat.Record(latency)
 		w.disp.Record(w.dispatch)
+		for _, d := range w.commits {
+			w.commit.Record(d)
+		}
 		if w.sendCount > sends {
 			w.mailed++
 		}

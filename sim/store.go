@@ -2,17 +2,80 @@ package sim
 
 import (
 	"context"
+	"time"
 
+	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/service"
 )
 
-// crashStore is the fake store as the workers see it when the process can crash: every commit is
+// Store is what a run needs of its store: the unit of work's service.Store, plus the test hooks
+// every store of the module offers (fakes.Store, sqlite.Store, postgres.Store): a before-commit
+// hook for forced conflicts and rendezvous, Touch, a snapshot of each product, and the outbox
+// rows the outbox relay reads and marks.
+type Store interface {
+	service.Store
+	// SetBeforeCommit sets a hook that runs at the start of every commit (nil removes it).
+	SetBeforeCommit(h fakes.Hook)
+	// Touch bumps the product's version as another writer would, and reports whether it exists.
+	Touch(sku string) bool
+	// Product returns the stored product, and false when there is none.
+	Product(sku string) (*domain.Product, bool)
+	// Revision returns the product's row version, 0 when there is no such product.
+	Revision(sku string) uint64
+	// SKUs returns the skus of the stored products, sorted.
+	SKUs() []string
+	// EnableOutbox makes every later commit store its events as outbox rows.
+	EnableOutbox()
+	// Pending returns up to limit outbox rows not yet marked done, oldest first.
+	Pending(limit int) []fakes.OutboxRow
+	// MarkDone marks the outbox rows of these event IDs delivered.
+	MarkDone(ids ...string)
+	// OutboxCounts returns how many outbox rows are pending and how many are done.
+	OutboxCounts() (pending, done int)
+}
+
+var (
+	_ Store = (*fakes.Store)(nil)
+)
+
+// StoreOpener opens a new, empty store for one run (the calibration run and every run of a
+// comparison each get their own) and returns it with the function that closes it and removes
+// what it made. Config.OpenStore holds one; nil is the fake store.
+type StoreOpener func(ctx context.Context) (Store, func() error, error)
+
+// timedStore is the store as the workers see it: every Commit of a worker's unit of work is
+// timed, and the time spent inside the store's commit goes to the worker's commit histogram.
+type timedStore struct{ Store }
+
+func (s timedStore) Begin(ctx context.Context) (service.Tx, error) {
+	tx, err := s.Store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return timedTx{tx}, nil
+}
+
+type timedTx struct{ service.Tx }
+
+// Commit commits and records how long the store took, on the worker's log (no lock).
+func (t timedTx) Commit(ctx context.Context) error {
+	a := actorOf(ctx)
+	if a == nil || a.w == nil {
+		return t.Tx.Commit(ctx)
+	}
+	start := time.Now()
+	err := t.Tx.Commit(ctx)
+	a.w.commits = append(a.w.commits, time.Since(start))
+	return err
+}
+
+// crashStore is the store as the workers see it when the process can crash: every commit is
 // a step of the worker's incarnation, between the crash points before and after it. It observes
-// and injects; the fake store does the work.
+// and injects; the store does the work.
 type crashStore struct {
 	r     *run
-	store *fakes.Store
+	store service.Store
 }
 
 var _ service.Store = crashStore{}

@@ -59,7 +59,7 @@ type Host interface {
 	// because the run was stopped first.
 	Abandoned(ctx context.Context, e domain.Event)
 	// Store is the run's store.
-	Store() *fakes.Store
+	Store() Store
 	// Crash asks the fault plan whether the process crashes where the actor in ctx stands, and
 	// if so crashes it and reports true: the actor's goroutine must then return at once.
 	Crash(ctx context.Context, p Point) bool
@@ -275,7 +275,7 @@ type outboxStrategy struct {
 	dedup   bool
 
 	h        Host
-	store    *fakes.Store
+	store    Store
 	nudge    chan struct{}
 	stopping chan struct{}
 	wg       sync.WaitGroup

@@ -1,4 +1,4 @@
-package main
+package simcli
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ var tiny = []string{"-orders", "200", "-skus", "3", "-mailer-latency", "0", "-wa
 func simulate(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(context.Background(), args, &out, &errOut, false)
+	code = Run(context.Background(), Adapters{}, args, &out, &errOut, false)
 	return code, out.String(), errOut.String()
 }
 
@@ -242,7 +242,7 @@ func TestInterruptedRunPrintsWhatRan(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out, errOut bytes.Buffer
-	code := run(ctx, append(tiny, "-strategy", "sync"), &out, &errOut, false)
+	code := Run(ctx, Adapters{}, append(tiny, "-strategy", "sync"), &out, &errOut, false)
 	assert.Equal(t, 130, code)
 	assert.Empty(t, out.String(), "nothing ran, nothing to print")
 
@@ -251,7 +251,7 @@ func TestInterruptedRunPrintsWhatRan(t *testing.T) {
 	out.Reset()
 	args := append(tiny, "-strategy", "sync", "-duration", "1h", "-mailer-latency", "1ms", "-warmup", "0")
 	done := make(chan int)
-	go func() { done <- run(ctx, args, &out, &errOut, false) }()
+	go func() { done <- Run(ctx, Adapters{}, args, &out, &errOut, false) }()
 	cancel()
 	assert.Equal(t, 130, <-done)
 }
@@ -321,12 +321,12 @@ func TestAFailingRunPrintsTheCommandThatReproducesIt(t *testing.T) {
 func TestQuantityChangesFlag(t *testing.T) {
 	for _, v := range []string{"-0.5", "1.5"} {
 		var out, errOut bytes.Buffer
-		code := run(context.Background(), []string{"-strategy", "sync", "-quantity-changes", v}, &out, &errOut, false)
+		code := Run(context.Background(), Adapters{}, []string{"-strategy", "sync", "-quantity-changes", v}, &out, &errOut, false)
 		assert.Equal(t, exitUsage, code)
 		assert.Contains(t, errOut.String(), "-quantity-changes")
 	}
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), []string{"-strategy", "sync", "-quantity-changes", "0.05", "-orders", "300", "-warmup", "20", "-mailer-latency", "0"}, &out, &errOut, false)
+	code := Run(context.Background(), Adapters{}, []string{"-strategy", "sync", "-quantity-changes", "0.05", "-orders", "300", "-warmup", "20", "-mailer-latency", "0"}, &out, &errOut, false)
 	assert.Equal(t, exitOK, code, errOut.String())
 	assert.Contains(t, out.String(), "chains")
 	assert.Contains(t, out.String(), "Deallocated")
