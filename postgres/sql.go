@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/internal/sqlstore"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -117,14 +118,14 @@ func formatETA(t time.Time) *string {
 
 // write applies a transaction's entries in one READ COMMITTED transaction. Products are
 // written in sku order, so two commits lock shared rows in the same order.
-func (s *Store) write(ctx context.Context, entries []entry) error {
+func (s *Store) write(ctx context.Context, entries []sqlstore.Entry) error {
 	pgTx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return mapError("commit: begin", err)
 	}
 	defer func() { _ = pgTx.Rollback(context.Background()) }()
 	w := &writer{ctx: ctx, tx: pgTx, store: s}
-	sorted := slices.SortedFunc(slices.Values(entries), func(a, b entry) int { return cmp.Compare(a.p.SKU, b.p.SKU) })
+	sorted := slices.SortedFunc(slices.Values(entries), func(a, b sqlstore.Entry) int { return cmp.Compare(a.P.SKU, b.P.SKU) })
 	for _, e := range sorted {
 		if err := w.entry(e); err != nil {
 			return err
@@ -132,7 +133,7 @@ func (s *Store) write(ctx context.Context, entries []entry) error {
 	}
 	if s.outbox.Load() {
 		for _, e := range entries {
-			if err := w.outbox(e.p.Events); err != nil {
+			if err := w.outbox(e.P.Events); err != nil {
 				return err
 			}
 		}
@@ -166,10 +167,10 @@ func (w *writer) step() {
 	}
 }
 
-func (w *writer) entry(e entry) error {
-	p := e.p
+func (w *writer) entry(e sqlstore.Entry) error {
+	p := e.P
 	switch {
-	case e.orig == nil:
+	case e.Orig == nil:
 		tag, err := w.exec("INSERT INTO products (sku, version, version_number) VALUES ($1, 1, $2) ON CONFLICT (sku) DO NOTHING", p.SKU, p.VersionNumber)
 		if err != nil {
 			return mapError("commit: add product "+p.SKU, err)
@@ -178,7 +179,7 @@ func (w *writer) entry(e entry) error {
 			return fmt.Errorf("commit: product %s was added by another commit: %w", p.SKU, service.ErrConcurrentUpdate)
 		}
 		return w.batches(p, nil)
-	case p.SameState(e.orig):
+	case p.SameState(e.Orig):
 		// Read only: FOR SHARE keeps writers off the row until this commit ends, so what the
 		// work decided from it (out of stock, say) holds, while other readers share the lock.
 		if w.store.noVersionCheck {
@@ -186,7 +187,7 @@ func (w *writer) entry(e entry) error {
 		}
 		var v int64
 		err := w.tx.QueryRow(w.ctx, "SELECT version FROM products WHERE sku = $1 FOR SHARE", p.SKU).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && v != e.version) {
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && v != e.Version) {
 			return fmt.Errorf("commit: product %s changed since it was loaded: %w", p.SKU, service.ErrConcurrentUpdate)
 		}
 		if err != nil {
@@ -196,7 +197,7 @@ func (w *writer) entry(e entry) error {
 		return nil
 	}
 	query, args := "UPDATE products SET version = version + 1, version_number = $1 WHERE sku = $2 AND version = $3",
-		[]any{p.VersionNumber, p.SKU, e.version}
+		[]any{p.VersionNumber, p.SKU, e.Version}
 	if w.store.noVersionCheck {
 		query, args = "UPDATE products SET version = version + 1, version_number = $1 WHERE sku = $2", args[:2]
 	}
@@ -207,7 +208,7 @@ func (w *writer) entry(e entry) error {
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("commit: product %s changed since it was loaded: %w", p.SKU, service.ErrConcurrentUpdate)
 	}
-	return w.batches(p, e.orig)
+	return w.batches(p, e.Orig)
 }
 
 // batches writes what changed in p's batches since orig (nil: p is new): new batches, changed

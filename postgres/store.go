@@ -184,7 +184,7 @@ func (s *Store) Begin(ctx context.Context) (service.Tx, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &tx{store: s}, nil
+	return &tx{Tx: sqlstore.NewTx(s.load, ErrTxDone), store: s}, nil
 }
 
 // SetBeforeCommit sets a hook that runs at the start of every Commit, before its database
@@ -197,7 +197,7 @@ func (s *Store) SetAfterCommit(h service.CommitHook) { s.afterCommit.Store(&h) }
 
 func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) {
 	if f := h.Load(); f != nil && *f != nil {
-		(*f)(ctx, t.skus())
+		(*f)(ctx, t.SKUs())
 	}
 }
 
@@ -237,113 +237,24 @@ func (s *Store) Touch(sku string) bool {
 	return err == nil && tag.RowsAffected() == 1
 }
 
+// tx is a transaction: the shared bookkeeping of the SQL stores, and this store's Commit.
 type tx struct {
-	store   *Store
-	entries []entry
-	seen    []*domain.Product
-	done    bool
+	*sqlstore.Tx
+	store *Store
 }
-
-type entry struct {
-	p       *domain.Product // the transaction's copy
-	orig    *domain.Product // what it was loaded as; nil for an added product
-	version int64           // row version at load
-}
-
-func (t *tx) find(sku string) (*domain.Product, bool) {
-	for _, e := range t.entries {
-		if e.p.SKU == sku {
-			return e.p, true
-		}
-	}
-	return nil, false
-}
-
-func (t *tx) Add(_ context.Context, p *domain.Product) error {
-	if t.done {
-		return ErrTxDone
-	}
-	if _, ok := t.find(p.SKU); ok {
-		return fmt.Errorf("add product %s: already in this transaction", p.SKU)
-	}
-	t.entries = append(t.entries, entry{p: p})
-	t.seen = append(t.seen, p)
-	return nil
-}
-
-func (t *tx) Get(ctx context.Context, sku string) (*domain.Product, error) {
-	if t.done {
-		return nil, ErrTxDone
-	}
-	if p, ok := t.find(sku); ok {
-		return p, nil
-	}
-	return t.loadBy(ctx, "sku", sku)
-}
-
-func (t *tx) GetByBatchRef(ctx context.Context, ref string) (*domain.Product, error) {
-	if t.done {
-		return nil, ErrTxDone
-	}
-	for _, e := range t.entries {
-		if _, ok := e.p.Batch(ref); ok {
-			return e.p, nil
-		}
-	}
-	return t.loadBy(ctx, "ref", ref)
-}
-
-func (t *tx) loadBy(ctx context.Context, by, key string) (*domain.Product, error) {
-	orig, version, err := t.store.load(ctx, by, key)
-	if err != nil {
-		return nil, err
-	}
-	if p, ok := t.find(orig.SKU); ok { // found by batch ref, but already seen
-		return p, nil
-	}
-	p := orig.Clone()
-	t.entries = append(t.entries, entry{p: p, orig: orig, version: version})
-	t.seen = append(t.seen, p)
-	return p, nil
-}
-
-func (t *tx) Seen() []*domain.Product { return t.seen }
-
-func (t *tx) Rollback() { t.done = true }
 
 func (t *tx) Commit(ctx context.Context) error {
-	if t.done {
+	if t.Done {
 		return ErrTxDone
 	}
-	t.done = true
+	t.Done = true
 	runHook(ctx, &t.store.beforeCommit, t)
-	if err := t.store.write(ctx, t.entries); err != nil {
+	if err := t.store.write(ctx, t.Entries); err != nil {
 		return err
 	}
-	t.remember()
+	if !t.store.noVersionCheck { // otherwise the versions written are not known
+		t.Remember(&t.store.cache)
+	}
 	runHook(ctx, &t.store.afterCommit, t)
 	return nil
-}
-
-// remember caches the products a successful commit wrote, at the versions it gave them.
-func (t *tx) remember() {
-	if t.store.noVersionCheck {
-		return // the versions written are not known
-	}
-	for _, e := range t.entries {
-		switch {
-		case e.orig == nil:
-			t.store.cache.Put(e.p.SKU, 1, e.p.Clone())
-		case !e.p.SameState(e.orig):
-			t.store.cache.Put(e.p.SKU, e.version+1, e.p.Clone())
-		}
-	}
-}
-
-func (t *tx) skus() []string {
-	skus := make([]string, len(t.entries))
-	for i, e := range t.entries {
-		skus[i] = e.p.SKU
-	}
-	return skus
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/internal/sqlstore"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -126,7 +127,7 @@ func formatETA(t time.Time) sql.NullString {
 // write applies a transaction's entries atomically under the write lock. SQLite has one writer
 // at a time, and a connection that finds the lock taken polls for it with sleeps of up to 100ms,
 // so the store's own commits queue on a mutex first; the busy timeout is left for other processes.
-func (s *Store) write(ctx context.Context, entries []entry) error {
+func (s *Store) write(ctx context.Context, entries []sqlstore.Entry) error {
 	s.writing.Lock()
 	defer s.writing.Unlock()
 	sqlTx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (the DSN's _txlock)
@@ -142,7 +143,7 @@ func (s *Store) write(ctx context.Context, entries []entry) error {
 	}
 	if s.outbox.Load() {
 		for _, e := range entries {
-			if err := w.outbox(e.p.Events); err != nil {
+			if err := w.outbox(e.P.Events); err != nil {
 				return err
 			}
 		}
@@ -176,10 +177,10 @@ func (w *writer) step() {
 	}
 }
 
-func (w *writer) entry(e entry) error {
-	p := e.p
+func (w *writer) entry(e sqlstore.Entry) error {
+	p := e.P
 	switch {
-	case e.orig == nil:
+	case e.Orig == nil:
 		if _, err := w.exec("INSERT INTO products (sku, version, version_number) VALUES (?, 1, ?)", p.SKU, p.VersionNumber); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("commit: product %s was added by another commit: %w", p.SKU, service.ErrConcurrentUpdate)
@@ -187,7 +188,7 @@ func (w *writer) entry(e entry) error {
 			return mapError("commit: add product "+p.SKU, err)
 		}
 		return w.batches(p, nil)
-	case p.SameState(e.orig):
+	case p.SameState(e.Orig):
 		// Read only: the row stays as it is, so readers do not conflict with each other, but
 		// what the work decided from it (out of stock, say) must still be true now.
 		if w.store.noVersionCheck {
@@ -195,7 +196,7 @@ func (w *writer) entry(e entry) error {
 		}
 		var v int64
 		err := w.tx.QueryRowContext(w.ctx, "SELECT version FROM products WHERE sku = ?", p.SKU).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) || (err == nil && v != e.version) {
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && v != e.Version) {
 			return fmt.Errorf("commit: product %s changed since it was loaded: %w", p.SKU, service.ErrConcurrentUpdate)
 		}
 		if err != nil {
@@ -205,7 +206,7 @@ func (w *writer) entry(e entry) error {
 		return nil
 	}
 	query, args := "UPDATE products SET version = version + 1, version_number = ? WHERE sku = ? AND version = ?",
-		[]any{p.VersionNumber, p.SKU, e.version}
+		[]any{p.VersionNumber, p.SKU, e.Version}
 	if w.store.noVersionCheck {
 		query, args = "UPDATE products SET version = version + 1, version_number = ? WHERE sku = ?", args[:2]
 	}
@@ -216,7 +217,7 @@ func (w *writer) entry(e entry) error {
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("commit: product %s changed since it was loaded: %w", p.SKU, service.ErrConcurrentUpdate)
 	}
-	return w.batches(p, e.orig)
+	return w.batches(p, e.Orig)
 }
 
 // batches writes what changed in p's batches since orig (nil: p is new): new batches, changed
