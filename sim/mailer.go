@@ -14,7 +14,7 @@ import (
 // the mail server's own record of what it took, which is the accounting's ground truth (a send
 // that timed out may have been delivered; only the server knows). fakes.Mailer is its own mail
 // server; an SMTP mailer reads the record of the server it sends to. Implementations must be
-// safe for concurrent use.
+// safe for concurrent use. The run calls Mails, DedupHits and Stats after its last send.
 type Mailer interface {
 	service.Mailer
 	// Mails returns the mails the server took, in the order it took them; a repeat it recognised
@@ -89,6 +89,8 @@ func (c Config) validateMailer() error {
 		return bad("mail-errors", "%s: %s", c.mailerName(), c.NoMailFaults)
 	case c.MailTimeout > 0 && c.TimeoutDelivered > 0:
 		return bad("timeout-delivered", "%s: %s (-mail-timeout alone bounds each send)", c.mailerName(), c.NoMailFaults)
+	case c.mailerSpec().Dedup:
+		return bad("dedup", "%s: %s, nor make it drop repeats (outbox with -dedup=false runs)", c.mailerName(), c.NoMailFaults)
 	}
 	return nil
 }

@@ -154,6 +154,8 @@ func TestMailerSettingsAreValidated(t *testing.T) {
 		{"external server, a latency", func(c *sim.Config) { external(c); c.Mailer = sim.FixedLatency(1) }, "mailer-latency"},
 		{"external server, mail errors", func(c *sim.Config) { external(c); c.MailErrors = 0.1 }, "mail-errors"},
 		{"external server, timeouts delivered", func(c *sim.Config) { external(c); c.MailTimeout, c.TimeoutDelivered = 1, 0.5 }, "timeout-delivered"},
+		{"external server, outbox with dedup", func(c *sim.Config) { external(c); c.Strategy, c.Dedup = sim.Outbox, true }, "dedup"},
+		{"external server, outbox without dedup", func(c *sim.Config) { external(c); c.Strategy, c.Dedup = sim.Outbox, false }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
