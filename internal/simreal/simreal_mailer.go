@@ -64,7 +64,7 @@ func SMTP(addr string) (sim.MailerOpener, error) {
 // spec.Timeout is slow enough that the sender gives up, after the server took the mail (with
 // probability spec.TimeoutDelivered) or, the delay coming before the reply to MAIL FROM, before
 // it was sent. Once healed the server replies OK to everything, and in time: a delay beyond the
-// timeout is cut to half of it.
+// timeout is dropped.
 func plan(spec sim.MailerSpec, healed *atomic.Bool) smtptest.Plan {
 	latency := fakes.Fixed(spec.Latency.Mean)
 	switch spec.Latency.Dist {
@@ -81,7 +81,7 @@ func plan(spec sim.MailerSpec, healed *atomic.Bool) smtptest.Plan {
 		delivered := rng.Float64() < spec.TimeoutDelivered
 		switch {
 		case healed.Load() && slow:
-			return smtptest.Fault{At: smtptest.AtData, Delay: spec.Timeout / 2}
+			return smtptest.Fault{}
 		case healed.Load():
 			return smtptest.Fault{At: smtptest.AtData, Delay: delay}
 		case slow && !delivered:
