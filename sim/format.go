@@ -592,7 +592,7 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 	if len(reports) > 0 {
 		c := reports[0].Config
 		_, err := fmt.Fprintf(w, "\n%s\nworkload: %s\nload: %s; mailer %s\nswept: %s = %s, one row each (the rest as above)\n",
-			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.Mailer, sweep.Param, strings.Join(sweep.Values, ", "))
+			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.mailerLine(), sweep.Param, strings.Join(sweep.Values, ", "))
 		return err
 	}
 	return nil

@@ -401,6 +401,8 @@ func TestSMTPMailerNeedsTheRealCommand(t *testing.T) {
 		assert.Contains(t, errOut, "not linked into this command")
 		assert.Contains(t, errOut, RealCommand+" -mailer "+v)
 	}
-	code, _, errOut := simulate(t, append(tiny, "-mailer", "fakes", "-strategy", "sync")...)
+	code, out, errOut := simulate(t, append(tiny, "-mailer", "fakes", "-strategy", "sync")...)
 	assert.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.NotContains(t, out, "mailer send", "the fake mailer's report is as it was")
+	assert.Contains(t, out, "asked fixed 0s, achieved mean")
 }
