@@ -126,6 +126,26 @@ func TestSMTPMailErrorsAreTheServersRefusals(t *testing.T) {
 	}
 }
 
+// Once the faults end the healed server takes every mail: the outbox drains even when every send
+// before was refused. (A server that stayed faulty would hold the run until the safety net below
+// interrupts it.)
+func TestSMTPHealedServerLetsTheOutboxDrain(t *testing.T) {
+	c := mailSmall(sim.Outbox)
+	c.MailErrors, c.HoldFaults = 1, 10 // the faults last for 10 sends at least, however late the relay starts
+	record := onSMTP(t, &c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := sim.Run(ctx, c)
+	require.NoError(t, err)
+	require.False(t, rep.Interrupted, "the outbox did not drain")
+	requireInvariants(t, rep)
+	outcomes, delivered := serverEvents(t, record())
+	assert.Positive(t, outcomes[smtptest.Refused], "every send of the fault phase was refused")
+	oos := rep.Accounting.Kind(sim.KindOutOfStock)
+	assert.Equal(t, oos.Committed, len(delivered))
+	assert.Zero(t, rep.Accounting.Lost)
+}
+
 // With a timeout the server's slow replies make the sender give up: after the server took the
 // mail or before it was sent. The server's record decides which: what it delivered is every
 // mail whose send succeeded plus the timed-out sends the run found delivered.
