@@ -60,6 +60,7 @@ func latencyFlag(l Latency) string { return l.Flag() }
 // configFlags lists the settings in the order of cmd/simulate's flags, under the same names.
 var configFlags = []configFlag{
 	{name: "store", get: func(c Config) string { return c.StoreName() }},
+	{name: "mailer", get: func(c Config) string { return c.mailerName() }},
 	{name: "seed", get: func(c Config) string { return strconv.FormatInt(c.Seed, 10) }},
 	{name: "skus", get: func(c Config) string { return itoa(c.SKUs) }},
 	{name: "batches", get: func(c Config) string { return itoa(c.BatchesPerSKU) }},
@@ -113,4 +114,4 @@ var configFlags = []configFlag{
 }
 
 // adapters reports whether the run uses an adapter that only cmd/simulate-real links.
-func (c Config) adapters() bool { return c.StoreName() != "fakes" }
+func (c Config) adapters() bool { return c.StoreName() != "fakes" || c.mailerName() != "fakes" }

@@ -206,6 +206,15 @@ type Config struct {
 	// NoOutbox, when set, says why the store cannot run -strategy outbox with this simulator's
 	// relay; such a run is refused.
 	NoOutbox string `json:"-"`
+	// MailerName names the mailer as the -mailer flag gives it: "" or "fakes" for the fake
+	// mailer, "smtp" for an in-process SMTP test server, or an smtp:// URL; OpenMailer opens it.
+	MailerName string `json:"mailer,omitempty"`
+	// OpenMailer, when set, opens a new mailer for each run (see MailerOpener); nil is the fake
+	// mailer. Like OpenStore, a command that links SMTP passes it (cmd/simulate-real).
+	OpenMailer MailerOpener `json:"-"`
+	// NoMailFaults, when set, says why the mailer cannot inject faults (it sends to someone
+	// else's server); a run that asks for one is refused, naming its flag.
+	NoMailFaults string `json:"-"`
 
 	// Dispatch.
 	Strategy string `json:"strategy"`  // Sync, Async or Outbox
@@ -552,5 +561,5 @@ func (c Config) validateAdapters() error {
 	case c.Strategy == Outbox && c.NoOutbox != "":
 		return bad("strategy", "outbox on store %s needs the outbox relay: %s", c.StoreName(), c.NoOutbox)
 	}
-	return nil
+	return c.validateMailer()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -102,7 +103,7 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	row("workload", "%s", workloadLine(c))
 	row("load", "%s", loadLine(c))
-	row("mailer", "%s", c.Mailer)
+	row("mailer", "%s", c.mailerLine())
 	row("dispatch", "%s", strategyLine(c))
 	row("faults", "%s", faultsLine(c))
 	row("promise", "%s", promiseLine(r))
@@ -158,6 +159,9 @@ func WriteText(w io.Writer, r Report) error {
 	row("throughput", "%s in a %s window (warm-up of %s excluded; drain after the last order %s)", tput, dur(r.Window), c.warmupText(), dur(r.Drain))
 	row("latency", "%s", distLine(r.Latency))
 	row("dispatch", "%s per request, p99 %s: %.1f%% of request time", dur(r.Dispatch.Mean), dur(r.Dispatch.P99), 100*r.Dispatch.Share)
+	if c.RealMailer() {
+		row("mailer send", "%s (every send, as the sender timed it)", distLine(r.Mailer.Send))
+	}
 	row("commit", "%s", commitLine(r))
 	row("delivery lag", "%s", distLine(r.DeliveryLag))
 	if c.Model == Open {
@@ -171,7 +175,11 @@ func WriteText(w io.Writer, r Report) error {
 	case Outbox:
 		row("outbox", "most rows pending %d; left pending %d; relay errors %d", r.Strategy.MaxDepth, r.Strategy.Pending, r.Strategy.HandlerErrors)
 	}
-	row("mailer", "asked %s, achieved mean %s (max %s) over %d delayed sends", c.Mailer, dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
+	if c.RealMailer() {
+		row("mailer", "%s: achieved mean %s (max %s) over %d sends", c.mailerName(), dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
+	} else {
+		row("mailer", "asked %s, achieved mean %s (max %s) over %d delayed sends", c.Mailer, dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
+	}
 	if m := r.Model; m != nil {
 		row("model", "N/(t0 + r·L) = %d/(%s + %.3f × %s) = %s/s predicted, %s/s measured: ratio %.3f (%s); t0 from a calibration run of %d orders (1 worker, no mailer latency)",
 			m.Workers, dur(m.T0), m.R, dur(m.L), rate(m.Predicted), rate(m.Measured), m.Ratio, m.Note, m.Calibration.Orders)
@@ -426,6 +434,9 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	line("latency max", func(r Report) string { return dur(r.Latency.Max) })
 	line("dispatch per request", func(r Report) string { return dur(r.Dispatch.Mean) })
 	line("dispatch share", func(r Report) string { return fmt.Sprintf("%.1f%%", 100*r.Dispatch.Share) })
+	if slices.ContainsFunc(reports, func(r Report) bool { return r.Config.RealMailer() }) {
+		line("mailer send p50 / p99", func(r Report) string { return dur(r.Mailer.Send.P50) + " / " + dur(r.Mailer.Send.P99) })
+	}
 	line("commit p50 / p99", func(r Report) string { return dur(r.Commit.P50) + " / " + dur(r.Commit.P99) })
 	line("delivery lag p50", func(r Report) string { return dur(r.DeliveryLag.P50) })
 	line("delivery lag p99", func(r Report) string { return dur(r.DeliveryLag.P99) })
@@ -495,7 +506,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	p.line("")
 	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
 	p.line("workload: %s", workloadLine(reports[0].Config))
-	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.Mailer)
+	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.mailerLine())
 	if faulty(reports) {
 		p.line("faults: %s", faultsLine(reports[0].Config))
 	}
@@ -581,7 +592,7 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 	if len(reports) > 0 {
 		c := reports[0].Config
 		_, err := fmt.Fprintf(w, "\n%s\nworkload: %s\nload: %s; mailer %s\nswept: %s = %s, one row each (the rest as above)\n",
-			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.Mailer, sweep.Param, strings.Join(sweep.Values, ", "))
+			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.mailerLine(), sweep.Param, strings.Join(sweep.Values, ", "))
 		return err
 	}
 	return nil

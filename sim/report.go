@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,6 +194,9 @@ type MailerReport struct {
 	Achieved  time.Duration `json:"achieved_mean_ns"` // mean of the sends that waited
 	MaxSend   time.Duration `json:"achieved_max_ns"`
 	Delayed   int64         `json:"delayed_sends"`
+	// Send is the time every mail send took, as the sender timed it (failed sends included): on a
+	// real mailer, the SMTP conversation.
+	Send Dist `json:"send"`
 }
 
 // Model checks a closed sync run against N / (t0 + r·L): N workers; t0 a request's cost without
@@ -412,7 +416,8 @@ func (r *run) countEvents(rep *Report, h *History) {
 			c.EventsAbandoned++
 		}
 	}
-	lag := NewHistogram()
+	lag, send := NewHistogram(), NewHistogram()
+	rep.Faults.TimeoutsDelivered += int64(r.resolvedTimeouts)
 	sent := make([]bool, len(h.Events))
 	failed := map[string]bool{} // of the actor whose sends are being read
 	for i, s := range h.Sends {
@@ -428,6 +433,7 @@ func (r *run) countEvents(rep *Report, h *History) {
 			continue
 		}
 		c.Sends++
+		send.Record(s.Took)
 		if s.Err {
 			c.SendErrors++
 		}
@@ -444,6 +450,7 @@ func (r *run) countEvents(rep *Report, h *History) {
 		}
 	}
 	rep.DeliveryLag = lag.Dist()
+	rep.Mailer.Send = send.Dist()
 }
 
 func (r *run) allActors() []*actor {
@@ -482,6 +489,7 @@ func (r *run) history(drained bool) *History {
 			h.Orders = []OrderOp{}
 		}
 	}
+	var unknown []bool // of h.Sends
 	for _, a := range r.allActors() {
 		for i, s := range a.sends {
 			id, ok := a.foreign[i]
@@ -490,14 +498,12 @@ func (r *run) history(drained bool) *History {
 			}
 			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
 				Accepted: s.accepted, Publish: s.publish})
+			unknown = append(unknown, s.unknown)
 		}
 	}
-	for _, m := range r.mailer.Mails() {
-		var id string
-		if m.Cause != nil {
-			id = m.Cause.Identity().ID
-		}
-		h.Mails = append(h.Mails, Mail{Event: id, To: m.To, Body: m.Body})
+	h.Mails = r.mailer.Mails()
+	if slices.Contains(unknown, true) {
+		r.resolvedTimeouts = resolveUnknown(h, unknown)
 	}
 	for _, p := range r.publisher.Published() {
 		h.Published = append(h.Published, Publication{Event: p.Event.Identity().ID, Channel: p.Channel})

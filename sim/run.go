@@ -61,6 +61,8 @@ func calibrationConfig(cfg Config) Config {
 	c.Crash, c.CrashAt, c.Faults, c.HoldFaults = CrashRates{}, nil, nil, 0
 	c.ConflictRate, c.MailErrors, c.MailTimeout, c.ClientRetry, c.BadInput, c.QuantityChanges = 0, 0, 0, 0, 0, 0
 	c.Rendezvous, c.Require, c.Progress, c.CommitDelay = 0, Promise{}, nil, 0
+	// t0 is a request's cost without the mailer, so not even a real mailer's conversation.
+	c.MailerName, c.OpenMailer, c.NoMailFaults = "", nil, ""
 	return c
 }
 
@@ -115,6 +117,11 @@ func runOnce(ctx context.Context, cfg Config, cal *Calibration) (rep Report, err
 			err = fmt.Errorf("close the store: %w", cerr)
 		}
 	}
+	if r.closeMailer != nil {
+		if cerr := r.closeMailer(); err == nil && cerr != nil {
+			err = fmt.Errorf("close the mailer: %w", cerr)
+		}
+	}
 	return rep, err
 }
 
@@ -129,7 +136,8 @@ type run struct {
 	mailTries   atomic.Int64    // mailer sends tried, for Config.HoldFaults
 	store       Store
 	closeStore  func() error // nil for the fake store
-	mailer      *fakes.Mailer
+	mailer      Mailer
+	closeMailer func() error // nil for the fake mailer
 	publisher   *fakes.Publisher
 	bus         *service.Bus
 	strategy    Strategy
@@ -155,6 +163,10 @@ type run struct {
 	sched schedLog // open model: the arrival scheduler's own log
 
 	timeline *timeline // throughput and latency per interval
+
+	// resolvedTimeouts counts the timed-out sends the server's record showed it took (a real
+	// mailer cannot tell), set by history.
+	resolvedTimeouts int
 }
 
 type schedLog struct {
@@ -166,14 +178,9 @@ type schedLog struct {
 func (r *run) setup(ctx context.Context) error {
 	cfg := r.cfg
 	r.strategy = strategies[cfg.Strategy](cfg)
-	opts := []fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed))}
-	if cfg.MailErrors > 0 {
-		opts = append(opts, fakes.WithErrorRate(cfg.MailErrors))
+	if err := r.openMailer(ctx); err != nil {
+		return fmt.Errorf("open the mailer %s: %w", cfg.mailerName(), err)
 	}
-	if cfg.MailTimeout > 0 {
-		opts = append(opts, fakes.WithTimeout(cfg.MailTimeout, cfg.TimeoutDelivered))
-	}
-	r.mailer = fakes.NewMailer(append(opts, r.strategy.MailerOptions()...)...)
 	r.publisher = fakes.NewPublisher()
 	r.life.on = r.faults != nil || r.counted != nil
 	r.life.live = map[string]struct{}{}
@@ -414,6 +421,7 @@ type eventRec struct {
 type sendRec struct {
 	worker, seq                     int32
 	err, timeout, accepted, publish bool
+	unknown                         bool // timed out, and the mailer cannot say whether the server took it
 	at, took                        time.Duration
 }
 
@@ -581,8 +589,11 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	}
 	if err != nil {
 		var te *fakes.TimeoutError
-		if errors.As(err, &te) {
+		switch {
+		case errors.As(err, &te):
 			op.timeout, op.accepted = true, te.Delivered
+		case errors.Is(err, service.ErrMailUnknown): // resolved from the server's record after the run
+			op.timeout, op.unknown = true, true
 		}
 	}
 	if op.accepted {

@@ -20,6 +20,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,6 +133,37 @@ func MessageID(eventID, domain string) string {
 	b.WriteByte('>')
 	return b.String()
 }
+
+// ErrNotOurs is wrapped by EventID's error for a Message-ID that MessageID did not make with
+// the domain.
+var ErrNotOurs = errors.New("smtp: not a Message-ID of this mailer")
+
+// EventID returns the ID of the event whose mails carry the Message-ID: the inverse of
+// MessageID with the same domain, for a receiver that reads what it was sent.
+func EventID(messageID, domain string) (string, error) {
+	local, ok := strings.CutSuffix(messageID, "@"+domain+">")
+	if !ok || !strings.HasPrefix(local, "<") {
+		return "", fmt.Errorf("%w: %q (domain %s)", ErrNotOurs, messageID, domain)
+	}
+	local = local[1:]
+	var b strings.Builder
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		switch {
+		case isIDByte(c):
+			b.WriteByte(c)
+		case c == '=' && i+2 < len(local) && isUpperHex(local[i+1]) && isUpperHex(local[i+2]):
+			v, _ := strconv.ParseUint(local[i+1:i+3], 16, 8)
+			b.WriteByte(byte(v))
+			i += 2
+		default:
+			return "", fmt.Errorf("%w: %q has %q at %d", ErrNotOurs, messageID, c, i+1)
+		}
+	}
+	return b.String(), nil
+}
+
+func isUpperHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'A' && c <= 'F' }
 
 func isIDByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'

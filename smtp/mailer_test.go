@@ -77,6 +77,26 @@ func TestMessageIDIsDerivedFromTheEventID(t *testing.T) {
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			assert.Equal(t, tc.want, smtp.MessageID(tc.id, smtp.DefaultDomain))
+			id, err := smtp.EventID(tc.want, smtp.DefaultDomain)
+			require.NoError(t, err, "EventID(%q)", tc.want)
+			assert.Equal(t, tc.id, id, "EventID inverts MessageID")
+		})
+	}
+}
+
+func TestEventIDRefusesMessageIDsItDidNotMake(t *testing.T) {
+	for _, tc := range []struct{ name, messageID string }{
+		{"another domain", "<ev-12@example.com>"},
+		{"no brackets", "ev-12@stockbus.invalid"},
+		{"a byte MessageID escapes", "<a.b@stockbus.invalid>"},
+		{"a short escape", "<ab=2@stockbus.invalid>"},
+		{"a lower-case escape", "<a=2eb@stockbus.invalid>"},
+		{"empty", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := smtp.EventID(tc.messageID, smtp.DefaultDomain)
+			assert.ErrorIs(t, err, smtp.ErrNotOurs)
+			assert.Empty(t, id)
 		})
 	}
 }

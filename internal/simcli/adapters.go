@@ -15,6 +15,19 @@ type Adapters struct {
 	// Stores open a store by kind ("sqlite", "postgres"): arg is what follows "sqlite:" (empty for
 	// a temporary file), or the whole postgres:// URL.
 	Stores map[string]StoreFactory
+	// Mailers open a mailer by kind ("smtp"): arg is the server's host:port from an smtp:// URL,
+	// or empty for a test server inside the process.
+	Mailers map[string]MailerFactory
+}
+
+// MailerFactory returns the opener of the mailer arg names, or an error for a bad arg.
+type MailerFactory func(arg string) (Mailer, error)
+
+// Mailer is a real mailer as a command offers it: its opener, and NoFaults, the reason it cannot
+// inject the simulator's mail faults ("" when it can).
+type Mailer struct {
+	Open     sim.MailerOpener
+	NoFaults string
 }
 
 // StoreFactory returns the opener of the store arg names, or an error for a bad arg.
@@ -53,6 +66,24 @@ func storeKind(v string) (kind, arg string, err error) {
 	return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("unknown store %q (want fakes, sqlite, sqlite:PATH or a postgres:// URL)", v)}
 }
 
+// mailerKind splits a -mailer value into its kind and argument: "fakes", or "smtp" with the
+// host:port of an smtp:// URL (empty for the in-process test server).
+func mailerKind(v string) (kind, arg string, err error) {
+	switch {
+	case v == "fakes" || v == "":
+		return "fakes", "", nil
+	case v == "smtp":
+		return "smtp", "", nil
+	case strings.HasPrefix(v, "smtp://"):
+		u, err := url.Parse(v)
+		if err != nil || u.Host == "" || u.Port() == "" || u.User != nil || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+			return "", "", &sim.ConfigError{Field: "mailer", Reason: fmt.Sprintf("%q: want smtp://host:port", v)}
+		}
+		return "smtp", u.Host, nil
+	}
+	return "", "", &sim.ConfigError{Field: "mailer", Reason: fmt.Sprintf("unknown mailer %q (want fakes, smtp or an smtp://host:port URL)", v)}
+}
+
 // redact hides a URL's password, for reports and rerun commands.
 func redact(v string) string {
 	u, err := url.Parse(v)
@@ -64,6 +95,9 @@ func redact(v string) string {
 
 // apply resolves the adapter flags into cfg's names and openers.
 func (ad Adapters) apply(cfg *sim.Config, opt options) error {
+	if err := ad.applyMailer(cfg, opt); err != nil {
+		return err
+	}
 	kind, arg, err := storeKind(opt.store)
 	if err != nil {
 		return err
@@ -81,5 +115,34 @@ func (ad Adapters) apply(cfg *sim.Config, opt options) error {
 		return &sim.ConfigError{Field: "store", Reason: err.Error()}
 	}
 	cfg.Store, cfg.OpenStore, cfg.NoOutbox = redact(opt.store), st.Open, st.NoOutbox
+	return nil
+}
+
+// applyMailer resolves -mailer. A mailer that cannot inject faults runs without the fake
+// mailer's default latency and timeout outcome; given explicitly, they are refused by the run's
+// validation, which names the flag.
+func (ad Adapters) applyMailer(cfg *sim.Config, opt options) error {
+	kind, arg, err := mailerKind(opt.mailer)
+	if err != nil || kind == "fakes" {
+		return err
+	}
+	factory, ok := ad.Mailers[kind]
+	if !ok {
+		return &sim.ConfigError{Field: "mailer", Reason: fmt.Sprintf("%s: %v (cmd/simulate links the fakes only, to stay quick to build); run %s -mailer %s",
+			kind, ErrNotLinked, RealCommand, opt.mailer)}
+	}
+	m, err := factory(arg)
+	if err != nil {
+		return &sim.ConfigError{Field: "mailer", Reason: err.Error()}
+	}
+	cfg.MailerName, cfg.OpenMailer, cfg.NoMailFaults = opt.mailer, m.Open, m.NoFaults
+	if m.NoFaults != "" {
+		if !opt.given["mailer-latency"] {
+			cfg.Mailer = sim.FixedLatency(0)
+		}
+		if !opt.given["timeout-delivered"] {
+			cfg.TimeoutDelivered = 0
+		}
+	}
 	return nil
 }

@@ -52,6 +52,8 @@ type options struct {
 	report  string // -report (and its deprecated alias -chart): the HTML page to write
 	count   int
 	store   string
+	mailer  string
+	given   map[string]bool // the flags given on the command line
 }
 
 // Run runs the command with args, writing the report to stdout and errors to stderr (and a
@@ -239,6 +241,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 
 	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH or a postgres:// URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
+	fs.StringVar(&opt.mailer, "mailer", "fakes", "mailer: fakes, smtp (an SMTP test server inside the process, which injects -mailer-latency, -mail-errors and -mail-timeout through its replies) or smtp://host:port (a server of yours: no faults injected); smtp needs cmd/simulate-real")
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
 	fs.StringVar(&opt.compare, "compare", "sync,sync-retry,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
 	fs.StringVar(&opt.sweep, "sweep", "", "run at each value of one parameter, e.g. mailer-latency=0,1ms,5ms,20ms or workers=1,2,4,8 ("+strings.Join(sim.SweepParams(), ", ")+")")
@@ -247,6 +250,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.IntVar(&opt.count, "count", 1, "run everything this many times (samples for benchstat)")
 
 	err := explain(fs, fs.Parse(args))
+	opt.given = set(fs)
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}

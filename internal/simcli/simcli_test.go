@@ -224,6 +224,10 @@ func TestBadFlagsExitTwoWithOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"-handler-attempts", "0"}, "-handler-attempts"},
 		{[]string{"-require", "everything"}, "-require"},
 		{[]string{"-workload", "cold-sku"}, "-workload"},
+		{[]string{"-mailer", "smtp"}, "-mailer"},
+		{[]string{"-mailer", "smtp://mail.example:25"}, "-mailer"},
+		{[]string{"-mailer", "smtp://mail.example"}, "-mailer"},
+		{[]string{"-mailer", "pigeon"}, "-mailer"},
 		{[]string{"-no-such-flag"}, "-no-such-flag"},
 		{[]string{"stray"}, "stray"},
 	} {
@@ -386,4 +390,19 @@ func TestRequireModelWithoutAModelIsAUsageError(t *testing.T) {
 	code, out, errOut := simulate(t, "-model", "open", "-require", "model", "-orders", "300", "-warmup", "0")
 	assert.Equal(t, 2, code, "stdout: %s", out)
 	assert.Contains(t, errOut, "-require: model: only a closed sync run has a model check (got -model open, -strategy sync)")
+}
+
+// The fakes-only command runs no SMTP and says which command does, as it does for -store.
+func TestSMTPMailerNeedsTheRealCommand(t *testing.T) {
+	for _, v := range []string{"smtp", "smtp://mail.example:25"} {
+		code, out, errOut := simulate(t, "-mailer", v)
+		assert.Equal(t, 2, code)
+		assert.Empty(t, out)
+		assert.Contains(t, errOut, "not linked into this command")
+		assert.Contains(t, errOut, RealCommand+" -mailer "+v)
+	}
+	code, out, errOut := simulate(t, append(tiny, "-mailer", "fakes", "-strategy", "sync")...)
+	assert.Equal(t, 0, code, "stderr: %s", errOut)
+	assert.NotContains(t, out, "mailer send", "the fake mailer's report is as it was")
+	assert.Contains(t, out, "asked fixed 0s, achieved mean")
 }

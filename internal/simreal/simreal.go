@@ -1,4 +1,5 @@
-// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores.
+// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores and
+// the SMTP mailer.
 // It is what cmd/simulate-real links and cmd/simulate does not (see internal/simcli).
 package simreal
 
@@ -31,6 +32,14 @@ func Adapters() simcli.Adapters {
 		"postgres": func(arg string) (simcli.Store, error) {
 			open, err := Postgres(arg)
 			return simcli.Store{Open: open, NoOutbox: PostgresNoOutbox}, err
+		},
+	}, Mailers: map[string]simcli.MailerFactory{
+		"smtp": func(addr string) (simcli.Mailer, error) {
+			open, err := SMTP(addr)
+			if addr != "" {
+				return simcli.Mailer{Open: open, NoFaults: ExternalNoFaults}, err
+			}
+			return simcli.Mailer{Open: open}, err
 		},
 	}}
 }
