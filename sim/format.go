@@ -88,6 +88,9 @@ func WriteText(w io.Writer, r Report) error {
 	p := &printer{w: w}
 	title := fmt.Sprintf("stockbus simulate: %s dispatch, %s model, %d workers", c.Strategy, c.Model, c.Workers)
 	title += ", store " + c.StoreName()
+	if c.OpenBroker != nil {
+		title += ", broker " + c.BrokerName()
+	}
 	if r.Interrupted {
 		title += " (INTERRUPTED: the report covers what ran)"
 	}
@@ -159,6 +162,9 @@ func WriteText(w io.Writer, r Report) error {
 	row("latency", "%s", distLine(r.Latency))
 	row("dispatch", "%s per request, p99 %s: %.1f%% of request time", dur(r.Dispatch.Mean), dur(r.Dispatch.P99), 100*r.Dispatch.Share)
 	row("commit", "%s", commitLine(r))
+	if r.Broker != nil {
+		row("broker", "%s", brokerLine(r.Broker))
+	}
 	row("delivery lag", "%s", distLine(r.DeliveryLag))
 	if c.Model == Open {
 		row("generator lag", "%s", distLine(r.GeneratorLag))
@@ -254,6 +260,9 @@ func faultsLine(c Config) string {
 	}
 	if c.Rendezvous > 0 {
 		parts = append(parts, fmt.Sprintf("the first %d commits meet", c.Rendezvous))
+	}
+	if len(c.BrokerDrops) > 0 {
+		parts = append(parts, "broker connection dropped at publications "+dropsText(c.BrokerDrops))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -445,6 +454,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		return strconv.Itoa(r.Strategy.MaxDepth)
 	})
 	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
+	brokerRows(reports, line)
 	if faulty(reports) {
 		line("at-most-once / at-least-once", func(r Report) string {
 			return yesNo(r.Promise.NoDuplicate) + " / " + yesNo(r.Promise.NoLoss)
@@ -496,6 +506,9 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
 	p.line("workload: %s", workloadLine(reports[0].Config))
 	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.Mailer)
+	if c := reports[0].Config; c.OpenBroker != nil {
+		p.line("store %s, broker %s", c.StoreName(), c.BrokerName())
+	}
 	if faulty(reports) {
 		p.line("faults: %s", faultsLine(reports[0].Config))
 	}

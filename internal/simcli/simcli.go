@@ -52,6 +52,7 @@ type options struct {
 	report  string // -report (and its deprecated alias -chart): the HTML page to write
 	count   int
 	store   string
+	broker  string
 }
 
 // Run runs the command with args, writing the report to stdout and errors to stderr (and a
@@ -237,6 +238,12 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		return err
 	})
 
+	fs.StringVar(&opt.broker, "broker", "fakes", "broker Allocated events are published to: fakes, nats (a NATS JetStream server embedded in the process, a new one for each run) or a nats:// URL (a new stream on that server for each run); nats needs cmd/simulate-real")
+	fs.Func("broker-drops", "drop the broker connection before these publications, counted from 1 over the run: n/n/...; it comes back once that publication failed, and the faults stay on until every drop came (default none)", func(s string) error {
+		ns, err := sim.ParseBrokerDrops(s)
+		cfg.BrokerDrops = ns
+		return err
+	})
 	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH or a postgres:// URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")

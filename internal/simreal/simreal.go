@@ -1,4 +1,5 @@
-// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores.
+// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores, and
+// the NATS JetStream broker.
 // It is what cmd/simulate-real links and cmd/simulate does not (see internal/simcli).
 package simreal
 
@@ -32,7 +33,7 @@ func Adapters() simcli.Adapters {
 			open, err := Postgres(arg)
 			return simcli.Store{Open: open, NoOutbox: PostgresNoOutbox}, err
 		},
-	}}
+	}, Brokers: map[string]simcli.BrokerFactory{"nats": NATS}}
 }
 
 // PostgresNoOutbox is why the simulator's relay cannot run on the Postgres store: the relay
