@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -129,6 +128,7 @@ type brokerRun struct {
 	close  func() error  // nil for the fake broker
 	faults *brokerFaults // the broker drops (Config.BrokerDrops), nil without them
 	held   []Publication // what the broker held after the run
+	timed  bool          // publications are timed: the report has a broker section
 }
 
 // brokerFaults is the run's broker drops (Config.BrokerDrops): the n-th publication of the run,
@@ -139,10 +139,10 @@ type brokerFaults struct {
 	visits atomic.Int64
 	left   atomic.Int64 // listed drops still to come
 	fired  atomic.Int64
+	down   atomic.Bool // a restore failed: the next publication tries again
 
-	mu   sync.Mutex // one drop or restore at a time
-	down bool       // a restore failed: the next publication tries again
-	err  error      // the first error of a drop or a restore
+	mu  sync.Mutex // one drop or restore at a time
+	err error      // the first error of a drop or a restore, guarded by mu
 }
 
 func newBrokerFaults(ns []int) *brokerFaults {
@@ -167,11 +167,13 @@ func (r *run) publish(ctx context.Context, channel string, e domain.Event) error
 	if f == nil {
 		return r.broker.Publish(ctx, channel, e)
 	}
-	f.mu.Lock()
-	if f.down { // an earlier restore failed: the outage goes on until one succeeds
-		f.restore(ctx, r.broker.Broker)
+	if f.down.Load() { // an earlier restore failed: the outage goes on until one succeeds
+		f.mu.Lock()
+		if f.down.Load() {
+			f.restore(ctx, r.broker.Broker)
+		}
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	n := f.visits.Add(1)
 	if !f.at[n] || r.faultsOff.Load() {
 		return r.broker.Publish(ctx, channel, e)
@@ -185,18 +187,18 @@ func (r *run) publish(ctx context.Context, channel string, e domain.Event) error
 	}
 	f.fired.Add(1)
 	err := r.broker.Publish(ctx, channel, e)
-	f.down = true
 	f.restore(ctx, r.broker.Broker)
 	return err
 }
 
-// restore brings the connection back; on failure it stays down. The caller holds f.mu.
+// restore brings the connection back; on failure it stays down, and the next publication tries
+// again. The caller holds f.mu.
 func (f *brokerFaults) restore(ctx context.Context, b Broker) {
-	if err := b.Restore(ctx); err != nil {
+	err := b.Restore(ctx)
+	f.down.Store(err != nil)
+	if err != nil {
 		f.keep(fmt.Errorf("restore the broker connection: %w", err))
-		return
 	}
-	f.down = false
 }
 
 // keep records err if it is the first. The caller holds f.mu.
@@ -320,6 +322,7 @@ func brokerRows(reports []Report, line func(string, func(Report) string)) {
 
 // openBroker opens the run's broker: cfg.OpenBroker's, or the fake one.
 func (r *run) openBroker(ctx context.Context) error {
+	r.broker.timed = r.cfg.brokerReported()
 	if r.cfg.OpenBroker == nil {
 		r.broker.Broker = newFakeBroker()
 		return nil
@@ -343,10 +346,8 @@ func (r *run) readBroker(ctx context.Context) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if f.err != nil {
-			return errors.Join(errBrokerFault, f.err)
+			return fmt.Errorf("the fault knob of the broker %s: %w", r.cfg.BrokerName(), f.err)
 		}
 	}
 	return nil
 }
-
-var errBrokerFault = errors.New("broker fault knob failed")

@@ -52,6 +52,8 @@ type testBroker struct {
 	drops, restores atomic.Int64
 	tamper          func([]sim.Publication) []sim.Publication
 	heldErr         error
+	failRestores    atomic.Int64 // the next Restores that fail, with restoreErr
+	restoreErr      error
 }
 
 func (b *testBroker) Held(context.Context) ([]sim.Publication, error) {
@@ -78,6 +80,9 @@ func (b *testBroker) Drop(context.Context) error {
 
 func (b *testBroker) Restore(context.Context) error {
 	b.restores.Add(1)
+	if b.failRestores.Add(-1) >= 0 {
+		return b.restoreErr
+	}
 	b.Reconnect()
 	return nil
 }
@@ -282,22 +287,25 @@ func TestBrokerDropsFailThePublicationTheyHit(t *testing.T) {
 	}
 }
 
-// A run whose drops come late keeps its faults on until they came, as long as events are
-// pending: the outbox's relay meets them after the last order.
-func TestBrokerDropsAfterTheLastOrderStillFire(t *testing.T) {
-	bs := &brokers{}
-	cfg := onBroker(tiny(), bs)
-	cfg.Strategy = sim.Outbox
-	// The relay publishes every Allocated once, plus a re-publication per failed one: the
-	// drops at its last publications fire whenever the relay reaches them.
-	first := run(t, onBroker(tiny(), &brokers{})) // how many Allocated the workload commits
-	n := int(committed(first, sim.KindAllocated))
+// Drops listed at the run's last publications fire however fast the machine: the faults stay on
+// after the last order until every listed drop came, as long as the outbox holds rows, and the
+// relay's last publications may well come after the last order.
+func TestBrokerDropsAtTheLastPublicationsFire(t *testing.T) {
+	one := tiny()
+	one.Workers = 1 // the same allocations on every run
+	// One relay sender that mails each OutOfStock row in 1ms falls behind the worker, so that
+	// the last rows are published after the last order.
+	one.Handlers, one.Mailer = 1, sim.FixedLatency(time.Millisecond)
+	n := int(committedAllocated(t, one))
 	require.Greater(t, n, 10)
-	cfg.BrokerDrops = []int{n - 1, n}
+	bs := &brokers{}
+	cfg := onBroker(one, bs)
+	cfg.Strategy, cfg.BrokerDrops = sim.Outbox, []int{n - 1, n}
 	r := run(t, cfg)
 	requireOK(t, r)
 	assert.Equal(t, 2, r.Broker.Drops, "both drops fired")
 	assert.Zero(t, r.Accounting.Lost)
+	assert.Equal(t, n, r.Broker.Held)
 }
 
 // A de-duplicating broker under relay crashes: every re-published row is a dedup hit, and the
@@ -319,4 +327,34 @@ func TestADeduplicatingBrokerDropsEveryRelayResend(t *testing.T) {
 	assert.Zero(t, b.Duplicated, "0 stored twice")
 	assert.Zero(t, r.Accounting.DuplicatedPublished)
 	assert.Equal(t, 500, b.Held, "each of the 500 Allocated held once")
+}
+
+// A restore that fails leaves the connection down; the next publications try again until one
+// succeeds, so the run goes on and does not hang, and the run reports the failure.
+func TestAFailedRestoreIsRetriedAndReported(t *testing.T) {
+	errRestore := errors.New("cannot reconnect")
+	bs := &brokers{make: func() *testBroker {
+		b := &testBroker{Publisher: fakes.NewPublisher(), restoreErr: errRestore}
+		b.failRestores.Store(2)
+		return b
+	}}
+	one := tiny()
+	one.Workers = 1 // the same allocations on every run
+	c := onBroker(one, bs)
+	c.Strategy, c.BrokerDrops = sim.Outbox, []int{3}
+	_, err := sim.Run(context.Background(), c)
+	require.ErrorIs(t, err, errRestore)
+	assert.Contains(t, err.Error(), "the fault knob of the broker test")
+	b := bs.last(t)
+	assert.EqualValues(t, 3, b.restores.Load(), "two failed restores, then one that worked")
+	held, err := b.Held(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, held, int(committedAllocated(t, one)), "the relay published everything once the connection was back")
+}
+
+// committedAllocated is how many Allocated events cfg's workload commits on the outbox.
+func committedAllocated(t *testing.T, cfg sim.Config) int64 {
+	t.Helper()
+	cfg.Strategy = sim.Outbox
+	return committed(run(t, cfg), sim.KindAllocated)
 }

@@ -570,7 +570,7 @@ func (m recorder) begin(ctx context.Context, publish bool) (*actor, time.Duratio
 	if !m.r.enter(a) {
 		panic(crashed{})
 	}
-	if publish && !m.r.cfg.brokerReported() {
+	if publish && !m.r.broker.timed {
 		return a, 0
 	}
 	return a, m.r.now()
