@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -327,6 +328,13 @@ func TestADeduplicatingBrokerDropsEveryRelayResend(t *testing.T) {
 	assert.Zero(t, b.Duplicated, "0 stored twice")
 	assert.Zero(t, r.Accounting.DuplicatedPublished)
 	assert.Equal(t, 500, b.Held, "each of the 500 Allocated held once")
+
+	var out bytes.Buffer
+	require.NoError(t, sim.WriteComparison(&out, []sim.Report{r}, nil))
+	for _, want := range []string{`crash at visits relay-sent=100/200/300`, `publish p50 / p99 `, `crashes +3\n`,
+		fmt.Sprintf(`broker re-sent / dedup hits +%d / %d\n`, b.Resent, b.DedupHits), `broker holds / stored twice +500 / 0\n`} {
+		assert.Regexp(t, want, out.String())
+	}
 }
 
 // A restore that fails leaves the connection down; the next publications try again until one

@@ -240,6 +240,9 @@ func faultsLine(c Config) string {
 	if c.Crash.Any() {
 		parts = append(parts, "crash "+c.Crash.String())
 	}
+	if c.CrashAt.Any() {
+		parts = append(parts, "crash at visits "+c.CrashAt.String())
+	}
 	if c.Faults != nil {
 		parts = append(parts, "crash plan given by the caller")
 	}
