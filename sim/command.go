@@ -61,6 +61,7 @@ func latencyFlag(l Latency) string { return l.Flag() }
 var configFlags = []configFlag{
 	{name: "store", get: func(c Config) string { return c.StoreName() }},
 	{name: "mailer", get: func(c Config) string { return c.mailerName() }},
+	{name: "broker", get: func(c Config) string { return c.BrokerName() }},
 	{name: "seed", get: func(c Config) string { return strconv.FormatInt(c.Seed, 10) }},
 	{name: "skus", get: func(c Config) string { return itoa(c.SKUs) }},
 	{name: "batches", get: func(c Config) string { return itoa(c.BatchesPerSKU) }},
@@ -96,6 +97,7 @@ var configFlags = []configFlag{
 	{name: "record", get: func(c Config) string { return btoa(c.Record) }, bool: true},
 	{name: "crash", get: func(c Config) string { return c.Crash.String() }},
 	{name: "crash-at", get: func(c Config) string { return c.CrashAt.String() }},
+	{name: "broker-drops", get: func(c Config) string { return dropsText(c.BrokerDrops) }},
 	{name: "hold-faults", get: func(c Config) string { return itoa(c.HoldFaults) }},
 	{name: "conflict-rate", get: func(c Config) string { return ftoa(c.ConflictRate) }},
 	{name: "mail-errors", get: func(c Config) string { return ftoa(c.MailErrors) }},
@@ -114,4 +116,6 @@ var configFlags = []configFlag{
 }
 
 // adapters reports whether the run uses an adapter that only cmd/simulate-real links.
-func (c Config) adapters() bool { return c.StoreName() != "fakes" || c.mailerName() != "fakes" }
+func (c Config) adapters() bool {
+	return c.StoreName() != "fakes" || c.mailerName() != "fakes" || c.BrokerName() != "fakes"
+}

@@ -216,6 +216,18 @@ type Config struct {
 	// else's server); a run that asks for one is refused, naming its flag.
 	NoMailFaults string `json:"-"`
 
+	// Broker names the broker Allocated events are published to, as the -broker flag gives it:
+	// "" or "fakes" for the fake one, "nats" for an embedded NATS server, or a nats:// URL (its
+	// password redacted), which OpenBroker then opens.
+	Broker string `json:"broker,omitempty"`
+	// OpenBroker, when set, opens a new broker for each run (see BrokerOpener); nil is the fake.
+	OpenBroker BrokerOpener `json:"-"`
+	// BrokerDrops are the publications, counted from 1 over the run, before which the broker
+	// connection drops; it comes back once that publication has failed (see ParseBrokerDrops).
+	// Like CrashAt, the faults stay on after the last order until every listed drop has come or
+	// the strategy holds no event any more.
+	BrokerDrops []int `json:"broker_drops,omitempty"`
+
 	// Dispatch.
 	Strategy string `json:"strategy"`  // Sync, Async or Outbox
 	Handlers int    `json:"handlers"`  // async handler goroutines; outbox relay senders
@@ -560,6 +572,10 @@ func (c Config) validateAdapters() error {
 		return bad("store", "%q: no opener for this store in this command (the fakes-only simulator links no database)", c.Store)
 	case c.Strategy == Outbox && c.NoOutbox != "":
 		return bad("strategy", "outbox on store %s needs the outbox relay: %s", c.StoreName(), c.NoOutbox)
+	case c.OpenBroker == nil && c.BrokerName() != "fakes":
+		return bad("broker", "%q: no opener for this broker in this command (the fakes-only simulator links no NATS)", c.Broker)
+	case validateDrops(c.BrokerDrops) != nil:
+		return bad("broker-drops", "%v", validateDrops(c.BrokerDrops))
 	}
 	return c.validateMailer()
 }

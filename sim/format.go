@@ -89,6 +89,9 @@ func WriteText(w io.Writer, r Report) error {
 	p := &printer{w: w}
 	title := fmt.Sprintf("stockbus simulate: %s dispatch, %s model, %d workers", c.Strategy, c.Model, c.Workers)
 	title += ", store " + c.StoreName()
+	if c.OpenBroker != nil {
+		title += ", broker " + c.BrokerName()
+	}
 	if r.Interrupted {
 		title += " (INTERRUPTED: the report covers what ran)"
 	}
@@ -163,6 +166,9 @@ func WriteText(w io.Writer, r Report) error {
 		row("mailer send", "%s (every send, as the sender timed it)", distLine(r.Mailer.Send))
 	}
 	row("commit", "%s", commitLine(r))
+	if r.Broker != nil {
+		row("broker", "%s", brokerLine(r.Broker))
+	}
 	row("delivery lag", "%s", distLine(r.DeliveryLag))
 	if c.Model == Open {
 		row("generator lag", "%s", distLine(r.GeneratorLag))
@@ -242,6 +248,9 @@ func faultsLine(c Config) string {
 	if c.Crash.Any() {
 		parts = append(parts, "crash "+c.Crash.String())
 	}
+	if c.CrashAt.Any() {
+		parts = append(parts, "crash at visits "+c.CrashAt.String())
+	}
 	if c.Faults != nil {
 		parts = append(parts, "crash plan given by the caller")
 	}
@@ -262,6 +271,9 @@ func faultsLine(c Config) string {
 	}
 	if c.Rendezvous > 0 {
 		parts = append(parts, fmt.Sprintf("the first %d commits meet", c.Rendezvous))
+	}
+	if len(c.BrokerDrops) > 0 {
+		parts = append(parts, "broker connection dropped at publications "+dropsText(c.BrokerDrops))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -456,6 +468,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		return strconv.Itoa(r.Strategy.MaxDepth)
 	})
 	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
+	brokerRows(reports, line)
 	if faulty(reports) {
 		line("at-most-once / at-least-once", func(r Report) string {
 			return yesNo(r.Promise.NoDuplicate) + " / " + yesNo(r.Promise.NoLoss)
@@ -507,6 +520,9 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
 	p.line("workload: %s", workloadLine(reports[0].Config))
 	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.mailerLine())
+	if c := reports[0].Config; c.OpenBroker != nil {
+		p.line("store %s, broker %s", c.StoreName(), c.BrokerName())
+	}
 	if faulty(reports) {
 		p.line("faults: %s", faultsLine(reports[0].Config))
 	}

@@ -48,6 +48,7 @@ type Report struct {
 	Accounting   Accounting    `json:"accounting"`       // what became of the events, from the history
 	Promise      Promise       `json:"promise"`          // what the run was held to: the strategy's promise and -require
 	Chains       *Chains       `json:"chains,omitempty"` // with Config.QuantityChanges: messages by type, chain depth
+	Broker       *BrokerReport `json:"broker,omitempty"` // on a real broker or with broker drops: publish latency, what the broker holds
 	Invariants   []Invariant   `json:"invariants"`
 	Percentiles  []Percentile  `json:"latency_percentiles"` // the latency's percentile spectrum, for plotting
 	Timeline     []Interval    `json:"timeline"`            // orders and latency per interval, warm-up included (at most TimelineSlots)
@@ -505,9 +506,7 @@ func (r *run) history(drained bool) *History {
 	if slices.Contains(unknown, true) {
 		r.resolvedTimeouts = resolveUnknown(h, unknown)
 	}
-	for _, p := range r.publisher.Published() {
-		h.Published = append(h.Published, Publication{Event: p.Event.Identity().ID, Channel: p.Channel})
-	}
+	h.Published = r.broker.held
 	for _, sku := range r.store.SKUs() {
 		p, _ := r.store.Product(sku)
 		h.Products = append(h.Products, ProductState{SKU: sku, Version: p.VersionNumber})

@@ -58,7 +58,7 @@ func calibrationConfig(cfg Config) Config {
 	c.Workers, c.Mailer, c.Record = 1, FixedLatency(0), true
 	c.Orders, c.Duration, c.Warmup = min(cfg.Orders, calibrationOrders), 0, 0
 	c.WarmupOrders = min(cfg.WarmupOrders, c.Orders/10)
-	c.Crash, c.CrashAt, c.Faults, c.HoldFaults = CrashRates{}, nil, nil, 0
+	c.Crash, c.CrashAt, c.Faults, c.HoldFaults, c.BrokerDrops = CrashRates{}, nil, nil, 0, nil
 	c.ConflictRate, c.MailErrors, c.MailTimeout, c.ClientRetry, c.BadInput, c.QuantityChanges = 0, 0, 0, 0, 0, 0
 	c.Rendezvous, c.Require, c.Progress, c.CommitDelay = 0, Promise{}, nil, 0
 	// t0 is a request's cost without the mailer, so not even a real mailer's conversation.
@@ -122,6 +122,11 @@ func runOnce(ctx context.Context, cfg Config, cal *Calibration) (rep Report, err
 			err = fmt.Errorf("close the mailer: %w", cerr)
 		}
 	}
+	if r.broker.close != nil {
+		if cerr := r.broker.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("close the broker: %w", cerr)
+		}
+	}
 	return rep, err
 }
 
@@ -138,7 +143,7 @@ type run struct {
 	closeStore  func() error // nil for the fake store
 	mailer      Mailer
 	closeMailer func() error // nil for the fake mailer
-	publisher   *fakes.Publisher
+	broker      brokerRun
 	bus         *service.Bus
 	strategy    Strategy
 
@@ -181,7 +186,10 @@ func (r *run) setup(ctx context.Context) error {
 	if err := r.openMailer(ctx); err != nil {
 		return fmt.Errorf("open the mailer %s: %w", cfg.mailerName(), err)
 	}
-	r.publisher = fakes.NewPublisher()
+	if err := r.openBroker(ctx); err != nil {
+		return err
+	}
+	r.broker.faults = newBrokerFaults(cfg.BrokerDrops)
 	r.life.on = r.faults != nil || r.counted != nil
 	r.life.live = map[string]struct{}{}
 	var mw []service.Middleware
@@ -331,12 +339,18 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 	rep := r.report(lastOrder, end, ctx.Err() != nil)
 	rep.Memory = memoryReport(before, after, mon.peakHeap.Load(), rep.Counts.Sent, r.historyBytes())
 	rep.Little = littleCheck(rep, r.cfg, mon.meanInFlight())
+	if err := r.readBroker(context.WithoutCancel(ctx)); err != nil {
+		return Report{}, err
+	}
 	h := r.history(ctx.Err() == nil)
 	rep.Promise = h.Promise
 	rep.Chains = r.chains()
 	rep.Accounting = Account(h)
 	r.countEvents(&rep, h)
 	rep.Invariants = append(Check(h), checkModel(rep.Model, r.cfg.Require.Model).Invariant)
+	if rep.Broker = r.brokerReport(h); rep.Broker != nil {
+		rep.Invariants = append(rep.Invariants, checkBroker(rep.Broker))
+	}
 	rep.Failed = rep.Counts.Failed
 	rep.OK = true
 	for _, inv := range rep.Invariants {
@@ -356,7 +370,7 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 // interrupted. It polls: the strategy's goroutines make the progress it waits for.
 func (r *run) holdFaults(ctx context.Context) {
 	waiting := func() bool {
-		return r.counted != nil && !r.counted.spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults)
+		return r.counted != nil && !r.counted.spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults) || !r.broker.faults.spent()
 	}
 	if !waiting() {
 		return
@@ -549,13 +563,13 @@ func (m recorder) Send(ctx context.Context, mail service.Mail) error {
 
 func (m recorder) Publish(ctx context.Context, channel string, e domain.Event) error {
 	a, start := m.begin(ctx, true)
-	err := m.r.publisher.Publish(ctx, channel, e)
+	err := m.r.publish(ctx, channel, e)
 	m.end(a, start, e, true, err)
 	return err
 }
 
 // begin starts a send on behalf of the actor in ctx (nil for none: the seeder), as a step of its
-// process. A publication is not timed: its lag is not reported.
+// process. A publication is timed only when the report has a broker section (its publish latency).
 func (m recorder) begin(ctx context.Context, publish bool) (*actor, time.Duration) {
 	a := actorOf(ctx)
 	if a == nil {
@@ -564,7 +578,7 @@ func (m recorder) begin(ctx context.Context, publish bool) (*actor, time.Duratio
 	if !m.r.enter(a) {
 		panic(crashed{})
 	}
-	if publish {
+	if publish && !m.r.broker.timed {
 		return a, 0
 	}
 	return a, m.r.now()
@@ -584,8 +598,10 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	}
 	op := sendRec{at: at, err: err != nil, accepted: err == nil, publish: publish}
 	if !publish {
-		op.took = at - start
 		a.sendCount++ // the model's r counts requests that mailed
+	}
+	if !publish || start > 0 { // a publication is timed only with a broker report
+		op.took = at - start
 	}
 	if err != nil {
 		var te *fakes.TimeoutError

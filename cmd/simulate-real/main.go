@@ -1,7 +1,9 @@
 // Command simulate-real is cmd/simulate with the real adapters linked: -store sqlite,
-// -store sqlite:PATH and -store postgres://... run the same simulation on a real database.
-// Every other flag, the reports and the exit statuses are cmd/simulate's. Its first build
-// compiles modernc's SQLite and pgx, which cmd/simulate never does (see the README).
+// -store sqlite:PATH and -store postgres://... run the same simulation on a real database, and
+// -broker nats (a NATS JetStream server embedded in the process) or -broker nats://... publish
+// Allocated events to a real broker; the two combine. Every other flag, the reports and the exit
+// statuses are cmd/simulate's. Its first build compiles modernc's SQLite, pgx and nats-server,
+// which cmd/simulate never does (see the README).
 package main
 
 import (

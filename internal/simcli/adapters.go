@@ -18,6 +18,9 @@ type Adapters struct {
 	// Mailers open a mailer by kind ("smtp"): arg is the server's host:port from an smtp:// URL,
 	// or empty for a test server inside the process.
 	Mailers map[string]MailerFactory
+	// Brokers open a broker by kind ("nats"): arg is the nats:// URL, or empty for a server
+	// embedded in the process.
+	Brokers map[string]BrokerFactory
 }
 
 // MailerFactory returns the opener of the mailer arg names, or an error for a bad arg.
@@ -29,6 +32,9 @@ type Mailer struct {
 	Open     sim.MailerOpener
 	NoFaults string
 }
+
+// BrokerFactory returns the opener of the broker arg names, or an error for a bad arg.
+type BrokerFactory func(arg string) (sim.BrokerOpener, error)
 
 // StoreFactory returns the opener of the store arg names, or an error for a bad arg.
 type StoreFactory func(arg string) (Store, error)
@@ -84,6 +90,20 @@ func mailerKind(v string) (kind, arg string, err error) {
 	return "", "", &sim.ConfigError{Field: "mailer", Reason: fmt.Sprintf("unknown mailer %q (want fakes, smtp or an smtp://host:port URL)", v)}
 }
 
+// brokerKind splits a -broker value into its kind and argument: "fakes", "nats" with an empty
+// argument (embedded) or the whole nats:// URL.
+func brokerKind(v string) (kind, arg string, err error) {
+	switch {
+	case v == "fakes" || v == "":
+		return "fakes", "", nil
+	case v == "nats":
+		return "nats", "", nil
+	case strings.HasPrefix(v, "nats://"):
+		return "nats", v, nil
+	}
+	return "", "", &sim.ConfigError{Field: "broker", Reason: fmt.Sprintf("unknown broker %q (want fakes, nats for an embedded server, or a nats:// URL)", v)}
+}
+
 // redact hides a URL's password, for reports and rerun commands.
 func redact(v string) string {
 	u, err := url.Parse(v)
@@ -96,6 +116,9 @@ func redact(v string) string {
 // apply resolves the adapter flags into cfg's names and openers.
 func (ad Adapters) apply(cfg *sim.Config, opt options) error {
 	if err := ad.applyMailer(cfg, opt); err != nil {
+		return err
+	}
+	if err := ad.applyBroker(cfg, opt.broker); err != nil {
 		return err
 	}
 	kind, arg, err := storeKind(opt.store)
@@ -144,5 +167,24 @@ func (ad Adapters) applyMailer(cfg *sim.Config, opt options) error {
 			cfg.TimeoutDelivered = 0
 		}
 	}
+	return nil
+}
+
+// applyBroker resolves -broker into cfg's broker name and opener.
+func (ad Adapters) applyBroker(cfg *sim.Config, v string) error {
+	kind, arg, err := brokerKind(v)
+	if err != nil || kind == "fakes" {
+		return err
+	}
+	factory, ok := ad.Brokers[kind]
+	if !ok {
+		return &sim.ConfigError{Field: "broker", Reason: fmt.Sprintf("%s: %v (cmd/simulate links the fakes only, to stay quick to build); run %s -broker %s",
+			kind, ErrNotLinked, RealCommand, redact(v))}
+	}
+	open, err := factory(arg)
+	if err != nil {
+		return &sim.ConfigError{Field: "broker", Reason: err.Error()}
+	}
+	cfg.Broker, cfg.OpenBroker = redact(v), open
 	return nil
 }

@@ -54,6 +54,7 @@ type options struct {
 	store   string
 	mailer  string
 	given   map[string]bool // the flags given on the command line
+	broker  string
 }
 
 // Run runs the command with args, writing the report to stdout and errors to stderr (and a
@@ -239,6 +240,12 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		return err
 	})
 
+	fs.StringVar(&opt.broker, "broker", "fakes", "broker Allocated events are published to: fakes, nats (a NATS JetStream server embedded in the process, a new one for each run) or a nats:// URL (a new stream on that server for each run); nats needs cmd/simulate-real")
+	fs.Func("broker-drops", "drop the broker connection before these publications, counted from 1 over the run: n/n/...; it comes back once that publication failed, and the faults stay on until every drop came (default none)", func(s string) error {
+		ns, err := sim.ParseBrokerDrops(s)
+		cfg.BrokerDrops = ns
+		return err
+	})
 	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH or a postgres:// URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
 	fs.StringVar(&opt.mailer, "mailer", "fakes", "mailer: fakes, smtp (an SMTP test server inside the process, which injects -mailer-latency, -mail-errors and -mail-timeout through its replies) or smtp://host:port (a server of yours: no faults injected); smtp needs cmd/simulate-real")

@@ -1,5 +1,5 @@
-// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores and
-// the SMTP mailer.
+// Package simreal opens the real adapters for the simulator: the SQLite and Postgres stores,
+// the SMTP mailer and the NATS JetStream broker.
 // It is what cmd/simulate-real links and cmd/simulate does not (see internal/simcli).
 package simreal
 
@@ -41,7 +41,7 @@ func Adapters() simcli.Adapters {
 			}
 			return simcli.Mailer{Open: open}, err
 		},
-	}}
+	}, Brokers: map[string]simcli.BrokerFactory{"nats": NATS}}
 }
 
 // PostgresNoOutbox is why the simulator's relay cannot run on the Postgres store: the relay
