@@ -20,11 +20,9 @@ type Adapters struct {
 // StoreFactory returns the opener of the store arg names, or an error for a bad arg.
 type StoreFactory func(arg string) (Store, error)
 
-// Store is a real store as a command offers it: its opener, and NoOutbox, the reason the
-// simulator's outbox relay cannot run on it ("" when it can).
+// Store is a real store as a command offers it: its opener.
 type Store struct {
-	Open     sim.StoreOpener
-	NoOutbox string
+	Open sim.StoreOpener
 }
 
 // RealCommand is the command that links every real adapter, named when this one lacks one.
@@ -80,6 +78,6 @@ func (ad Adapters) apply(cfg *sim.Config, opt options) error {
 	if err != nil {
 		return &sim.ConfigError{Field: "store", Reason: err.Error()}
 	}
-	cfg.Store, cfg.OpenStore, cfg.NoOutbox = redact(opt.store), st.Open, st.NoOutbox
+	cfg.Store, cfg.OpenStore = redact(opt.store), st.Open
 	return nil
 }
