@@ -124,3 +124,16 @@ func TestRelaysAreOnTheRerunCommand(t *testing.T) {
 	cfg.Relays = 1
 	assert.Equal(t, goRun+" -workload hot-sku -strategy outbox", cfg.Command(), "one relay is the default")
 }
+
+func TestRelaysCanBeSwept(t *testing.T) {
+	sw, err := sim.ParseSweep("relays=1,3")
+	require.NoError(t, err)
+	base := sim.HotSKU()
+	base.Strategy = sim.Outbox
+	cfgs, err := sw.Plan(base, []string{sim.Outbox})
+	require.NoError(t, err)
+	require.Len(t, cfgs, 2)
+	assert.Equal(t, []int{1, 3}, []int{cfgs[0].Relays, cfgs[1].Relays})
+	_, err = sw.Plan(base, []string{sim.Sync})
+	assert.ErrorIs(t, err, sim.ErrConfig, "3 relays under sync")
+}
