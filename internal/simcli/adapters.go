@@ -47,8 +47,13 @@ func storeKind(v string) (kind, arg string, err error) {
 		return "sqlite", path, nil
 	case strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://"):
 		return "postgres", v, nil
+	case strings.HasPrefix(v, "postgres:"): // postgres:URL, as sqlite:PATH
+		if u := strings.TrimPrefix(v, "postgres:"); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+			return "postgres", u, nil
+		}
+		return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("postgres: wants a postgres:// URL after the colon, got %q", redact(v))}
 	}
-	return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("unknown store %q (want fakes, sqlite, sqlite:PATH or a postgres:// URL)", v)}
+	return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("unknown store %q (want fakes, sqlite, sqlite:PATH, a postgres:// URL or postgres:URL)", v)}
 }
 
 // redact hides a URL's password, for reports and rerun commands.

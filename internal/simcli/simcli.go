@@ -238,7 +238,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		return err
 	})
 
-	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH or a postgres:// URL (a new database on that server for each run); the real stores need cmd/simulate-real")
+	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH, or a postgres:// URL or postgres:URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
 	fs.StringVar(&opt.compare, "compare", "sync,sync-retry,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")

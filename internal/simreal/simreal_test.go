@@ -176,14 +176,18 @@ func TestOutboxWithThreeRelaysOnEachStore(t *testing.T) {
 	}
 }
 
-// cmd/simulate-real runs -strategy outbox on Postgres, which it once refused.
+// cmd/simulate-real runs -strategy outbox on Postgres, which it once refused, with the store
+// named by its URL or as postgres:URL.
 func TestOutboxCommandLineOnPostgres(t *testing.T) {
 	url := postgresURL(t)
 	var out, errOut bytes.Buffer
-	args := []string{"-store", url, "-strategy", "outbox", "-relays", "3", "-orders", "200", "-warmup", "10", "-workers", "2", "-mailer-latency", "0"}
-	code := simcli.Run(context.Background(), simreal.Adapters(), args, &out, &errOut, false)
-	require.Equal(t, 0, code, "stderr: %s", errOut.String())
-	assert.Contains(t, out.String(), "3 relays sharing the table")
+	for _, store := range []string{url, "postgres:" + url} {
+		out.Reset()
+		args := []string{"-store", store, "-strategy", "outbox", "-relays", "3", "-orders", "200", "-warmup", "10", "-workers", "2", "-mailer-latency", "0"}
+		code := simcli.Run(context.Background(), simreal.Adapters(), args, &out, &errOut, false)
+		require.Equal(t, 0, code, "-store %s: stderr: %s", store, errOut.String())
+		assert.Contains(t, out.String(), "3 relays sharing the table", "-store %s", store)
+	}
 }
 
 func TestSQLitePath(t *testing.T) {
@@ -217,6 +221,7 @@ func TestCommandLine(t *testing.T) {
 		{"sync on sqlite", []string{"-store", "sqlite", "-strategy", "sync"}, 0, "workers, store sqlite"},
 		{"bad sqlite path", []string{"-store", "sqlite:"}, 2, "wants a file path"},
 		{"unknown store", []string{"-store", "mysql://x"}, 2, "unknown store"},
+		{"postgres: without a URL", []string{"-store", "postgres:localhost"}, 2, "postgres: wants a postgres:// URL after the colon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
