@@ -88,6 +88,7 @@ var configFlags = []configFlag{
 	{name: "late", get: func(c Config) string { return dtoa(c.LateAfter) }},
 	{name: "mailer-latency", get: func(c Config) string { return latencyFlag(c.Mailer) }},
 	{name: "handlers", get: func(c Config) string { return itoa(c.Handlers) }},
+	{name: "relays", get: func(c Config) string { return itoa(c.Relays) }},
 	{name: "queue", get: func(c Config) string { return itoa(c.Queue) }},
 	{name: "when-full", get: func(c Config) string { return c.WhenFull }},
 	{name: "retries", get: func(c Config) string { return itoa(c.Retries) }},

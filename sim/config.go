@@ -203,9 +203,6 @@ type Config struct {
 	// OpenStore, when set, opens a new store for each run (see StoreOpener); nil is the fake store.
 	// The simulator links no database: a command that does passes the opener (cmd/simulate-real).
 	OpenStore StoreOpener `json:"-"`
-	// NoOutbox, when set, says why the store cannot run -strategy outbox with this simulator's
-	// relay; such a run is refused.
-	NoOutbox string `json:"-"`
 	// MailerName names the mailer as the -mailer flag gives it: "" or "fakes" for the fake
 	// mailer, "smtp" for an in-process SMTP test server, or an smtp:// URL; OpenMailer opens it.
 	MailerName string `json:"mailer,omitempty"`
@@ -229,8 +226,11 @@ type Config struct {
 	BrokerDrops []int `json:"broker_drops,omitempty"`
 
 	// Dispatch.
-	Strategy string `json:"strategy"`  // Sync, Async or Outbox
-	Handlers int    `json:"handlers"`  // async handler goroutines; outbox relay senders
+	Strategy string `json:"strategy"` // Sync, Async or Outbox
+	Handlers int    `json:"handlers"` // async handler goroutines
+	// Relays is how many outbox relays (outbox.Relay, each sending one row at a time) share the
+	// outbox table: 1 to MaxRelays, and more than 1 only with the Outbox strategy.
+	Relays   int    `json:"relays"`
 	Queue    int    `json:"queue"`     // async queue capacity
 	WhenFull string `json:"when_full"` // async: Block or Drop
 	// Retries is the unit of work's budget of retries after a version conflict; service.Unlimited (-1) never gives up.
@@ -333,6 +333,7 @@ func Default() Config {
 		Mailer:         FixedLatency(5 * time.Millisecond),
 		Strategy:       Sync,
 		Handlers:       4,
+		Relays:         1,
 		Queue:          1024,
 		WhenFull:       Block,
 		Retries:        service.DefaultRetries,
@@ -451,6 +452,10 @@ func (c Config) Validate() error {
 		return bad("strategy", "unknown strategy %q (want one of %s)", c.Strategy, strings.Join(StrategyNames(), ", "))
 	case c.Handlers <= 0:
 		return bad("handlers", "must be at least 1, got %d", c.Handlers)
+	case c.Relays < 1 || c.Relays > MaxRelays:
+		return bad("relays", "want 1 to %d outbox relays, got %d", MaxRelays, c.Relays)
+	case c.Relays > 1 && c.Strategy != Outbox:
+		return bad("relays", "%d relays share an outbox: only with -strategy %s, got %s", c.Relays, Outbox, c.Strategy)
 	case c.Queue <= 0:
 		return bad("queue", "must be at least 1, got %d", c.Queue)
 	case c.WhenFull != Block && c.WhenFull != Drop:
@@ -570,8 +575,6 @@ func (c Config) validateAdapters() error {
 	switch {
 	case c.OpenStore == nil && c.StoreName() != "fakes":
 		return bad("store", "%q: no opener for this store in this command (the fakes-only simulator links no database)", c.Store)
-	case c.Strategy == Outbox && c.NoOutbox != "":
-		return bad("strategy", "outbox on store %s needs the outbox relay: %s", c.StoreName(), c.NoOutbox)
 	case c.OpenBroker == nil && c.BrokerName() != "fakes":
 		return bad("broker", "%q: no opener for this broker in this command (the fakes-only simulator links no NATS)", c.Broker)
 	case validateDrops(c.BrokerDrops) != nil:

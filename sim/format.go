@@ -345,10 +345,14 @@ func strategyLine(c Config) string {
 	case Async:
 		return fmt.Sprintf("async: queue of %d, %d handler goroutines, %s when full", c.Queue, c.Handlers, c.WhenFull)
 	case Outbox:
-		if !c.Dedup {
-			return fmt.Sprintf("outbox: events stored in the commit, a relay with %d senders, no de-duplication", c.Handlers)
+		relays := "1 relay"
+		if c.Relays > 1 {
+			relays = fmt.Sprintf("%d relays sharing the table", c.Relays)
 		}
-		return fmt.Sprintf("outbox: events stored in the commit, a relay with %d senders, mailer de-duplicates by event id", c.Handlers)
+		if !c.Dedup {
+			return fmt.Sprintf("outbox: events stored in the commit, %s (outbox.Relay), no de-duplication", relays)
+		}
+		return fmt.Sprintf("outbox: events stored in the commit, %s (outbox.Relay), mailer de-duplicates by event id", relays)
 	case Sync:
 		return "sync: handlers run inside the request, after commit (the book)"
 	case SyncRetry:

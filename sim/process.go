@@ -58,6 +58,9 @@ type life struct {
 
 	liveMu sync.Mutex
 	live   map[string]struct{} // committed events held only in memory, not yet delivered
+	// unmarked are the outbox rows a relay of the live process sent (the send succeeded) and has
+	// not marked done: a crash leaves each of them to be sent again.
+	unmarked map[string]struct{}
 
 	crashes []CrashOp // guarded by mu
 }
@@ -75,6 +78,12 @@ type CrashOp struct {
 	// worker's stack, in the async queue, in a handler's hands, in a send's backoff): what it lost.
 	// Outbox events are stored with their commit and are never in it.
 	InFlight []string `json:"in_flight,omitempty"`
+	// Unmarked is, under the outbox, every row that a relay of the dying process had sent (the
+	// send succeeded) and not yet marked done: each is claimed and sent again after the restart,
+	// so each is one surplus mail or publication (or dedup hit) per crash that caught it. Which
+	// rows other relays hold at a crash depends on the scheduler, so the history's digest leaves
+	// it out.
+	Unmarked []string `json:"unmarked,omitempty"`
 }
 
 func (r *run) newIncarnation(ctx context.Context, n int) *incarnation {
@@ -119,6 +128,29 @@ func (r *run) release(id string) {
 	r.life.liveMu.Unlock()
 }
 
+// sentUnmarked records, inside the send's step, that an outbox relay sent the row of event id
+// and has not marked it done. Only runs that can crash keep the record.
+func (r *run) sentUnmarked(id string) {
+	if !r.life.on {
+		return
+	}
+	r.life.liveMu.Lock()
+	r.life.unmarked[id] = struct{}{}
+	r.life.liveMu.Unlock()
+}
+
+// Marked implements Host.
+func (r *run) Marked(ids ...string) {
+	if !r.life.on {
+		return
+	}
+	r.life.liveMu.Lock()
+	for _, id := range ids {
+		delete(r.life.unmarked, id)
+	}
+	r.life.liveMu.Unlock()
+}
+
 // crashAt asks the fault plan whether the process crashes where the actor in ctx stands, and if
 // so crashes it: it records the crash with what the process held in memory, kills the actor's
 // incarnation and starts the next one. It reports whether the process crashed; a goroutine of a
@@ -156,8 +188,13 @@ func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
 		op.InFlight = append(op.InFlight, id)
 	}
 	clear(l.live)
+	for id := range l.unmarked {
+		op.Unmarked = append(op.Unmarked, id)
+	}
+	clear(l.unmarked)
 	l.liveMu.Unlock()
 	slices.SortFunc(op.InFlight, compareIDs)
+	slices.SortFunc(op.Unmarked, compareIDs)
 	l.crashes = append(l.crashes, op)
 
 	close(old.dead)

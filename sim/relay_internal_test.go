@@ -12,6 +12,7 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -35,16 +36,18 @@ func (h *blockingHost) Store() Store                                 { return h.
 func (h *blockingHost) Crash(context.Context, Point) bool            { return false }
 func (h *blockingHost) Alive(context.Context) bool                   { return true }
 func (h *blockingHost) Step(_ context.Context, fn func()) bool       { fn(); return true }
+func (h *blockingHost) Marked(...string)                             {}
 
-// The relay drains by waiting for its senders, not by polling the store in a loop: while every
-// pending row is in a blocked sender's hands, Stop's fetcher goes round a bounded number of
-// times (a spinning one goes round thousands of times in the pause below).
-func TestOutboxRelayWaitsWhileItDrains(t *testing.T) {
+// The strategy drains by waiting for its relays, not by polling the store in a loop: while every
+// pending row waits behind a send that is blocked, Stop looks at the outbox counts a bounded
+// number of times (once, and once more for the nudge of the relay's first, empty claim); a
+// spinning drain looks thousands of times in the pause below.
+func TestOutboxDrainWaitsForTheRelays(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx := context.Background()
 	store := fakes.NewStore()
 	h := &blockingHost{store: store, entered: make(chan string, 8), release: make(chan struct{})}
-	s := &outboxStrategy{senders: 2}
+	s := &outboxStrategy{relays: 1}
 	require.NoError(t, s.Start(ctx, h))
 	var once, stopOnce sync.Once
 	unblock := func() { once.Do(func() { close(h.release) }) }
@@ -62,17 +65,24 @@ func TestOutboxRelayWaitsWhileItDrains(t *testing.T) {
 	pending, _ := store.OutboxCounts()
 	require.Equal(t, 2, pending, "two Allocated rows in the outbox")
 	require.NoError(t, s.Dispatch(ctx, nil))
-	<-h.entered
-	<-h.entered // both senders hold a row and are blocked
+	first := <-h.entered // the relay holds the oldest row and is blocked sending it
 
-	before := s.fetches.Load()
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
-	time.Sleep(50 * time.Millisecond) // time for a spinning fetcher to show itself; a waiting one needs none
-	rounds := s.fetches.Load() - before
+	time.Sleep(50 * time.Millisecond) // time for a spinning drain to show itself; a waiting one needs none
+	rounds := s.drainRounds.Load()
 	unblock()
 	<-stopped
-	assert.LessOrEqual(t, rounds, int64(4), "fetcher rounds while the senders were blocked after Stop")
+	assert.LessOrEqual(t, rounds, int64(2), "looks at the counts while the relay was blocked after Stop")
 	pending, done := store.OutboxCounts()
 	assert.Equal(t, [2]int{0, 2}, [2]int{pending, done}, "the drain marked both rows done")
+	assert.Equal(t, []string{first, <-h.entered}, eventIDs(store.Outbox()), "one relay sends in commit order")
+}
+
+func eventIDs(rows []outbox.Row) []string {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID()
+	}
+	return ids
 }

@@ -191,7 +191,7 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	r.broker.faults = newBrokerFaults(cfg.BrokerDrops)
 	r.life.on = r.faults != nil || r.counted != nil
-	r.life.live = map[string]struct{}{}
+	r.life.live, r.life.unmarked = map[string]struct{}{}, map[string]struct{}{}
 	var mw []service.Middleware
 	if r.life.on {
 		mw = append(mw, r.afterHandler) // outermost: after the handler and its retries
@@ -614,6 +614,9 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	}
 	if op.accepted {
 		r.release(id)
+	}
+	if err == nil && r.strategy.Durable() {
+		r.sentUnmarked(id) // an outbox relay's send: the row waits for its mark
 	}
 	if worker, seq, ok := parseEventID(id); ok {
 		op.worker, op.seq = worker, seq

@@ -6,15 +6,18 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
 )
 
 // Store is what a run needs of its store: the unit of work's service.Store, plus the test hooks
 // every store of the module offers (fakes.Store, sqlite.Store, postgres.Store): a before-commit
 // hook for forced conflicts and rendezvous, Touch, a snapshot of each product, and the outbox
-// rows the outbox relay reads and marks.
+// table: outbox.Store, the port the library's relay (outbox.Relay) claims and marks rows through,
+// and the counts the drain waits on.
 type Store interface {
 	service.Store
+	outbox.Store
 	// SetBeforeCommit sets a hook that runs at the start of every commit (nil removes it).
 	SetBeforeCommit(h fakes.Hook)
 	// Touch bumps the product's version as another writer would, and reports whether it exists.
@@ -27,10 +30,6 @@ type Store interface {
 	SKUs() []string
 	// EnableOutbox makes every later commit store its events as outbox rows.
 	EnableOutbox()
-	// Pending returns up to limit outbox rows not yet marked done, oldest first.
-	Pending(limit int) []fakes.OutboxRow
-	// MarkDone marks the outbox rows of these event IDs delivered.
-	MarkDone(ids ...string)
 	// OutboxCounts returns how many outbox rows are pending and how many are done.
 	OutboxCounts() (pending, done int)
 }

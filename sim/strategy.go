@@ -68,6 +68,9 @@ type Host interface {
 	// Step runs fn, a step the world outside can see (marking an outbox row done), only if the
 	// actor's process is alive, atomically with respect to crashes; it reports whether fn ran.
 	Step(ctx context.Context, fn func()) bool
+	// Marked records, inside a Step, that the outbox rows of these event IDs were marked done:
+	// a crash after it no longer counts them as sent and not marked (CrashOp.Unmarked).
+	Marked(ids ...string)
 }
 
 // StrategyStats is what a strategy saw during a run. Fields that do not apply are zero.
@@ -90,7 +93,7 @@ var strategies = map[string]func(Config) Strategy{
 	Async: func(c Config) Strategy {
 		return &asyncStrategy{handlers: c.Handlers, queue: c.Queue, drop: c.WhenFull == Drop}
 	},
-	Outbox: func(c Config) Strategy { return &outboxStrategy{senders: c.Handlers, dedup: c.Dedup} },
+	Outbox: func(c Config) Strategy { return &outboxStrategy{relays: c.Relays, dedup: c.Dedup} },
 }
 
 // StrategyNames lists the strategies Config.Strategy accepts, sorted.
@@ -264,170 +267,4 @@ func (s *asyncStrategy) Stats() StrategyStats {
 		st.MeanDepth = float64(s.depthSum.Load()) / float64(n)
 	}
 	return st
-}
-
-// outboxStrategy lets the store keep events in the commit; a relay (one fetcher goroutine
-// reading pending rows in commit order, and sender goroutines) mails them and marks them done.
-// A crash kills the relay and its progress; the restarted relay reads from the oldest pending
-// row, so rows sent but not marked are sent again, and the mailer's de-duplication drops them.
-type outboxStrategy struct {
-	senders int
-	dedup   bool
-
-	h        Host
-	store    Store
-	nudge    chan struct{}
-	stopping chan struct{}
-	wg       sync.WaitGroup
-	lives    int // guarded by the run's crash lock
-
-	committed, done, maxBacklog, errs atomic.Int64
-	fetches                           atomic.Int64 // rounds of the fetchers' loops, for the test that they wait
-}
-
-// Promise: at least once, mail and publication (the rows survive every crash and the relay
-// retries until the send goes through). Mail: at most once while the mailer de-duplicates by event
-// id. Publication: not at most once: a relay that crashed between publishing a row and marking it
-// done publishes it again, and the publisher does not de-duplicate (a subscriber must).
-func (s *outboxStrategy) Promise() Promise {
-	return Promise{Delivered: true, NoLoss: true, NoDuplicate: s.dedup}
-}
-func (s *outboxStrategy) Durable() bool                    { return true }
-func (s *outboxStrategy) Middleware() []service.Middleware { return nil }
-func (s *outboxStrategy) MailerOptions() []fakes.MailerOption {
-	if !s.dedup {
-		return nil
-	}
-	return []fakes.MailerOption{fakes.WithDedup()}
-}
-
-func (s *outboxStrategy) Start(ctx context.Context, h Host) error {
-	if s.lives == 0 {
-		s.h, s.store = h, h.Store()
-		s.store.EnableOutbox()
-		s.nudge = make(chan struct{}, 1)
-		s.stopping = make(chan struct{})
-	}
-	s.lives++
-	work := make(chan fakes.OutboxRow, s.senders)
-	s.wg.Go(func() { s.fetch(ctx, work) })
-	for i := range s.senders {
-		actor := h.Actor(ctx, "r"+strconv.Itoa(i))
-		s.wg.Go(func() { s.send(actor, work) })
-	}
-	return nil
-}
-
-// Dispatch only wakes the relay: the events are already in the outbox, stored by the commit.
-func (s *outboxStrategy) Dispatch(_ context.Context, events []domain.Event) error {
-	backlog := s.committed.Add(int64(len(events))) - s.done.Load()
-	for old := s.maxBacklog.Load(); backlog > old && !s.maxBacklog.CompareAndSwap(old, backlog); old = s.maxBacklog.Load() {
-	}
-	s.wake()
-	return nil
-}
-
-func (s *outboxStrategy) wake() {
-	select {
-	case s.nudge <- struct{}{}:
-	default:
-	}
-}
-
-// fetch hands pending rows to the senders in commit order, each once, until stopped and empty,
-// or until its life ends.
-func (s *outboxStrategy) fetch(ctx context.Context, work chan<- fakes.OutboxRow) {
-	defer close(work)
-	var last uint64 // the newest row handed over; older pending rows are in a sender's hands
-	limit := 4*s.senders + 256
-	idle := time.NewTimer(time.Millisecond)
-	defer idle.Stop()
-	stopping := s.stopping // nil once seen closed: a closed channel in a select never waits
-	for {
-		s.fetches.Add(1)
-		handed := 0
-		for _, row := range s.store.Pending(limit) {
-			if row.Seq <= last {
-				continue
-			}
-			select {
-			case work <- row:
-				last = row.Seq
-				handed++
-			case <-ctx.Done():
-				return
-			}
-		}
-		if handed > 0 {
-			continue
-		}
-		if stopping == nil {
-			// Draining: nothing new commits, so what is pending is in the senders' hands, and
-			// only a sender's mark (it wakes the fetcher) or the end of this life changes it.
-			if pending, _ := s.store.OutboxCounts(); pending == 0 {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-s.nudge:
-			}
-			continue
-		}
-		idle.Reset(time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.nudge:
-		case <-stopping:
-			stopping = nil
-		case <-idle.C:
-		}
-	}
-}
-
-func (s *outboxStrategy) send(ctx context.Context, work <-chan fakes.OutboxRow) {
-	for row := range work {
-		id := row.Event.Identity().ID
-		for attempt := 1; ; attempt++ {
-			err := s.h.Deliver(ctx, row.Event)
-			if !s.h.Alive(ctx) || s.h.Crash(ctx, RelaySent) {
-				return // died between the send and the mark: the row stays pending
-			}
-			if err == nil {
-				if !s.h.Step(ctx, func() { s.store.MarkDone(id) }) {
-					return
-				}
-				s.done.Add(1)
-				s.wake()
-				break
-			}
-			s.errs.Add(1)
-			if sleep(ctx, min(time.Duration(attempt)*100*time.Microsecond, 10*time.Millisecond)) != nil {
-				return
-			}
-		}
-	}
-}
-
-func (s *outboxStrategy) Stop() {
-	close(s.stopping)
-	s.wake()
-	s.wg.Wait()
-}
-
-func (s *outboxStrategy) Stats() StrategyStats {
-	pending, _ := s.store.OutboxCounts()
-	return StrategyStats{MaxDepth: int(s.maxBacklog.Load()), Pending: pending, HandlerErrors: s.errs.Load(), Lives: s.lives}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

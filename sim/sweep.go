@@ -63,6 +63,7 @@ var sweepParams = map[string]sweepParam{
 	},
 	"workers":  intParam(func(c *Config) *int { return &c.Workers }),
 	"handlers": intParam(func(c *Config) *int { return &c.Handlers }),
+	"relays":   intParam(func(c *Config) *int { return &c.Relays }),
 	"queue":    intParam(func(c *Config) *int { return &c.Queue }),
 	"orders":   intParam(func(c *Config) *int { return &c.Orders }),
 	"skus":     intParam(func(c *Config) *int { return &c.SKUs }),

@@ -39,11 +39,9 @@ type BrokerFactory func(arg string) (sim.BrokerOpener, error)
 // StoreFactory returns the opener of the store arg names, or an error for a bad arg.
 type StoreFactory func(arg string) (Store, error)
 
-// Store is a real store as a command offers it: its opener, and NoOutbox, the reason the
-// simulator's outbox relay cannot run on it ("" when it can).
+// Store is a real store as a command offers it: its opener.
 type Store struct {
-	Open     sim.StoreOpener
-	NoOutbox string
+	Open sim.StoreOpener
 }
 
 // RealCommand is the command that links every real adapter, named when this one lacks one.
@@ -68,8 +66,13 @@ func storeKind(v string) (kind, arg string, err error) {
 		return "sqlite", path, nil
 	case strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://"):
 		return "postgres", v, nil
+	case strings.HasPrefix(v, "postgres:"): // postgres:URL, as sqlite:PATH
+		if u := strings.TrimPrefix(v, "postgres:"); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
+			return "postgres", u, nil
+		}
+		return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("postgres: wants a postgres:// URL after the colon, got %q", redact(v))}
 	}
-	return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("unknown store %q (want fakes, sqlite, sqlite:PATH or a postgres:// URL)", v)}
+	return "", "", &sim.ConfigError{Field: "store", Reason: fmt.Sprintf("unknown store %q (want fakes, sqlite, sqlite:PATH, a postgres:// URL or postgres:URL)", v)}
 }
 
 // mailerKind splits a -mailer value into its kind and argument: "fakes", or "smtp" with the
@@ -137,7 +140,7 @@ func (ad Adapters) apply(cfg *sim.Config, opt options) error {
 	if err != nil {
 		return &sim.ConfigError{Field: "store", Reason: err.Error()}
 	}
-	cfg.Store, cfg.OpenStore, cfg.NoOutbox = redact(opt.store), st.Open, st.NoOutbox
+	cfg.Store, cfg.OpenStore = redact(opt.store), st.Open
 	return nil
 }
 

@@ -205,7 +205,8 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 			return err
 		})
 	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "dispatch strategy of a single run: "+strings.Join(sim.StrategyNames(), ", "))
-	fs.IntVar(&cfg.Handlers, "handlers", cfg.Handlers, "async: handler goroutines; outbox: relay senders")
+	fs.IntVar(&cfg.Handlers, "handlers", cfg.Handlers, "async: handler goroutines")
+	fs.IntVar(&cfg.Relays, "relays", cfg.Relays, fmt.Sprintf("outbox: relays (outbox.Relay) sharing the outbox table, 1 to %d; each sends one row at a time, so with more than 1 mails keep commit order only within each relay's claims", sim.MaxRelays))
 	fs.IntVar(&cfg.Queue, "queue", cfg.Queue, "async: queue capacity")
 	fs.StringVar(&cfg.WhenFull, "when-full", cfg.WhenFull, "async: block or drop when the queue is full")
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "retries after a version conflict; -1 never gives up")
@@ -246,7 +247,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		cfg.BrokerDrops = ns
 		return err
 	})
-	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH or a postgres:// URL (a new database on that server for each run); the real stores need cmd/simulate-real")
+	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH, or a postgres:// URL or postgres:URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
 	fs.StringVar(&opt.mailer, "mailer", "fakes", "mailer: fakes, smtp (an SMTP test server inside the process, which injects -mailer-latency, -mail-errors and -mail-timeout through its replies) or smtp://host:port (a server of yours: no faults injected); smtp needs cmd/simulate-real")
 	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")

@@ -222,6 +222,10 @@ func TestBadFlagsExitTwoWithOneLineNamingTheFlag(t *testing.T) {
 		{[]string{"-rendezvous", "9"}, "-rendezvous"},
 		{[]string{"-rendezvous", "2", "-crash", "after-commit=0.1"}, "-rendezvous"},
 		{[]string{"-handler-attempts", "0"}, "-handler-attempts"},
+		{[]string{"-strategy", "outbox", "-relays", "0"}, "-relays"},
+		{[]string{"-strategy", "outbox", "-relays", "65"}, "-relays"},
+		{[]string{"-strategy", "sync", "-relays", "3"}, "-relays"},
+		{[]string{"-relays", "3"}, "-relays"}, // the default comparison runs sync too
 		{[]string{"-require", "everything"}, "-require"},
 		{[]string{"-workload", "cold-sku"}, "-workload"},
 		{[]string{"-mailer", "smtp"}, "-mailer"},
@@ -270,6 +274,7 @@ func TestCommandRunsTheSameConfigAgain(t *testing.T) {
 			"-mailer-latency", "uniform:1ms..3ms", "-warmup", "100ms", "-duration", "1s", "-retries", "-1"},
 		{"-workers", "2", "-rendezvous", "2", "-model", "closed", "-mailer-latency", "exp:2ms", "-batch-qty", "5..9", "-demand", "-1"},
 		{"-strategy", "outbox", "-crash-at", "after-commit=2,relay-sent=7/9", "-hold-faults", "300", "-require", "no-duplicate-publish"},
+		{"-strategy", "outbox", "-relays", "3", "-crash", "relay-sent=0.1", "-dedup=false"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			want, _, _, err := parseFlags(args)

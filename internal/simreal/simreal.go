@@ -31,7 +31,7 @@ func Adapters() simcli.Adapters {
 		},
 		"postgres": func(arg string) (simcli.Store, error) {
 			open, err := Postgres(arg)
-			return simcli.Store{Open: open, NoOutbox: PostgresNoOutbox}, err
+			return simcli.Store{Open: open}, err
 		},
 	}, Mailers: map[string]simcli.MailerFactory{
 		"smtp": func(addr string) (simcli.Mailer, error) {
@@ -43,14 +43,6 @@ func Adapters() simcli.Adapters {
 		},
 	}, Brokers: map[string]simcli.BrokerFactory{"nats": NATS}}
 }
-
-// PostgresNoOutbox is why the simulator's relay cannot run on the Postgres store: the relay
-// reads rows after the newest sequence number it handed over, which is right only when sequence
-// order is commit order (the fakes and SQLite, whose commits are serialized). Postgres draws an
-// outbox row's number at insert and concurrent commits land out of that order, so a row that
-// commits after a higher-numbered one is never fetched and the run hangs; a relay that tracks
-// what it handed over, not a watermark, is the outbox relay issue's.
-const PostgresNoOutbox = "its outbox row numbers are drawn at insert, not in commit order, and the simulator's relay skips a row that commits after a higher-numbered one"
 
 // ErrExists is wrapped when sqlite:PATH names a file the simulator did not make: a run seeds a
 // new database and never overwrites one.

@@ -94,7 +94,9 @@ func TestWithoutTheBrokersDedupTheRelayResendsAreStoredTwice(t *testing.T) {
 
 // Connection drops, counted, on the embedded server: the publication each one hits fails; sync
 // loses its event, sync-retry and the outbox publish it again once the connection is back, and the
-// broker de-duplicates a publication whose acknowledgement the drop lost.
+// broker de-duplicates a publication whose acknowledgement the drop lost. One worker, so that no
+// other goroutine publishes while a drop's reconnect takes however long it takes on this machine
+// (a second worker's retries could run out during it, and the counts would depend on speed).
 func TestBrokerNATSDrops(t *testing.T) {
 	open, err := simreal.NATS("")
 	require.NoError(t, err)
@@ -108,7 +110,7 @@ func TestBrokerNATSDrops(t *testing.T) {
 	} {
 		t.Run(tc.strategy, func(t *testing.T) {
 			c := sim.Default()
-			c.Orders, c.WarmupOrders, c.Workers, c.SKUs = 300, 10, 2, 3
+			c.Orders, c.WarmupOrders, c.Workers, c.SKUs = 300, 10, 1, 3
 			c.Mailer, c.Strategy = sim.FixedLatency(0), tc.strategy
 			c.Broker, c.OpenBroker, c.BrokerDrops = "nats", open, []int{10, 50, 90}
 			rep, err := sim.Run(context.Background(), c)
@@ -117,12 +119,11 @@ func TestBrokerNATSDrops(t *testing.T) {
 			b := rep.Broker
 			require.NotNil(t, b)
 			assert.Equal(t, 3, b.Drops, "every drop fired")
-			assert.GreaterOrEqual(t, b.Errors, int64(3), "the publications the drops hit failed")
+			assert.Equal(t, int64(3), b.Errors, "exactly the publications the drops hit failed")
 			assert.Zero(t, b.Lost)
 			assert.Zero(t, b.Duplicated)
 			if tc.lost {
-				assert.GreaterOrEqual(t, rep.Accounting.Lost, 3, "sync loses the events of the failed publications")
-				assert.LessOrEqual(t, rep.Accounting.Lost, int(b.Errors))
+				assert.Equal(t, 3, rep.Accounting.Lost, "sync loses the events of the failed publications")
 			} else {
 				assert.Zero(t, rep.Accounting.Lost)
 				assert.Equal(t, rep.Accounting.Kind(sim.KindAllocated).Committed, b.Held, "each Allocated held once")

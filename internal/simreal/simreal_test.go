@@ -48,7 +48,7 @@ func stores(t *testing.T) map[string]func(*testing.T) simcli.Store {
 		"postgres": func(t *testing.T) simcli.Store {
 			open, err := simreal.Postgres(postgresURL(t))
 			require.NoError(t, err)
-			return simcli.Store{Open: open, NoOutbox: simreal.PostgresNoOutbox}
+			return simcli.Store{Open: open}
 		},
 	}
 }
@@ -59,7 +59,7 @@ func small(name string, st simcli.Store) sim.Config {
 	c.Orders, c.WarmupOrders, c.Workers, c.SKUs = 200, 10, 2, 3
 	c.Mailer = sim.FixedLatency(0)
 	c.Strategy = sim.Sync
-	c.Store, c.OpenStore, c.NoOutbox = name, st.Open, st.NoOutbox
+	c.Store, c.OpenStore = name, st.Open
 	return c
 }
 
@@ -129,22 +129,65 @@ func TestFaultsOnEachStore(t *testing.T) {
 	}
 }
 
-func TestOutboxRunsOnSQLiteAndIsRefusedOnPostgres(t *testing.T) {
-	st := stores(t)
-	c := small("sqlite", st["sqlite"](t))
-	c.Strategy = sim.Outbox
-	crashes, err := sim.ParseCrashVisits("relay-sent=3/10")
-	require.NoError(t, err)
-	c.CrashAt = crashes
-	rep, err := sim.Run(context.Background(), c)
-	require.NoError(t, err)
-	requireInvariants(t, rep)
-	assert.Equal(t, 2, rep.Faults.Crashes.Total)
+// The outbox on every store, Postgres included: the hot-sku figure with three library relays
+// sharing the outbox table, crashes in the relays (between a send and its mark) and in the
+// workers. Once drained nothing is lost, every OutOfStock is mailed once (the mailer
+// de-duplicates), and every repeat the mailer dropped, and every publication made again, is a
+// row the history shows sent and not marked done when the relays died.
+func TestOutboxWithThreeRelaysOnEachStore(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			c := sim.HotSKU()
+			s := st(t)
+			c.Store, c.OpenStore = name, s.Open
+			c.Strategy, c.Relays, c.Workers, c.Retries, c.Mailer = sim.Outbox, 3, 4, service.Unlimited, sim.FixedLatency(0)
+			crashes, err := sim.ParseCrashVisits("relay-sent=100/300/500/700,after-commit=50/400")
+			require.NoError(t, err)
+			c.CrashAt = crashes
+			rep, err := sim.Run(context.Background(), c)
+			require.NoError(t, err)
+			requireInvariants(t, rep)
+			a, h := rep.Accounting, rep.History
+			assert.Equal(t, 4, rep.Faults.Crashes.RelaySent)
+			assert.Equal(t, 2, rep.Faults.Crashes.AfterCommit)
+			assert.Zero(t, a.Lost)
+			assert.Zero(t, a.Duplicated, "the mailer de-duplicates")
+			assert.Equal(t, int64(a.Kind(sim.KindOutOfStock).Committed), rep.Counts.Mails, "one mail per committed OutOfStock")
+			kinds := map[string]sim.EventKind{}
+			for _, e := range h.Events {
+				kinds[e.ID] = e.Kind
+			}
+			mails, publications := 0, 0
+			for _, c := range h.Crashes {
+				for _, id := range c.Unmarked {
+					if kinds[id] == sim.KindOutOfStock {
+						mails++
+					} else {
+						publications++
+					}
+				}
+			}
+			t.Logf("rows sent and not marked at the crashes: %d mails, %d publications; dedup hits %d, re-published %d",
+				mails, publications, rep.Counts.DedupHits, a.DuplicatedPublished)
+			assert.Positive(t, mails+publications, "the relay crashes caught rows between send and mark")
+			assert.Equal(t, int64(mails), rep.Counts.DedupHits, "repeats dropped == mail rows sent and not marked")
+			assert.Equal(t, publications, a.DuplicatedPublished, "publications again == publication rows sent and not marked")
+		})
+	}
+}
 
-	c.NoOutbox = simreal.PostgresNoOutbox // as Postgres's adapter says, without needing a server
-	_, err = sim.Run(context.Background(), c)
-	require.ErrorIs(t, err, sim.ErrConfig)
-	assert.Contains(t, err.Error(), "needs the outbox relay")
+// cmd/simulate-real runs -strategy outbox on Postgres, which it once refused, with the store
+// named by its URL or as postgres:URL.
+func TestOutboxCommandLineOnPostgres(t *testing.T) {
+	url := postgresURL(t)
+	var out, errOut bytes.Buffer
+	for _, store := range []string{url, "postgres:" + url} {
+		out.Reset()
+		args := []string{"-store", store, "-strategy", "outbox", "-relays", "3", "-orders", "200", "-warmup", "10", "-workers", "2", "-mailer-latency", "0"}
+		code := simcli.Run(context.Background(), simreal.Adapters(), args, &out, &errOut, false)
+		require.Equal(t, 0, code, "-store %s: stderr: %s", store, errOut.String())
+		assert.Contains(t, out.String(), "3 relays sharing the table", "-store %s", store)
+	}
 }
 
 func TestSQLitePath(t *testing.T) {
@@ -178,6 +221,7 @@ func TestCommandLine(t *testing.T) {
 		{"sync on sqlite", []string{"-store", "sqlite", "-strategy", "sync"}, 0, "workers, store sqlite"},
 		{"bad sqlite path", []string{"-store", "sqlite:"}, 2, "wants a file path"},
 		{"unknown store", []string{"-store", "mysql://x"}, 2, "unknown store"},
+		{"postgres: without a URL", []string{"-store", "postgres:localhost"}, 2, "postgres: wants a postgres:// URL after the colon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
