@@ -127,7 +127,23 @@ type route struct {
 	// the bus can stamp a message without making a new one. Middleware and the trace need the
 	// stamped message itself.
 	inPlace bool
+	// direct says that a message's identity can be read at metaAt in its value, without calling
+	// its Identity (see identityAt).
+	direct bool
+	metaAt uintptr
 }
+
+// identity returns m's identity. r is m's route, or nil.
+func identity(m domain.Message, r *route) domain.Meta {
+	if r != nil && r.direct {
+		return *(*domain.Meta)(unsafe.Add(dataOf(m), r.metaAt))
+	}
+	return m.Identity()
+}
+
+// dataOf returns the second word of the interface value v: for a struct type larger than a
+// pointer, where the value is.
+func dataOf(v any) unsafe.Pointer { return (*[2]unsafe.Pointer)(unsafe.Pointer(&v))[1] }
 
 // messageFunc is how the bus calls a handler: with the message as it was queued and, when the
 // bus stamped it without making a new value (see route.inPlace), the Meta it gave it.
@@ -190,6 +206,7 @@ func Subscribe[E domain.Event](b *Bus, h func(ctx context.Context, e E) error) {
 			panic(fmt.Sprintf("service: Subscribe: %v already has a command handler", t))
 		}
 		r.inPlace = (len(r.handlers) == 0 || r.inPlace) && inPlace
+		r.metaAt, r.direct = tc.metaAt, tc.direct
 		r.handlers = append(slices.Clip(r.handlers), call)
 	})
 }
@@ -204,7 +221,7 @@ func HandleCommand[C domain.Command](b *Bus, h func(ctx context.Context, c C) er
 		if r.command != nil || len(r.handlers) > 0 {
 			panic(fmt.Sprintf("service: HandleCommand: %v already has a handler", t))
 		}
-		r.command, r.inPlace = tc.handle, tc.inPlace()
+		r.command, r.inPlace, r.metaAt, r.direct = tc.handle, tc.inPlace(), tc.metaAt, tc.direct
 	})
 }
 
@@ -215,12 +232,30 @@ type typed[M domain.Message] struct {
 	h      func(ctx context.Context, m M) error
 	metaAt uintptr
 	ok     bool
+	direct bool // M's Identity returns the Meta at metaAt (see identityAt)
 }
 
 func newTyped[M domain.Message](h func(ctx context.Context, m M) error) *typed[M] {
 	t := &typed[M]{h: h}
 	t.metaAt, t.ok = metaOffset(reflect.TypeFor[M]())
+	t.direct = t.ok && identityAt(reflect.TypeFor[M](), t.metaAt)
 	return t
+}
+
+// identityAt reports whether the Identity of a value of struct type t returns the Meta at off in
+// it, as the promoted method of an embedded Meta does: it sets a probe there and asks. A type
+// that declares an Identity of its own, which might not, is asked each time.
+func identityAt(t reflect.Type, off uintptr) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	probe := domain.Meta{ID: "\x00probe id", CausationID: "\x00probe cause"}
+	v := reflect.New(t)
+	*(*domain.Meta)(unsafe.Add(v.UnsafePointer(), off)) = probe
+	m, isMessage := v.Elem().Interface().(domain.Message)
+	return isMessage && m.Identity() == probe
 }
 
 func (t *typed[M]) inPlace() bool { return t.ok }
@@ -373,25 +408,28 @@ func (b *Bus) handle(ctx context.Context, msgs batch) error {
 	}
 	d := b.getDispatch()
 	d.open(ctx)
-	d.outer, d.routes = outer, routes
+	if outer != nil {
+		d.outer = outer
+	}
 	if msgs.n > 0 {
 		d.queue = append(d.queue, entry{m: msgs.at(0), r: first})
 		for i := 1; i < msgs.n; i++ {
 			d.queue = append(d.queue, entry{m: msgs.at(i)})
 		}
 	}
-	b.drain(d)
+	b.drain(d, nil)
 	err := d.result(b.policy)
 	d.reset()
 	b.pool.Put(d)
 	return err
 }
 
-// drain handles d's queue from d.next on, up to the message limit.
-func (b *Bus) drain(d *dispatch) {
+// drain handles d's queue from d.next on, up to the message limit. lone is handleOne's message,
+// handled before the queue's, or nil.
+func (b *Bus) drain(d *dispatch, lone domain.Message) {
 	for d.next < len(d.queue) && !d.stop {
-		if d.next == b.limit {
-			d.fail(b.policy, d.limitError())
+		if d.handled+d.next == b.limit {
+			d.fail(b.policy, d.limitError(lone))
 			d.stop = true
 			break
 		}
@@ -404,15 +442,12 @@ func (b *Bus) drain(d *dispatch) {
 // messages, they join the queue (see join), and the call goes on as handle's would.
 func (b *Bus) handleOne(ctx context.Context, outer *callCtx, m domain.Message, r *route) error {
 	d := b.getDispatch()
-	d.single = true
 	o := one{m: m, r: r, parent: ctx, outer: outer}
 	for !b.runOne(d, &o) && !d.stop {
 	}
-	d.single = false
 	if len(d.queue) > 0 && !d.stop { // the handlers handed the bus more: handle them after m
-		d.queue[0] = entry{m: o.m, r: o.r, meta: o.meta, identified: true, stamped: o.stamped}
-		d.next, d.outer, d.routes = 1, outer, b.routes.Load()
-		b.drain(d)
+		d.handled = 1
+		b.drain(d, o.m)
 	}
 	err := d.result(b.policy)
 	d.reset()
@@ -443,7 +478,7 @@ func (b *Bus) runOne(d *dispatch, o *one) (done bool) {
 	if !o.identified {
 		// Before the call's ctx is opened, so that the stores of d.cur are done with before the
 		// handler's copy of the message reads them (see messageFunc).
-		meta := o.m.Identity()
+		meta := identity(o.m, o.r)
 		if meta.ID == "" {
 			meta = domain.Meta{ID: d.nextIDOn(o.parent), CausationID: handlingFrom(o.outer).ID}
 			if o.r.inPlace {
@@ -516,9 +551,6 @@ func (b *Bus) getDispatch() *dispatch {
 // message being handled. A message whose Identity panics is not queued, and neither are the
 // messages after it: the error goes back to the handler that sent them.
 func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
-	if d.single && len(d.queue) == 0 {
-		d.queue = append(d.queue, entry{}) // handleOne's message goes here once its handlers are done
-	}
 	n := len(d.queue)
 	defer func() {
 		if r := recover(); r != nil {
@@ -530,12 +562,13 @@ func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
 	}()
 	for i := range msgs.n {
 		m := msgs.at(i)
-		e := entry{m: m, identified: true, meta: m.Identity()}
-		if e.meta.ID == "" {
-			e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.cur.ID}, true
-		}
+		e := entry{m: m}
 		if i == 0 {
 			e.r = first
+		}
+		e.meta, e.identified = identity(m, e.r), true
+		if e.meta.ID == "" {
+			e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.cur.ID}, true
 		}
 		d.queue = append(d.queue, e)
 	}
@@ -632,18 +665,18 @@ func (b *Bus) step(d *dispatch) {
 		d.errsBefore = len(d.errs)
 		d.identifying = true
 		if !e.identified { // sent to this call, not joined: a root here
-			e.meta, e.identified = e.m.Identity(), true
+			e.meta, e.identified = identity(e.m, e.r), true
 			if e.meta.ID == "" {
 				e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.rootCause()}, true
 			}
 		}
 		d.cur = e.meta
 		if e.r == nil {
-			e.r = d.routes.lookup(typeKey(e.m))
+			e.r = b.routes.Load().lookup(typeKey(e.m))
 		}
 		if e.stamped && (e.r == nil || !e.r.inPlace || b.trace != nil) {
 			e.m, e.stamped = withIdentity(e.m, e.meta), false
-			e.r = d.routes.lookup(typeKey(e.m))
+			e.r = b.routes.Load().lookup(typeKey(e.m))
 		}
 		d.identifying = false
 	}
@@ -725,11 +758,11 @@ type dispatch struct {
 	bus         *Bus
 	ctx         *callCtx  // the running call's context
 	outer       *callCtx  // the callCtx ctx led to when the call started, if any: the causes
-	routes      *routes   // the routes when the call started: the queue's entries were routed by them
 	spare       []callCtx // fresh callCtxs: spare[spareAt:] are unused
 	spareAt     int
-	single      bool // handleOne runs the call, and its message is not in the queue
+	opened      bool // ctx is this call's
 	queue       []entry
+	handled     int         // messages handled before queue[0]: 1 when handleOne's message was
 	next        int         // index in queue of the message being handled
 	handler     int         // index of its handler being called
 	cur         domain.Meta // the identity of the message being handled
@@ -780,7 +813,7 @@ func (d *dispatch) open(parent context.Context) {
 	d.spareAt++
 	c.Context = parent // c is fresh: no other goroutine has seen it, so plain writes do
 	c.call = unsafe.Pointer(d)
-	d.ctx = c
+	d.ctx, d.opened = c, true
 }
 
 // nextID returns the next ID of the call's ID source: the function WithIDs put on its ctx, or
@@ -790,7 +823,10 @@ func (d *dispatch) nextID() string { return d.nextIDOn(d.ctx.Context) }
 // nextIDOn is nextID for a call on parent.
 func (d *dispatch) nextIDOn(parent context.Context) string {
 	if !d.sourced {
-		d.source, d.sourced = idSource(parent), true
+		if source := idSource(parent); source != nil {
+			d.source = source
+		}
+		d.sourced = true
 	}
 	if d.source != nil {
 		return d.source()
@@ -834,18 +870,25 @@ func idOf(m domain.Message) (id string) {
 
 // limitError says that the call reached the limit, and which message type it handled most often:
 // the type that keeps raising itself. It runs only when the limit is hit.
-func (d *dispatch) limitError() error {
+// lone is handleOne's message, handled before the queue's, or nil.
+func (d *dispatch) limitError(lone domain.Message) error {
 	counts := map[reflect.Type]int{}
 	var most reflect.Type
-	for _, e := range d.queue[:d.next] {
-		t := reflect.TypeOf(e.m)
+	count := func(m domain.Message) {
+		t := reflect.TypeOf(m)
 		counts[t]++
 		if most == nil || counts[t] > counts[most] {
 			most = t
 		}
 	}
+	if lone != nil {
+		count(lone)
+	}
+	for _, e := range d.queue[:d.next] {
+		count(e.m)
+	}
 	return fmt.Errorf("%w: %d messages handled, most often %v (%d times), %d still queued",
-		ErrMessageLimit, d.next, most, counts[most], len(d.queue)-d.next)
+		ErrMessageLimit, d.handled+d.next, most, counts[most], len(d.queue)-d.next)
 }
 
 // failUnrouted records a message no handler was registered for. An unhandled command stops the
@@ -871,9 +914,9 @@ func (d *dispatch) result(policy ErrorPolicy) error {
 // Fields that are already clear are not written again: while the garbage collector marks, every
 // pointer written costs a write barrier.
 func (d *dispatch) reset() {
-	if d.ctx != nil { // nil when handleOne's message could not be identified
+	if d.opened { // not when handleOne's message could not be identified
 		atomic.StorePointer(&d.ctx.call, nil)
-		d.ctx = nil
+		d.opened = false
 	}
 	if len(d.queue) > 0 {
 		clear(d.queue)
@@ -883,14 +926,15 @@ func (d *dispatch) reset() {
 		clear(d.errs)
 		d.errs = d.errs[:0]
 	}
-	if d.outer != nil || d.routes != nil {
-		d.outer, d.routes = nil, nil
+	if d.outer != nil {
+		d.outer = nil
 	}
 	if d.source != nil || d.cause != "" {
 		d.source, d.cause = nil, ""
 	}
-	d.next, d.handler, d.errsBefore, d.stop, d.sourced, d.causeKnown = 0, 0, 0, false, false, false
-	d.cur = domain.Meta{}
+	d.handled, d.next, d.handler, d.errsBefore, d.stop, d.sourced, d.causeKnown = 0, 0, 0, 0, false, false, false
+	// ctx and cur are left as they are: they are set before a call's handlers run, and are
+	// read only while it runs.
 }
 
 type dispatchKey struct{}

@@ -234,3 +234,45 @@ func TestIDsFromTheBusCounterAreUniqueAndWellFormed(t *testing.T) {
 	}
 	assert.Greater(t, most, uint64(1000), "the IDs crossed from three digits to four")
 }
+
+// ownIdentity embeds Meta but declares an Identity of its own, which does not return that Meta.
+type ownIdentity struct {
+	domain.Meta
+	Key string
+}
+
+func (o ownIdentity) Identity() domain.Meta                   { return domain.Meta{ID: "own-" + o.Key} }
+func (o ownIdentity) WithIdentity(m domain.Meta) domain.Event { o.Meta = m; return o }
+
+// TestATypesOwnIdentityIsAsked: the bus reads an embedded Meta in place only where Identity is
+// Meta's; a type with an Identity of its own is asked, alone or sent by a handler.
+func TestATypesOwnIdentityIsAsked(t *testing.T) {
+	for _, joined := range []bool{false, true} {
+		t.Run(fmt.Sprint("joined=", joined), func(t *testing.T) {
+			bus := service.NewBus(service.WithErrorPolicy(service.Collect))
+			var causes []string
+			service.Subscribe(bus, func(ctx context.Context, o ownIdentity) error {
+				if err := bus.Handle(ctx, note{Name: "caused"}); err != nil {
+					return err
+				}
+				return errBoom
+			})
+			service.Subscribe(bus, func(ctx context.Context, n note) error {
+				if n.Name == "start" {
+					return bus.Handle(ctx, ownIdentity{Key: "k"})
+				}
+				causes = append(causes, n.CausationID)
+				return nil
+			})
+			var err error
+			if joined {
+				err = bus.Handle(ctx, note{Name: "start"})
+			} else {
+				err = bus.Handle(ctx, ownIdentity{Key: "k"})
+			}
+			require.ErrorIs(t, err, errBoom)
+			assert.Contains(t, err.Error(), "handle service_test.ownIdentity own-k: ")
+			assert.Equal(t, []string{"own-k"}, causes, "what the handler sent points at the ID Identity gave")
+		})
+	}
+}
