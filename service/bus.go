@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/stockbus/stockbus/domain"
@@ -544,7 +545,7 @@ func (b *Bus) getDispatch() *dispatch {
 	if d, ok := b.pool.Get().(*dispatch); ok {
 		return d
 	}
-	return &dispatch{bus: b}
+	return &dispatch{ctxHeader: ctxHeader{call: true}, bus: b}
 }
 
 // join appends msgs to the running call's queue, giving those without an ID one caused by the
@@ -755,10 +756,12 @@ func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 // dispatch is the state of one Handle call. It is pooled; what its handlers get
 // as ctx is a callCtx, which is never reused, so that a handler may keep it.
 type dispatch struct {
+	ctxHeader   // call: true
 	bus         *Bus
-	ctx         *callCtx  // the running call's context
-	outer       *callCtx  // the callCtx ctx led to when the call started, if any: the causes
-	spare       []callCtx // fresh callCtxs: spare[spareAt:] are unused
+	box         atomic.Pointer[parentBox] // the parent of the running call, or of the last one
+	ctx         *callCtx                  // the running call's context
+	outer       *callCtx                  // the callCtx ctx led to when the call started, if any: the causes
+	spare       []callCtx                 // fresh callCtxs: spare[spareAt:] are unused
 	spareAt     int
 	opened      bool // ctx is this call's
 	queue       []entry
@@ -791,34 +794,83 @@ type entry struct {
 
 // callCtx is the context the handlers of one Handle call get. While the call runs, it leads to
 // the call's dispatch, so that a publication inside a handler finds the queue; when the call is
-// over, it leads nowhere and is just its parent context. Handing out a fresh one per call (and not
-// the reused dispatch itself) is what makes a kept ctx safe; they are cut from chunks of
-// callCtxChunk, so a call costs a share of an allocation rather than one.
+// over, it leads to its parent's box and is just its parent context. Handing out a fresh one per
+// call (and not the reused dispatch itself) is what makes a kept ctx safe. It is one word, so
+// that a call allocates little (the collector's work grows with the bytes allocated): they are
+// cut from chunks of callCtxChunk, and the parent is boxed once for the calls that share it.
 type callCtx struct {
-	context.Context                // the parent: the ctx Handle was given; never changes
-	call            unsafe.Pointer // the *dispatch; nil once the call is over (atomic but for its first write)
+	// at is the *dispatch while the call runs and the *parentBox of its parent once it is over;
+	// both begin with a ctxHeader that tells which. It changes once, atomically, at the call's
+	// end (its first write, before any other goroutine sees c, is plain).
+	at unsafe.Pointer
+}
+
+// ctxHeader begins what a callCtx leads to. It never changes.
+type ctxHeader struct{ call bool }
+
+// parentBox holds the context a Handle call was given.
+type parentBox struct {
+	ctxHeader // call: false
+	context.Context
 }
 
 // running returns the call c belongs to, or nil once it is over.
-func (c *callCtx) running() *dispatch { return (*dispatch)(atomic.LoadPointer(&c.call)) }
+func (c *callCtx) running() *dispatch {
+	if p := atomic.LoadPointer(&c.at); (*ctxHeader)(p).call {
+		return (*dispatch)(p)
+	}
+	return nil
+}
 
-const callCtxChunk = 128
+// parent returns the ctx c's call was given. While the call runs, that is in its dispatch, which
+// the next call reuses: what was read there counts only if c still leads to it afterwards.
+func (c *callCtx) parent() context.Context {
+	for {
+		p := atomic.LoadPointer(&c.at)
+		if !(*ctxHeader)(p).call {
+			return (*parentBox)(p).Context
+		}
+		box := (*dispatch)(p).box.Load()
+		if atomic.LoadPointer(&c.at) == p {
+			return box.Context
+		}
+	}
+}
+
+// Deadline returns the parent's deadline.
+func (c *callCtx) Deadline() (time.Time, bool) { return c.parent().Deadline() }
+
+// Done returns the parent's Done channel.
+func (c *callCtx) Done() <-chan struct{} { return c.parent().Done() }
+
+// Err returns the parent's error.
+func (c *callCtx) Err() error { return c.parent().Err() }
+
+const callCtxChunk = 512
 
 // open makes d a call on parent with a new callCtx.
 func (d *dispatch) open(parent context.Context) {
 	if d.spareAt == len(d.spare) {
 		d.spare, d.spareAt = make([]callCtx, callCtxChunk), 0
 	}
+	if box := d.box.Load(); box == nil || !sameContext(box.Context, parent) {
+		d.box.Store(&parentBox{Context: parent})
+	}
 	c := &d.spare[d.spareAt]
 	d.spareAt++
-	c.Context = parent // c is fresh: no other goroutine has seen it, so plain writes do
-	c.call = unsafe.Pointer(d)
+	c.at = unsafe.Pointer(d) // c is fresh: no other goroutine has seen it, so a plain write does
 	d.ctx, d.opened = c, true
+}
+
+// sameContext reports whether a and b are the same context value: both words of the interface
+// values are equal. (Comparing them with == could panic on a context type that is not comparable.)
+func sameContext(a, b context.Context) bool {
+	return *(*[2]unsafe.Pointer)(unsafe.Pointer(&a)) == *(*[2]unsafe.Pointer)(unsafe.Pointer(&b))
 }
 
 // nextID returns the next ID of the call's ID source: the function WithIDs put on its ctx, or
 // the bus's counter, cut from d's arena.
-func (d *dispatch) nextID() string { return d.nextIDOn(d.ctx.Context) }
+func (d *dispatch) nextID() string { return d.nextIDOn(d.box.Load().Context) }
 
 // nextIDOn is nextID for a call on parent.
 func (d *dispatch) nextIDOn(parent context.Context) string {
@@ -915,7 +967,7 @@ func (d *dispatch) result(policy ErrorPolicy) error {
 // pointer written costs a write barrier.
 func (d *dispatch) reset() {
 	if d.opened { // not when handleOne's message could not be identified
-		atomic.StorePointer(&d.ctx.call, nil)
+		atomic.StorePointer(&d.ctx.at, unsafe.Pointer(d.box.Load()))
 		d.opened = false
 	}
 	if len(d.queue) > 0 {
@@ -944,7 +996,7 @@ func (c *callCtx) Value(key any) any {
 	if key == (dispatchKey{}) {
 		return c
 	}
-	return c.Context.Value(key)
+	return c.parent().Value(key)
 }
 
 // runningFrom returns the running Handle call of b that c, or a callCtx it leads to, belongs to.
@@ -953,7 +1005,7 @@ func (b *Bus) runningFrom(c *callCtx) *dispatch {
 		if d := c.running(); d != nil && d.bus == b {
 			return d
 		}
-		c, _ = c.Context.Value(dispatchKey{}).(*callCtx)
+		c, _ = c.parent().Value(dispatchKey{}).(*callCtx)
 	}
 	return nil
 }
@@ -969,7 +1021,7 @@ func handlingFrom(c *callCtx) domain.Meta {
 		if d := c.running(); d != nil {
 			return d.cur
 		}
-		c, _ = c.Context.Value(dispatchKey{}).(*callCtx)
+		c, _ = c.parent().Value(dispatchKey{}).(*callCtx)
 	}
 	return domain.Meta{}
 }

@@ -276,3 +276,32 @@ func TestATypesOwnIdentityIsAsked(t *testing.T) {
 		})
 	}
 }
+
+// TestAContextReadWhileItsCallEndsKeepsItsOwnValues hands each call's ctx to a goroutine that
+// reads it while the call ends and the next calls, with other parents, reuse the call state the
+// ctx led to: every read must see its own call's value. Run with -race.
+func TestAContextReadWhileItsCallEndsKeepsItsOwnValues(t *testing.T) {
+	bus := service.NewBus()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wrong := map[string]string{}
+	service.Subscribe(bus, func(ctx context.Context, n note) error {
+		wg.Go(func() {
+			for range 200 {
+				if v, _ := ctx.Value(ctxKey{}).(string); v != n.Name {
+					mu.Lock()
+					wrong[n.Name] = v
+					mu.Unlock()
+					return
+				}
+			}
+		})
+		return nil
+	})
+	for i := range 300 {
+		name := "call " + strconv.Itoa(i)
+		require.NoError(t, bus.Handle(context.WithValue(ctx, ctxKey{}, name), note{Name: name}))
+	}
+	wg.Wait()
+	assert.Empty(t, wrong, "calls whose kept ctx read another call's value")
+}
