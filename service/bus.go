@@ -413,9 +413,11 @@ func (b *Bus) handle(ctx context.Context, msgs batch) error {
 		d.outer = outer
 	}
 	if msgs.n > 0 {
-		d.queue = append(d.queue, entry{m: msgs.at(0), r: first})
+		e := d.push()
+		e.m, e.r, e.identified, e.stamped = msgs.at(0), first, false, false
 		for i := 1; i < msgs.n; i++ {
-			d.queue = append(d.queue, entry{m: msgs.at(i)})
+			e := d.push()
+			e.m, e.r, e.identified, e.stamped = msgs.at(i), nil, false, false
 		}
 	}
 	b.drain(d, nil)
@@ -563,17 +565,30 @@ func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
 	}()
 	for i := range msgs.n {
 		m := msgs.at(i)
-		e := entry{m: m}
+		var r *route
 		if i == 0 {
-			e.r = first
+			r = first
 		}
-		e.meta, e.identified = identity(m, e.r), true
-		if e.meta.ID == "" {
-			e.meta, e.stamped = domain.Meta{ID: d.nextID(), CausationID: d.cur.ID}, true
+		meta, stamped := identity(m, r), false
+		if meta.ID == "" {
+			meta, stamped = domain.Meta{ID: d.nextID(), CausationID: d.cur.ID}, true
 		}
-		d.queue = append(d.queue, e)
+		e := d.push()
+		e.m, e.r, e.meta, e.identified, e.stamped = m, r, meta, true, stamped
 	}
 	return nil
+}
+
+// push adds an entry to the queue and returns it, as the last call left it: the caller sets
+// every field it reads. Fields are set one by one, rather than by copying an entry, which would
+// take the collector's bulk write barrier.
+func (d *dispatch) push() *entry {
+	if n := len(d.queue); n < cap(d.queue) {
+		d.queue = d.queue[:n+1]
+	} else {
+		d.queue = append(d.queue, entry{})
+	}
+	return &d.queue[len(d.queue)-1]
 }
 
 // nextID returns the ID source's next ID: the function WithIDs put on ctx, or the bus's counter.
@@ -971,7 +986,9 @@ func (d *dispatch) reset() {
 		d.opened = false
 	}
 	if len(d.queue) > 0 {
-		clear(d.queue)
+		if len(d.queue) > queueKept {
+			clear(d.queue)
+		}
 		d.queue = d.queue[:0]
 	}
 	if len(d.errs) > 0 {
@@ -988,6 +1005,11 @@ func (d *dispatch) reset() {
 	// ctx and cur are left as they are: they are set before a call's handlers run, and are
 	// read only while it runs.
 }
+
+// queueKept is how many entries a call state may keep from its last call, rather than clear
+// them, which takes the collector's bulk write barrier: the next call overwrites them, and a
+// pooled state holds at most that many messages meanwhile.
+const queueKept = 8
 
 type dispatchKey struct{}
 
