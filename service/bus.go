@@ -539,9 +539,14 @@ func callOf(ctx context.Context) *callCtx {
 	if c, ok := ctx.(*callCtx); ok {
 		return c
 	}
+	if sameContext(ctx, background) {
+		return nil // the most common root, which holds no values: no need to ask
+	}
 	c, _ := ctx.Value(dispatchKey{}).(*callCtx)
 	return c
 }
+
+var background = context.Background()
 
 func (b *Bus) getDispatch() *dispatch {
 	if d, ok := b.pool.Get().(*dispatch); ok {
@@ -890,8 +895,10 @@ func (d *dispatch) nextID() string { return d.nextIDOn(d.box.Load().Context) }
 // nextIDOn is nextID for a call on parent.
 func (d *dispatch) nextIDOn(parent context.Context) string {
 	if !d.sourced {
-		if source := idSource(parent); source != nil {
-			d.source = source
+		if !sameContext(parent, background) {
+			if source := idSource(parent); source != nil {
+				d.source = source
+			}
 		}
 		d.sourced = true
 	}
