@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -304,4 +305,37 @@ func TestAContextReadWhileItsCallEndsKeepsItsOwnValues(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Empty(t, wrong, "calls whose kept ctx read another call's value")
+}
+
+// TestAContextDerivedFromAHandlersJoinsItsCall: a handler that hands the bus a ctx it derived
+// from its own (a value, a deadline) still joins the running call, first in first out.
+func TestAContextDerivedFromAHandlersJoinsItsCall(t *testing.T) {
+	derive := map[string]func(context.Context) context.Context{
+		"with a value": func(ctx context.Context) context.Context { return context.WithValue(ctx, ctxKey{}, "derived") },
+		"with a deadline": func(ctx context.Context) context.Context {
+			ctx, cancel := context.WithTimeout(ctx, time.Hour)
+			t.Cleanup(cancel)
+			return ctx
+		},
+	}
+	for name, f := range derive {
+		t.Run(name, func(t *testing.T) {
+			bus := service.NewBus()
+			var j journal
+			var metas []domain.Meta
+			service.Subscribe(bus, func(ctx context.Context, n note) error {
+				j.add("first " + n.Name)
+				metas = append(metas, n.Meta)
+				if n.Name == "a" {
+					return bus.Handle(f(ctx), note{Name: "x"})
+				}
+				return nil
+			})
+			service.Subscribe(bus, func(_ context.Context, n note) error { j.add("second " + n.Name); return nil })
+			require.NoError(t, bus.Handle(ctx, note{Name: "a"}))
+			assert.Equal(t, []string{"first a", "second a", "first x", "second x"}, j.get(), "x joined a's call")
+			require.Len(t, metas, 2)
+			assert.Equal(t, metas[0].ID, metas[1].CausationID)
+		})
+	}
 }
