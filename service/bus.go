@@ -885,7 +885,8 @@ func (d *dispatch) open(parent context.Context) {
 // sameContext reports whether a and b are the same context value: both words of the interface
 // values are equal. (Comparing them with == could panic on a context type that is not comparable.)
 func sameContext(a, b context.Context) bool {
-	return *(*[2]unsafe.Pointer)(unsafe.Pointer(&a)) == *(*[2]unsafe.Pointer)(unsafe.Pointer(&b))
+	x, y := (*[2]unsafe.Pointer)(unsafe.Pointer(&a)), (*[2]unsafe.Pointer)(unsafe.Pointer(&b))
+	return x[0] == y[0] && x[1] == y[1] // word by word: comparing the arrays calls memequal
 }
 
 // nextID returns the next ID of the call's ID source: the function WithIDs put on its ctx, or
