@@ -338,7 +338,9 @@ func (b *Bus) register(t reflect.Type, key unsafe.Pointer, change func(*route)) 
 // being handled on ctx, if any. So a command sent straight to the bus has an ID, and the events
 // its handler's unit of work records point at it. A handler gets the message carrying them; for
 // a struct type that embeds domain.Meta the bus sets them on the handler's copy rather than
-// calling WithIdentity, so stamping costs no allocation.
+// calling WithIdentity, so stamping costs no allocation. The counter's IDs ("ev-" and a number)
+// are unique, but calls on different goroutines take them in blocks, so they are not in the
+// order the messages were handled.
 //
 // A nil ctx is an error wrapping ErrNilContext. A nil message, or a value that is neither a
 // command nor an event, is an error wrapping ErrNotMessage, and then none of msgs is handled or queued (a handler that joins gets the error).
