@@ -349,6 +349,14 @@ func (b *Bus) register(t reflect.Type, key unsafe.Pointer, change func(*route)) 
 // an error wrapping ErrHandlerPanic. A failing command stops the call and its error is returned;
 // after a failing event handler, what happens depends on the ErrorPolicy.
 func (b *Bus) Handle(ctx context.Context, msgs ...domain.Message) error {
+	if len(msgs) == 1 && ctx != nil && msgs[0] != nil && b.trace == nil {
+		// handle's checks for the most common call, without its loop.
+		if r := b.routes.Load().lookup(typeKey(msgs[0])); r != nil {
+			if outer := callOf(ctx); outer == nil || b.runningFrom(outer) == nil {
+				return b.handleOne(ctx, outer, msgs[0], r)
+			}
+		}
+	}
 	return b.handle(ctx, batch{msgs: msgs, n: len(msgs)})
 }
 
@@ -483,9 +491,17 @@ func (b *Bus) runOne(d *dispatch, o *one) (done bool) {
 	if !o.identified {
 		// Before the call's ctx is opened, so that the stores of d.cur are done with before the
 		// handler's copy of the message reads them (see messageFunc).
-		meta := identity(o.m, o.r)
+		var meta domain.Meta
+		if o.r.direct {
+			meta = *(*domain.Meta)(unsafe.Add(dataOf(o.m), o.r.metaAt)) // identity(o.m, o.r), inlined
+		} else {
+			meta = o.m.Identity()
+		}
 		if meta.ID == "" {
-			meta = domain.Meta{ID: d.nextIDOn(o.parent), CausationID: handlingFrom(o.outer).ID}
+			meta = domain.Meta{ID: d.nextIDOn(o.parent)}
+			if o.outer != nil {
+				meta.CausationID = handlingFrom(o.outer).ID
+			}
 			if o.r.inPlace {
 				o.stamped = true
 			} else {
