@@ -352,9 +352,13 @@ func (b *Bus) Handle(ctx context.Context, msgs ...domain.Message) error {
 	if len(msgs) == 1 && ctx != nil && msgs[0] != nil && b.trace == nil {
 		// handle's checks for the most common call, without its loop.
 		if r := b.routes.Load().lookup(typeKey(msgs[0])); r != nil {
-			if outer := callOf(ctx); outer == nil || b.runningFrom(outer) == nil {
-				return b.handleOne(ctx, outer, msgs[0], r)
+			outer := callOf(ctx)
+			if outer != nil {
+				if d := b.runningFrom(outer); d != nil {
+					return b.join(d, r, batch{msgs: msgs, n: 1})
+				}
 			}
+			return b.handleOne(ctx, outer, msgs[0], r)
 		}
 	}
 	return b.handle(ctx, batch{msgs: msgs, n: len(msgs)})
