@@ -581,6 +581,21 @@ func (b *Bus) getDispatch() *dispatch {
 // message being handled. A message whose Identity panics is not queued, and neither are the
 // messages after it: the error goes back to the handler that sent them.
 func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
+	if msgs.n == 1 && first != nil && first.direct {
+		// One message whose identity lies in it: when it has an ID, or gets one from the bus's
+		// counter, nothing here can panic, and the recover below is not needed.
+		m := msgs.at(0)
+		meta := *(*domain.Meta)(unsafe.Add(dataOf(m), first.metaAt))
+		if meta.ID != "" || (d.sourced && d.source == nil) {
+			stamped := meta.ID == ""
+			if stamped {
+				meta = domain.Meta{ID: d.ids.id(&b.ids), CausationID: d.cur.ID}
+			}
+			e := d.push()
+			e.m, e.r, e.meta, e.identified, e.stamped = m, first, meta, true, stamped
+			return nil
+		}
+	}
 	n := len(d.queue)
 	defer func() {
 		if r := recover(); r != nil {

@@ -339,3 +339,56 @@ func TestAContextDerivedFromAHandlersJoinsItsCall(t *testing.T) {
 		})
 	}
 }
+
+// TestAJoinedMessageTakesItsIDFromTheContextsSource: a message a handler sends without an ID
+// gets one from the source WithIDs put on the call's ctx, whether or not the call's first
+// message needed one; a source that panics is the joining handler's error.
+func TestAJoinedMessageTakesItsIDFromTheContextsSource(t *testing.T) {
+	tests := []struct {
+		name  string
+		first note
+		want  []domain.Meta
+	}{
+		{"first stamped by the source", note{Name: "a"}, []domain.Meta{{ID: "w-1"}, {ID: "w-2", CausationID: "w-1"}}},
+		{"first with an ID of its own", note{Meta: domain.Meta{ID: "mine"}, Name: "a"}, []domain.Meta{{ID: "mine"}, {ID: "w-1", CausationID: "mine"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bus := service.NewBus()
+			n := 0
+			ids := service.WithIDs(ctx, func() string { n++; return "w-" + strconv.Itoa(n) })
+			var got []domain.Meta
+			service.Subscribe(bus, func(ctx context.Context, e note) error {
+				got = append(got, e.Meta)
+				if e.Name == "a" {
+					return bus.Handle(ctx, note{Name: "b"})
+				}
+				return nil
+			})
+			require.NoError(t, bus.Handle(ids, tt.first))
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	t.Run("a source that panics", func(t *testing.T) {
+		bus := service.NewBus()
+		n := 0
+		ids := service.WithIDs(ctx, func() string {
+			if n++; n > 1 {
+				panic("out of IDs")
+			}
+			return "w-1"
+		})
+		var joinErr error
+		handled := 0
+		service.Subscribe(bus, func(ctx context.Context, e note) error {
+			handled++
+			if e.Name == "a" {
+				joinErr = bus.Handle(ctx, note{Name: "b"})
+			}
+			return nil
+		})
+		require.NotPanics(t, func() { require.NoError(t, bus.Handle(ids, note{Name: "a"})) })
+		assert.ErrorIs(t, joinErr, service.ErrNotMessage)
+		assert.Equal(t, 1, handled, "the message without an ID was not queued")
+	})
+}
