@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -72,6 +73,44 @@ func TestAChainOfTwoAllocatesNothing(t *testing.T) {
 	require.Len(t, causes, 2)
 	assert.NotEmpty(t, causes[0], "the OutOfStock points at the Allocated that the bus stamped")
 	assert.NotEqual(t, causes[0], causes[1], "each call's Allocated has an ID of its own")
+}
+
+// TestHandleAllocatesFewBytes pins the bytes a call allocates amortized, which AllocsPerRun
+// rounds away: a handler context (one word, cut from chunks) per call and an ID (about 11 bytes,
+// cut from an arena) per message the bus stamps. They set how often the collector runs.
+func TestHandleAllocatesFewBytes(t *testing.T) {
+	skipUnderRace(t)
+	bus := service.NewBus()
+	var oos domain.Message = domain.OutOfStock{SKU: "LAMP", Qty: 1}
+	service.Subscribe(bus, func(ctx context.Context, e domain.Allocated) error { return bus.Handle(ctx, oos) })
+	service.Subscribe(bus, func(context.Context, domain.OutOfStock) error { return nil })
+	tests := []struct {
+		name string
+		e    domain.Event
+		most uint64 // bytes per call
+	}{
+		{"stamped event", domain.OutOfStock{Meta: domain.Meta{ID: "ev-1"}, SKU: "LAMP", Qty: 1}, 12},
+		{"event without an ID", domain.OutOfStock{SKU: "LAMP", Qty: 1}, 24},
+		{"chain of two without IDs", domain.Allocated{SKU: "LAMP", OrderID: "o1", Qty: 1, BatchRef: "b1"}, 36},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const calls = 20_000
+			for range 1000 { // warm the pooled call state
+				require.NoError(t, bus.Handle(ctx, tt.e))
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range calls {
+				if err := bus.Handle(ctx, tt.e); err != nil {
+					require.NoError(t, err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			perCall := (after.TotalAlloc - before.TotalAlloc) / calls
+			assert.LessOrEqual(t, perCall, tt.most, "bytes allocated per Handle of a %s: %d", tt.name, perCall)
+		})
+	}
 }
 
 // TestAllocateAllocatesAtMostFour pins service.Allocate on the fakes: the transaction with its

@@ -47,6 +47,24 @@ func BenchmarkHandleUnstamped(b *testing.B) {
 	}
 }
 
+// BenchmarkHandleChain is a chain of two: the handler of an Allocated hands the bus an OutOfStock
+// on its ctx, which joins the call's queue and is handled next. Neither carries an ID, so the bus
+// stamps both, the OutOfStock caused by the Allocated.
+func BenchmarkHandleChain(b *testing.B) {
+	bus := service.NewBus()
+	var oos domain.Message = domain.OutOfStock{SKU: "LAMP", Qty: 1}
+	service.Subscribe(bus, func(ctx context.Context, e domain.Allocated) error { return bus.Handle(ctx, oos) })
+	service.Subscribe(bus, noop)
+	ctx := context.Background()
+	var e domain.Event = domain.Allocated{SKU: "LAMP", OrderID: "o1", Qty: 1, BatchRef: "b1"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bus.Handle(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDirectCall(b *testing.B) {
 	ctx := context.Background()
 	var e domain.Event = domain.OutOfStock{SKU: "LAMP", Qty: 1}
