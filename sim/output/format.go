@@ -1,4 +1,4 @@
-package sim
+package output
 
 import (
 	"encoding/json"
@@ -10,17 +10,19 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/stockbus/stockbus/sim"
 )
 
 // WriteJSON writes the reports as one JSON object {"runs": [...]}, with the sweep when there is one.
 // Field names are stable; see the README for each.
-func WriteJSON(w io.Writer, reports []Report, sweep *Sweep) error {
+func WriteJSON(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 	out := struct {
-		Runs  []Report `json:"runs"`
-		Sweep *Sweep   `json:"sweep,omitempty"`
+		Runs  []sim.Report `json:"runs"`
+		Sweep *sim.Sweep   `json:"sweep,omitempty"`
 	}{reports, sweep}
 	if out.Runs == nil {
-		out.Runs = []Report{}
+		out.Runs = []sim.Report{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -30,10 +32,12 @@ func WriteJSON(w io.Writer, reports []Report, sweep *Sweep) error {
 // WriteBench writes one line per report in the Go benchmark format, so that benchstat compares
 // two runs, or two strategies of one run (benchstat -col /strategy). The iteration count is the
 // number of measured orders and ns/op their mean latency.
-func WriteBench(w io.Writer, reports []Report, sweep *Sweep) error {
+func WriteBench(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 	if len(reports) == 0 {
 		return nil
 	}
+	ew := &errWriter{w: w}
+	w = ew
 	env := reports[0].Env
 	fmt.Fprintf(w, "goos: %s\ngoarch: %s\npkg: github.com/stockbus/stockbus/sim\n", env.GOOS, env.GOARCH)
 	if cpu := cpuName(); cpu != "" {
@@ -50,10 +54,25 @@ func WriteBench(w io.Writer, reports []Report, sweep *Sweep) error {
 			r.Latency.P50, r.Latency.P99, r.Latency.P999, float64(r.Dispatch.Mean), r.Dispatch.Share,
 			r.DeliveryLag.P99, r.Memory.PerOrder)
 	}
-	return nil
+	return ew.err
 }
 
-func benchName(r Report, sweep *Sweep) string {
+// errWriter keeps the first error of w and writes nothing after it.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func benchName(r sim.Report, sweep *sim.Sweep) string {
 	c := r.Config
 	parts := []string{"BenchmarkSimulate", "strategy=" + c.Strategy, "model=" + c.Model,
 		"workers=" + strconv.Itoa(c.Workers), "mailer=" + benchValue(c.Mailer.Mean.String())}
@@ -84,7 +103,7 @@ func cpuName() string {
 
 // WriteText writes one report for people: a header with every parameter, then aligned figures
 // with units.
-func WriteText(w io.Writer, r Report) error {
+func WriteText(w io.Writer, r sim.Report) error {
 	c := r.Config
 	p := &printer{w: w}
 	title := fmt.Sprintf("stockbus simulate: %s dispatch, %s model, %d workers", c.Strategy, c.Model, c.Workers)
@@ -106,7 +125,7 @@ func WriteText(w io.Writer, r Report) error {
 	}
 	row("workload", "%s", workloadLine(c))
 	row("load", "%s", loadLine(c))
-	row("mailer", "%s", c.mailerLine())
+	row("mailer", "%s", c.MailerLine())
 	row("dispatch", "%s", strategyLine(c))
 	row("faults", "%s", faultsLine(c))
 	row("promise", "%s", promiseLine(r))
@@ -144,7 +163,7 @@ func WriteText(w io.Writer, r Report) error {
 		row("chains", "quantity changes %d (%d refused)	reallocations %d	depth max %d	p99 %d	mean %.2f",
 			ch.QuantityChanges, ch.ChangeErrors, ch.Reallocations, ch.DepthMax, ch.DepthP99, ch.DepthMean)
 		var msgs []string
-		for _, name := range msgNames {
+		for _, name := range sim.MessageNames() {
 			if n := ch.Messages[name]; n > 0 {
 				msgs = append(msgs, fmt.Sprintf("%s %d", name, n))
 			}
@@ -156,10 +175,10 @@ func WriteText(w io.Writer, r Report) error {
 	p.line("")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	tput := fmt.Sprintf("%s orders/s", rate(r.Throughput.Achieved))
-	if c.Model == Open {
+	if c.Model == sim.Open {
 		tput = fmt.Sprintf("%s orders/s achieved, %s offered (late %d, dropped %d)", rate(r.Throughput.Achieved), rate(r.Throughput.Offered), n.Late, n.Dropped)
 	}
-	row("throughput", "%s in a %s window (warm-up of %s excluded; drain after the last order %s)", tput, dur(r.Window), c.warmupText(), dur(r.Drain))
+	row("throughput", "%s in a %s window (warm-up of %s excluded; drain after the last order %s)", tput, dur(r.Window), c.WarmupText(), dur(r.Drain))
 	row("latency", "%s", distLine(r.Latency))
 	row("dispatch", "%s per request, p99 %s: %.1f%% of request time", dur(r.Dispatch.Mean), dur(r.Dispatch.P99), 100*r.Dispatch.Share)
 	if c.RealMailer() {
@@ -170,19 +189,19 @@ func WriteText(w io.Writer, r Report) error {
 		row("broker", "%s", brokerLine(r.Broker))
 	}
 	row("delivery lag", "%s", distLine(r.DeliveryLag))
-	if c.Model == Open {
+	if c.Model == sim.Open {
 		row("generator lag", "%s", distLine(r.GeneratorLag))
 		row("start delay", "%s", distLine(r.StartDelay))
 	}
 	switch c.Strategy {
-	case Async:
+	case sim.Async:
 		s := r.Strategy
 		row("queue", "max depth %d of %d, mean %.1f; full %d times (%s), blocked %s; left %d", s.MaxDepth, c.Queue, s.MeanDepth, s.Full, c.WhenFull, dur(s.Blocked), s.Pending)
-	case Outbox:
+	case sim.Outbox:
 		row("outbox", "most rows pending %d; left pending %d; relay errors %d", r.Strategy.MaxDepth, r.Strategy.Pending, r.Strategy.HandlerErrors)
 	}
 	if c.RealMailer() {
-		row("mailer", "%s: achieved mean %s (max %s) over %d sends", c.mailerName(), dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
+		row("mailer", "%s: achieved mean %s (max %s) over %d sends", c.MailerLabel(), dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
 	} else {
 		row("mailer", "asked %s, achieved mean %s (max %s) over %d delayed sends", c.Mailer, dur(r.Mailer.Achieved), dur(r.Mailer.MaxSend), r.Mailer.Delayed)
 	}
@@ -230,9 +249,9 @@ func WriteText(w io.Writer, r Report) error {
 	return p.err
 }
 
-func crashesByPoint(c CrashCounts) string {
+func crashesByPoint(c sim.CrashCounts) string {
 	var parts []string
-	for _, p := range Points() {
+	for _, p := range sim.Points() {
 		if n := c.At(p); n > 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", p, n))
 		}
@@ -243,7 +262,7 @@ func crashesByPoint(c CrashCounts) string {
 	return strings.Join(parts, ", ")
 }
 
-func faultsLine(c Config) string {
+func faultsLine(c sim.Config) string {
 	var parts []string
 	if c.Crash.Any() {
 		parts = append(parts, "crash "+c.Crash.String())
@@ -273,7 +292,7 @@ func faultsLine(c Config) string {
 		parts = append(parts, fmt.Sprintf("the first %d commits meet", c.Rendezvous))
 	}
 	if len(c.BrokerDrops) > 0 {
-		parts = append(parts, "broker connection dropped at publications "+dropsText(c.BrokerDrops))
+		parts = append(parts, "broker connection dropped at publications "+sim.FormatBrokerDrops(c.BrokerDrops))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -281,9 +300,9 @@ func faultsLine(c Config) string {
 	return strings.Join(parts, "; ") + "; then a liveness phase without faults"
 }
 
-func promiseLine(r Report) string {
+func promiseLine(r sim.Report) string {
 	s := r.Promise.String()
-	if req := r.Config.Require; req != (Promise{}) {
+	if req := r.Config.Require; req != (sim.Promise{}) {
 		s += " (required: " + req.String() + ")"
 	}
 	return s
@@ -300,7 +319,7 @@ func (p *printer) line(format string, args ...any) {
 	}
 }
 
-func envLine(e Env, seed int64) string {
+func envLine(e sim.Env, seed int64) string {
 	s := fmt.Sprintf("seed %d · %s %s/%s · GOMAXPROCS %d of %d CPUs", seed, e.GoVersion, e.GOOS, e.GOARCH, e.GOMAXPROCS, e.NumCPU)
 	if e.Commit != "" {
 		s += " · commit " + e.Commit[:min(len(e.Commit), 12)]
@@ -311,9 +330,9 @@ func envLine(e Env, seed int64) string {
 	return s
 }
 
-func workloadLine(c Config) string {
+func workloadLine(c sim.Config) string {
 	pop := c.Popularity
-	if pop == Zipf {
+	if pop == sim.Zipf {
 		pop = fmt.Sprintf("zipf s=%g", c.ZipfS)
 	}
 	stock := fmt.Sprintf("scaled to demand/supply %g", c.Demand)
@@ -324,27 +343,27 @@ func workloadLine(c Config) string {
 		c.SKUs, pop, c.BatchesPerSKU, 100*c.WarehouseShare, dur(c.ETASpread), c.BatchQty, stock, c.OrderQty)
 }
 
-func loadLine(c Config) string {
+func loadLine(c sim.Config) string {
 	size := fmt.Sprintf("%d orders", c.Orders)
 	if c.Duration > 0 {
-		size = fmt.Sprintf("for %s (stock sized for %.0f orders)", dur(c.Duration), c.demandBasis())
+		size = fmt.Sprintf("for %s (stock sized for %.0f orders)", dur(c.Duration), c.DemandBasis())
 	}
 	retries := strconv.Itoa(c.Retries)
 	if c.Retries < 0 {
 		retries = "unlimited"
 	}
-	if c.Model == Open {
+	if c.Model == sim.Open {
 		return fmt.Sprintf("open, %s orders/s %s arrivals, %d workers, backlog %d, late after %s, %s, warm-up %s, retries %s",
-			rate(c.Rate), c.Arrivals, c.Workers, c.Backlog, dur(c.LateAfter), size, c.warmupText(), retries)
+			rate(c.Rate), c.Arrivals, c.Workers, c.Backlog, dur(c.LateAfter), size, c.WarmupText(), retries)
 	}
-	return fmt.Sprintf("closed, %d workers, %s, warm-up %s, retries %s", c.Workers, size, c.warmupText(), retries)
+	return fmt.Sprintf("closed, %d workers, %s, warm-up %s, retries %s", c.Workers, size, c.WarmupText(), retries)
 }
 
-func strategyLine(c Config) string {
+func strategyLine(c sim.Config) string {
 	switch c.Strategy {
-	case Async:
+	case sim.Async:
 		return fmt.Sprintf("async: queue of %d, %d handler goroutines, %s when full", c.Queue, c.Handlers, c.WhenFull)
-	case Outbox:
+	case sim.Outbox:
 		relays := "1 relay"
 		if c.Relays > 1 {
 			relays = fmt.Sprintf("%d relays sharing the table", c.Relays)
@@ -353,15 +372,15 @@ func strategyLine(c Config) string {
 			return fmt.Sprintf("outbox: events stored in the commit, %s (outbox.Relay), no de-duplication", relays)
 		}
 		return fmt.Sprintf("outbox: events stored in the commit, %s (outbox.Relay), mailer de-duplicates by event id", relays)
-	case Sync:
+	case sim.Sync:
 		return "sync: handlers run inside the request, after commit (the book)"
-	case SyncRetry:
+	case sim.SyncRetry:
 		return fmt.Sprintf("sync-retry: sync, and a failing handler runs again, %d attempts in all, backoff from %s doubling, jittered", c.HandlerAttempts, dur(c.HandlerBackoff))
 	}
 	return c.Strategy
 }
 
-func distLine(d Dist) string {
+func distLine(d sim.Dist) string {
 	if d.Count == 0 {
 		return "none"
 	}
@@ -418,7 +437,7 @@ func bytes(v float64) string {
 
 // WriteComparison writes reports side by side, one column each, labelled by strategy (and the
 // swept value when there is one): the same workload under each strategy.
-func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
+func WriteComparison(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 	if len(reports) == 0 {
 		return nil
 	}
@@ -426,7 +445,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	head := []string{""}
 	for _, r := range reports {
 		label := r.Config.Strategy
-		if r.Config.Strategy == Async {
+		if r.Config.Strategy == sim.Async {
 			label += "/" + r.Config.WhenFull
 		}
 		if sweep != nil {
@@ -435,7 +454,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		}
 		head = append(head, label)
 	}
-	line := func(name string, f func(Report) string) {
+	line := func(name string, f func(sim.Report) string) {
 		cells := []string{name}
 		for _, r := range reports {
 			cells = append(cells, f(r))
@@ -443,76 +462,76 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	line("throughput (orders/s)", func(r Report) string { return rate(r.Throughput.Achieved) })
-	line("latency p50", func(r Report) string { return dur(r.Latency.P50) })
-	line("latency p99", func(r Report) string { return dur(r.Latency.P99) })
-	line("latency p99.9", func(r Report) string { return dur(r.Latency.P999) })
-	line("latency max", func(r Report) string { return dur(r.Latency.Max) })
-	line("dispatch per request", func(r Report) string { return dur(r.Dispatch.Mean) })
-	line("dispatch share", func(r Report) string { return fmt.Sprintf("%.1f%%", 100*r.Dispatch.Share) })
-	if slices.ContainsFunc(reports, func(r Report) bool { return r.Config.RealMailer() }) {
-		line("mailer send p50 / p99", func(r Report) string { return dur(r.Mailer.Send.P50) + " / " + dur(r.Mailer.Send.P99) })
+	line("throughput (orders/s)", func(r sim.Report) string { return rate(r.Throughput.Achieved) })
+	line("latency p50", func(r sim.Report) string { return dur(r.Latency.P50) })
+	line("latency p99", func(r sim.Report) string { return dur(r.Latency.P99) })
+	line("latency p99.9", func(r sim.Report) string { return dur(r.Latency.P999) })
+	line("latency max", func(r sim.Report) string { return dur(r.Latency.Max) })
+	line("dispatch per request", func(r sim.Report) string { return dur(r.Dispatch.Mean) })
+	line("dispatch share", func(r sim.Report) string { return fmt.Sprintf("%.1f%%", 100*r.Dispatch.Share) })
+	if slices.ContainsFunc(reports, func(r sim.Report) bool { return r.Config.RealMailer() }) {
+		line("mailer send p50 / p99", func(r sim.Report) string { return dur(r.Mailer.Send.P50) + " / " + dur(r.Mailer.Send.P99) })
 	}
-	line("commit p50 / p99", func(r Report) string { return dur(r.Commit.P50) + " / " + dur(r.Commit.P99) })
-	line("delivery lag p50", func(r Report) string { return dur(r.DeliveryLag.P50) })
-	line("delivery lag p99", func(r Report) string { return dur(r.DeliveryLag.P99) })
-	line("drain after last order", func(r Report) string { return dur(r.Drain) })
-	line("allocated / out of stock", func(r Report) string {
+	line("commit p50 / p99", func(r sim.Report) string { return dur(r.Commit.P50) + " / " + dur(r.Commit.P99) })
+	line("delivery lag p50", func(r sim.Report) string { return dur(r.DeliveryLag.P50) })
+	line("delivery lag p99", func(r sim.Report) string { return dur(r.DeliveryLag.P99) })
+	line("drain after last order", func(r sim.Report) string { return dur(r.Drain) })
+	line("allocated / out of stock", func(r sim.Report) string {
 		return fmt.Sprintf("%d / %d", r.Counts.Allocated, r.Counts.OutOfStock)
 	})
-	line("events committed", func(r Report) string { return strconv.FormatInt(r.Counts.EventsCommitted, 10) })
-	line("mails accepted", func(r Report) string { return strconv.FormatInt(r.Counts.Mails, 10) })
-	line("events pending / discarded", func(r Report) string {
+	line("events committed", func(r sim.Report) string { return strconv.FormatInt(r.Counts.EventsCommitted, 10) })
+	line("mails accepted", func(r sim.Report) string { return strconv.FormatInt(r.Counts.Mails, 10) })
+	line("events pending / discarded", func(r sim.Report) string {
 		return fmt.Sprintf("%d / %d", r.Counts.EventsPending, r.Counts.EventsDiscarded)
 	})
-	line("queue or outbox backlog, max", func(r Report) string {
-		if r.Config.Strategy == Sync {
+	line("queue or outbox backlog, max", func(r sim.Report) string {
+		if r.Config.Strategy == sim.Sync {
 			return "-"
 		}
 		return strconv.Itoa(r.Strategy.MaxDepth)
 	})
-	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
+	line("version conflicts", func(r sim.Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
 	brokerRows(reports, line)
 	if faulty(reports) {
-		line("at-most-once / at-least-once", func(r Report) string {
+		line("at-most-once / at-least-once", func(r sim.Report) string {
 			return yesNo(r.Promise.NoDuplicate) + " / " + yesNo(r.Promise.NoLoss)
 		})
-		line("crashes", func(r Report) string { return strconv.Itoa(r.Faults.Crashes.Total) })
-		line("forced conflicts / exhausted", func(r Report) string {
+		line("crashes", func(r sim.Report) string { return strconv.Itoa(r.Faults.Crashes.Total) })
+		line("forced conflicts / exhausted", func(r sim.Report) string {
 			return fmt.Sprintf("%d / %d", r.Faults.ForcedConflicts, r.Counts.Exhausted)
 		})
-		line("send errors / timeouts", func(r Report) string {
+		line("send errors / timeouts", func(r sim.Report) string {
 			return fmt.Sprintf("%d / %d", r.Faults.SendErrors, r.Faults.Timeouts)
 		})
-		line("orders unknown / resent", func(r Report) string {
+		line("orders unknown / resent", func(r sim.Report) string {
 			return fmt.Sprintf("%d / %d", r.Counts.Unknown, r.Counts.Resends)
 		})
-		line("publish errors seen", func(r Report) string { return strconv.FormatInt(r.Counts.PublishErrors, 10) })
-		line("lost", func(r Report) string { return strconv.Itoa(r.Accounting.Lost) })
-		line("  OutOfStock / other", func(r Report) string {
-			oos := r.Accounting.Kind(KindOutOfStock).Lost
+		line("publish errors seen", func(r sim.Report) string { return strconv.FormatInt(r.Counts.PublishErrors, 10) })
+		line("lost", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Lost) })
+		line("  OutOfStock / other", func(r sim.Report) string {
+			oos := r.Accounting.Kind(sim.KindOutOfStock).Lost
 			return fmt.Sprintf("%d / %d", oos, r.Accounting.Lost-oos)
 		})
-		line("  in a crash / send failed", func(r Report) string {
+		line("  in a crash / send failed", func(r sim.Report) string {
 			return fmt.Sprintf("%d / %d", r.Accounting.LostInCrash, r.Accounting.LostSendFailed)
 		})
-		line("duplicated", func(r Report) string { return strconv.Itoa(r.Accounting.Duplicated) })
-		line("resends / dedup hits", func(r Report) string {
+		line("duplicated", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Duplicated) })
+		line("resends / dedup hits", func(r sim.Report) string {
 			return fmt.Sprintf("%d / %d", r.Accounting.Resends, r.Counts.DedupHits)
 		})
-		line("unexpected", func(r Report) string { return strconv.Itoa(r.Accounting.Unexpected) })
-		line("recovered", func(r Report) string { return strconv.Itoa(r.Accounting.Recovered) })
-		line("pending when faults stopped", func(r Report) string { return strconv.Itoa(r.Accounting.Liveness.PendingAtStart) })
-		line("  still pending after drain", func(r Report) string { return strconv.Itoa(r.Accounting.Liveness.StillPending) })
+		line("unexpected", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Unexpected) })
+		line("recovered", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Recovered) })
+		line("pending when faults stopped", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Liveness.PendingAtStart) })
+		line("  still pending after drain", func(r sim.Report) string { return strconv.Itoa(r.Accounting.Liveness.StillPending) })
 	}
-	line("mailer achieved mean", func(r Report) string { return dur(r.Mailer.Achieved) })
-	line("model measured/predicted", func(r Report) string {
+	line("mailer achieved mean", func(r sim.Report) string { return dur(r.Mailer.Achieved) })
+	line("model measured/predicted", func(r sim.Report) string {
 		if r.Model == nil {
 			return "-"
 		}
 		return fmt.Sprintf("%.3f", r.Model.Ratio)
 	})
-	line("invariants", func(r Report) string { return okText(r) })
+	line("invariants", func(r sim.Report) string { return okText(r) })
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -523,7 +542,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	p.line("")
 	p.line("%s", envLine(reports[0].Env, reports[0].Config.Seed))
 	p.line("workload: %s", workloadLine(reports[0].Config))
-	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.mailerLine())
+	p.line("load: %s; mailer %s", loadLine(reports[0].Config), reports[0].Config.MailerLine())
 	if c := reports[0].Config; c.OpenBroker != nil {
 		p.line("store %s, broker %s", c.StoreName(), c.BrokerName())
 	}
@@ -541,7 +560,7 @@ func yesNo(b bool) string {
 }
 
 // faulty reports whether any of the runs injected faults.
-func faulty(reports []Report) bool {
+func faulty(reports []sim.Report) bool {
 	for _, r := range reports {
 		if faultsLine(r.Config) != "none" {
 			return true
@@ -552,10 +571,10 @@ func faulty(reports []Report) bool {
 
 // headline says in words what a comparison with sync shows: what dispatch costs a request, and
 // what the other strategies trade it for.
-func headline(p *printer, reports []Report) {
-	var base *Report
+func headline(p *printer, reports []sim.Report) {
+	var base *sim.Report
 	for i := range reports {
-		if reports[i].Config.Strategy == Sync {
+		if reports[i].Config.Strategy == sim.Sync {
 			base = &reports[i]
 			break
 		}
@@ -565,17 +584,17 @@ func headline(p *printer, reports []Report) {
 	}
 	p.line("")
 	wait := ""
-	if base.Config.Model == Open {
+	if base.Config.Model == sim.Open {
 		wait = fmt.Sprintf(", and they wait %s on average for a worker busy dispatching", dur(base.GeneratorLag.Mean+base.StartDelay.Mean))
 	}
 	p.line("the cost of synchronous dispatch: %.1f%% of sync request time (%s of %s per request%s); mails arrive %s after commit (p99)",
 		100*base.Dispatch.Share, dur(base.Dispatch.Mean), dur(base.Latency.Mean), wait, dur(base.DeliveryLag.P99))
 	for _, r := range reports {
-		if r.Config.Strategy == Sync || base.Throughput.Achieved == 0 {
+		if r.Config.Strategy == sim.Sync || base.Throughput.Achieved == 0 {
 			continue
 		}
 		label := r.Config.Strategy
-		if r.Config.Strategy == Async {
+		if r.Config.Strategy == sim.Async {
 			label += "/" + r.Config.WhenFull
 		}
 		p.line("  %s: %.1fx the throughput, latency p99 %s instead of %s, but mails arrive %s after commit (p99)",
@@ -583,7 +602,7 @@ func headline(p *printer, reports []Report) {
 	}
 }
 
-func okText(r Report) string {
+func okText(r sim.Report) string {
 	broken := 0
 	for _, inv := range r.Invariants {
 		if !inv.OK {
@@ -597,7 +616,7 @@ func okText(r Report) string {
 }
 
 // WriteSweep writes one row per run of a sweep: the swept value, the strategy and the figures.
-func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
+func WriteSweep(w io.Writer, reports []sim.Report, sweep sim.Sweep) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, sweep.Param+"\tstrategy\torders/s\tp50\tp99\tp99.9\tdispatch/req\tdispatch share\tlag p99\tdrain\tconflicts\tlost\tduplicated\tinvariants\t")
 	for _, r := range reports {
@@ -612,7 +631,7 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 	if len(reports) > 0 {
 		c := reports[0].Config
 		_, err := fmt.Fprintf(w, "\n%s\nworkload: %s\nload: %s; mailer %s\nswept: %s = %s, one row each (the rest as above)\n",
-			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.mailerLine(), sweep.Param, strings.Join(sweep.Values, ", "))
+			envLine(reports[0].Env, c.Seed), workloadLine(c), loadLine(c), c.MailerLine(), sweep.Param, strings.Join(sweep.Values, ", "))
 		return err
 	}
 	return nil
@@ -620,7 +639,7 @@ func WriteSweep(w io.Writer, reports []Report, sweep Sweep) error {
 
 // commitLine is the time inside the store's commit, with the store's name: what the database
 // costs, beside the dispatch line.
-func commitLine(r Report) string {
+func commitLine(r sim.Report) string {
 	return fmt.Sprintf("p50 %s, p99 %s, mean %s over %d commits of measured requests (inside the %s store's Commit)",
 		dur(r.Commit.P50), dur(r.Commit.P99), dur(r.Commit.Mean), r.Commit.Count, r.Config.StoreName())
 }
