@@ -59,6 +59,7 @@ const (
 
 var defectNames = [...]string{"", "zero-qty", "negative-qty", "huge-qty", "empty-order-id", "empty-sku", "unknown-sku"}
 
+// String names the defect as reports print it ("zero-qty"), "" for NoDefect.
 func (d Defect) String() string {
 	if int(d) < len(defectNames) {
 		return defectNames[d]
