@@ -111,7 +111,8 @@ func validateDrops(ns []int) error {
 	return nil
 }
 
-func dropsText(ns []int) string {
+// FormatBrokerDrops renders broker drops as ParseBrokerDrops reads them ("none" for no drops).
+func FormatBrokerDrops(ns []int) string {
 	if len(ns) == 0 {
 		return "none"
 	}
@@ -287,37 +288,6 @@ func checkBroker(b *BrokerReport) Invariant {
 		v.fail("%d events acknowledged by the broker %s are not in it", b.Lost, b.Name)
 	}
 	return v.Invariant
-}
-
-// brokerLine is the report's line about the broker.
-func brokerLine(b *BrokerReport) string {
-	return fmt.Sprintf("%s: publish p50 %s, p99 %s over %d acknowledged (%d publications, %d failed); re-sent %d, dedup hits %d; holds %d, stored twice %d, acknowledged but missing %d; connection drops %d",
-		b.Name, dur(b.Publish.P50), dur(b.Publish.P99), b.Publish.Count, b.Publications, b.Errors, b.Resent, b.DedupHits,
-		b.Held, b.Duplicated, b.Lost, b.Drops)
-}
-
-// brokerRows adds the broker's rows to a comparison when a run has a broker report.
-func brokerRows(reports []Report, line func(string, func(Report) string)) {
-	shown := false
-	for _, r := range reports {
-		shown = shown || r.Broker != nil
-	}
-	if !shown {
-		return
-	}
-	cell := func(f func(*BrokerReport) string) func(Report) string {
-		return func(r Report) string {
-			if r.Broker == nil {
-				return "-"
-			}
-			return f(r.Broker)
-		}
-	}
-	line("publish p50 / p99", cell(func(b *BrokerReport) string { return dur(b.Publish.P50) + " / " + dur(b.Publish.P99) }))
-	line("broker re-sent / dedup hits", cell(func(b *BrokerReport) string { return fmt.Sprintf("%d / %d", b.Resent, b.DedupHits) }))
-	line("broker holds / stored twice", cell(func(b *BrokerReport) string { return fmt.Sprintf("%d / %d", b.Held, b.Duplicated) }))
-	line("broker acked but missing", cell(func(b *BrokerReport) string { return strconv.Itoa(b.Lost) }))
-	line("broker drops / publish errors", cell(func(b *BrokerReport) string { return fmt.Sprintf("%d / %d", b.Drops, b.Errors) }))
 }
 
 // openBroker opens the run's broker: cfg.OpenBroker's, or the fake one.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 func TestParseBrokerDrops(t *testing.T) {
@@ -129,7 +130,7 @@ func TestADefaultRunHasNoBrokerReport(t *testing.T) {
 	r := run(t, tiny())
 	assert.Nil(t, r.Broker, "the fake broker without drops adds nothing to the report")
 	var out bytes.Buffer
-	require.NoError(t, sim.WriteText(&out, r))
+	require.NoError(t, output.WriteText(&out, r))
 	assert.NotContains(t, out.String(), "broker")
 	for _, s := range r.History.Sends {
 		if s.Publish {
@@ -155,7 +156,7 @@ func TestEveryRunOpensAndClosesItsOwnBroker(t *testing.T) {
 	assert.EqualValues(t, b.Held, b.Publish.Count, "every acknowledged publication timed")
 	assert.Positive(t, b.Publish.P99)
 	var out bytes.Buffer
-	require.NoError(t, sim.WriteText(&out, r))
+	require.NoError(t, output.WriteText(&out, r))
 	assert.Contains(t, out.String(), "store fakes, broker test")
 	assert.Contains(t, out.String(), "broker        test: publish p50")
 	assert.Contains(t, r.Command, "./cmd/simulate-real", "a real broker reruns on the command that links it")
@@ -281,7 +282,7 @@ func TestBrokerDropsFailThePublicationTheyHit(t *testing.T) {
 				assert.Equal(t, int(committed(r, sim.KindAllocated)), rb.Held)
 			}
 			var out bytes.Buffer
-			require.NoError(t, sim.WriteText(&out, r))
+			require.NoError(t, output.WriteText(&out, r))
 			assert.Contains(t, out.String(), "broker connection dropped at publications 5/20/40")
 			assert.Contains(t, r.Command, "-broker-drops 5/20/40")
 		})
@@ -330,7 +331,7 @@ func TestADeduplicatingBrokerDropsEveryRelayResend(t *testing.T) {
 	assert.Equal(t, 500, b.Held, "each of the 500 Allocated held once")
 
 	var out bytes.Buffer
-	require.NoError(t, sim.WriteComparison(&out, []sim.Report{r}, nil))
+	require.NoError(t, output.WriteComparison(&out, []sim.Report{r}, nil))
 	for _, want := range []string{`crash at visits relay-sent=100/200/300`, `publish p50 / p99 `, `crashes +3\n`,
 		fmt.Sprintf(`broker re-sent / dedup hits +%d / %d\n`, b.Resent, b.DedupHits), `broker holds / stored twice +500 / 0\n`} {
 		assert.Regexp(t, want, out.String())

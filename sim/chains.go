@@ -172,7 +172,7 @@ func (r *run) chains() *Chains {
 		h.Merge(w.chain.depth)
 	}
 	if h.Count() > 0 {
-		c.DepthMax = int64(h.max)
+		c.DepthMax = int64(h.Max())
 		c.DepthP99 = int64(h.Quantile(99))
 		c.DepthMean = float64(h.Sum()) / float64(h.Count())
 	}

@@ -98,7 +98,7 @@ var configFlags = []configFlag{
 	{name: "record", get: func(c Config) string { return btoa(c.Record) }, bool: true},
 	{name: "crash", get: func(c Config) string { return c.Crash.String() }},
 	{name: "crash-at", get: func(c Config) string { return c.CrashAt.String() }},
-	{name: "broker-drops", get: func(c Config) string { return dropsText(c.BrokerDrops) }},
+	{name: "broker-drops", get: func(c Config) string { return FormatBrokerDrops(c.BrokerDrops) }},
 	{name: "hold-faults", get: func(c Config) string { return itoa(c.HoldFaults) }},
 	{name: "conflict-rate", get: func(c Config) string { return ftoa(c.ConflictRate) }},
 	{name: "mail-errors", get: func(c Config) string { return ftoa(c.MailErrors) }},

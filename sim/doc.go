@@ -17,8 +17,9 @@
 // What a run observed is a History (every event, send, mail, publication and crash; every order
 // with Config.Record). Account counts from it what became of the events, Jepsen-style: lost,
 // duplicated, unexpected, recovered. Check judges it against the invariants and the strategy's
-// Promise. The Report carries the figures, the accounting, the model check and the invariants.
-// WriteText, WriteJSON and WriteBench print reports; WriteComparison puts strategies side by
-// side; Sweep and WriteHTML compare runs. The package knows nothing of flags or terminals:
-// cmd/simulate does the wiring, and Config.Command gives the command line that reruns a Config.
+// Promise. The Report carries the figures, the accounting, the model check and the invariants;
+// package output (sim/output) writes it as text, JSON, benchmark lines or an HTML page, and Sweep
+// plans runs to compare. The plan comes from sim/workload and the histograms from sim/hist (see
+// the layers in sim/README.md). The package knows nothing of flags or terminals: cmd/simulate
+// does the wiring, and Config.Command gives the command line that reruns a Config.
 package sim

@@ -22,6 +22,7 @@ import (
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 // hot is the hot-sku workload under one strategy, with no mailer latency, every order recorded
@@ -651,7 +652,7 @@ func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
 	require.False(t, r.OK, "sync does not deliver at least once")
 	assert.Equal(t, goRun+" -workload hot-sku -strategy sync -workers 1 -mailer-latency 0s -retries -1 -handler-backoff 20µs -record -crash after-commit=0.05 -require no-loss", r.Command)
 	var out strings.Builder
-	require.NoError(t, sim.WriteText(&out, r))
+	require.NoError(t, output.WriteText(&out, r))
 	assert.Contains(t, out.String(), "rerun: "+r.Command)
 }
 

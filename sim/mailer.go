@@ -63,11 +63,14 @@ func (c Config) mailerSpec() MailerSpec {
 // mailerName is the mailer's name for reports: "fakes" when the run is on the fake mailer.
 func (c Config) mailerName() string { return cmp.Or(c.MailerName, "fakes") }
 
+// MailerLabel is the mailer's name for reports: "fakes" when the run is on the fake mailer.
+func (c Config) MailerLabel() string { return c.mailerName() }
+
 // RealMailer reports whether the run sends through a mailer other than the fake one.
 func (c Config) RealMailer() bool { return c.OpenMailer != nil }
 
-// mailerLine describes the mailer for a report's header.
-func (c Config) mailerLine() string {
+// MailerLine describes the mailer for a report's header.
+func (c Config) MailerLine() string {
 	switch {
 	case !c.RealMailer():
 		return c.Mailer.String()

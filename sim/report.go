@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/stockbus/stockbus/sim/hist"
 )
 
 // Report is what a run measured. Its JSON field names are stable; durations are integer
@@ -269,13 +271,8 @@ func NewLittle(throughput float64, mean time.Duration, inFlight float64, workers
 	return l
 }
 
-// Rate is n per second over d, or 0 when d is not positive.
-func Rate(n int64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
-}
+// Rate is n per second over d, or 0 when d is not positive (see hist.Rate).
+func Rate(n int64, d time.Duration) float64 { return hist.Rate(n, d) }
 
 // Memory is what the run cost in memory. The store keeps every allocated line and the fake
 // mailer every mail, so the heap grows with orders; the simulator's own records are HistoryBytes.
@@ -349,9 +346,9 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 		rep.Counts.add(w.counts)
 		mailed += w.mailed
 		lastEnd = max(lastEnd, w.lastEnd)
-		w.timeline.flush()
+		w.timeline.Flush()
 	}
-	rep.Timeline = r.timeline.intervals(end)
+	rep.Timeline = r.timeline.Intervals(end)
 	rep.Percentiles = lat.Spectrum()
 	rep.Drain = max(end-max(lastEnd, lastOrder), 0)
 	c := &rep.Counts

@@ -675,7 +675,7 @@ func (r *run) newWorker(i int, store service.Store) *worker {
 		rng:      rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
 		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
 		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(), commit: NewHistogram(),
-		progress: &progress{}, timeline: r.timeline.local(),
+		progress: &progress{}, timeline: r.timeline.Recorder(),
 	}
 	if r.cfg.QuantityChanges > 0 {
 		w.qtyRNG = rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0x9a7c, uint64(i)+1))
@@ -811,7 +811,7 @@ func (w *worker) serve(o Order, due, emitted, start time.Duration, measured bool
 		c.Completed++
 	}
 	latency := end - due // from the intended start: a slow system cannot hide its queueing
-	w.timeline.record(end, latency)
+	w.timeline.Record(end, latency)
 	if measured {
 		c.Measured++
 		w.lat.Record(latency)

@@ -179,8 +179,9 @@ func RunAll(ctx context.Context, cfgs []Config) ([]Report, error) {
 	return reports, nil
 }
 
-// sameValue compares a value as given on the command line with the one read back from a Config.
-func sameValue(s Sweep, got, given string) bool {
+// Same reports whether got, a value read back from a Config (Value), is the value given on the
+// command line (as in "-sweep workers=1,02": 2 is 02).
+func (s Sweep) Same(got, given string) bool {
 	var c Config
 	if err := sweepParams[s.Param].set(&c, given); err != nil {
 		return got == given

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 // set returns the names of the flags given on the command line.
@@ -48,7 +49,7 @@ func (o *reportFile) write(reports []sim.Report, sweep *sim.Sweep) error {
 	if len(reports) == 0 {
 		return nil // abandon removes the empty file
 	}
-	if err := sim.WriteHTML(o.f, reports, sweep); err != nil {
+	if err := output.WriteHTML(o.f, reports, sweep); err != nil {
 		return err
 	}
 	o.done = true

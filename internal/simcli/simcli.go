@@ -26,6 +26,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 // Main runs the command with os.Args and exits: the whole of a simulator command's main.
@@ -250,7 +251,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.StringVar(&opt.store, "store", "fakes", "store: fakes, sqlite (a temporary file), sqlite:PATH, or a postgres:// URL or postgres:URL (a new database on that server for each run); the real stores need cmd/simulate-real")
 
 	fs.StringVar(&opt.mailer, "mailer", "fakes", "mailer: fakes, smtp (an SMTP test server inside the process, which injects -mailer-latency, -mail-errors and -mail-timeout through its replies) or smtp://host:port (a server of yours: no faults injected); smtp needs cmd/simulate-real")
-	fs.StringVar(&opt.format, "format", "text", "output: text, json or bench (Go benchmark lines for benchstat)")
+	fs.StringVar(&opt.format, "format", output.Formats()[0].Name, output.Help())
 	fs.StringVar(&opt.compare, "compare", "sync,sync-retry,async,outbox", "run each strategy on the same workload, side by side (ignored when -strategy is given)")
 	fs.StringVar(&opt.sweep, "sweep", "", "run at each value of one parameter, e.g. mailer-latency=0,1ms,5ms,20ms or workers=1,2,4,8 ("+strings.Join(sim.SweepParams(), ", ")+")")
 	fs.StringVar(&opt.report, "report", "", "write a self-contained HTML report (charts work offline) of the run, comparison or sweep to this file")
@@ -313,10 +314,8 @@ Flags:
 // plan turns the flags into the runs to do.
 func plan(cfg sim.Config, opt options, fs *flag.FlagSet) ([]sim.Config, *sim.Sweep, error) {
 	set := set(fs)
-	switch opt.format {
-	case "text", "json", "bench":
-	default:
-		return nil, nil, &sim.ConfigError{Field: "format", Reason: fmt.Sprintf("want text, json or bench, got %q", opt.format)}
+	if _, ok := output.Lookup(opt.format); !ok {
+		return nil, nil, &sim.ConfigError{Field: "format", Reason: fmt.Sprintf("want %s, got %q", output.Names(), opt.format)}
 	}
 	if opt.count < 1 {
 		return nil, nil, &sim.ConfigError{Field: "count", Reason: fmt.Sprintf("must be at least 1, got %d", opt.count)}
@@ -378,30 +377,11 @@ func errorField(err error) string {
 }
 
 func write(w io.Writer, opt options, reports []sim.Report, sweep *sim.Sweep) error {
-	switch {
-	case opt.format == "json":
-		return sim.WriteJSON(w, reports, sweep)
-	case opt.format == "bench":
-		return sim.WriteBench(w, reports, sweep)
-	case sweep != nil:
-		return sim.WriteSweep(w, reports, *sweep)
-	case len(reports) > 1:
-		if err := sim.WriteComparison(w, reports, nil); err != nil {
-			return err
-		}
-		for _, r := range reports {
-			if !r.OK || r.Interrupted {
-				fmt.Fprintln(w)
-				if err := sim.WriteText(w, r); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	case len(reports) == 1:
-		return sim.WriteText(w, reports[0])
+	f, ok := output.Lookup(opt.format)
+	if !ok { // plan refused it already
+		return fmt.Errorf("unknown format %q", opt.format)
 	}
-	return nil
+	return f.Write(w, reports, sweep)
 }
 
 // progress draws a bar on stderr for runs that last more than two seconds.

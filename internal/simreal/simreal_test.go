@@ -15,6 +15,7 @@ import (
 	"github.com/stockbus/stockbus/internal/simreal"
 	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -81,7 +82,7 @@ func TestSyncRunOnEachStore(t *testing.T) {
 			assert.Positive(t, rep.Commit.Count, "commits of measured requests are timed")
 			assert.Positive(t, rep.Commit.P99)
 			var out bytes.Buffer
-			require.NoError(t, sim.WriteText(&out, rep))
+			require.NoError(t, output.WriteText(&out, rep))
 			assert.Contains(t, out.String(), "workers, store "+name)
 			assert.Contains(t, out.String(), "inside the "+name+" store's Commit")
 		})

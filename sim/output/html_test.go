@@ -1,4 +1,4 @@
-package sim_test
+package output_test
 
 import (
 	"bytes"
@@ -8,12 +8,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 type pageChart struct {
@@ -38,7 +38,7 @@ var chartsLine = regexp.MustCompile(`(?m)^var charts = (.*);$`)
 func renderPage(t *testing.T, reports []sim.Report, sweep *sim.Sweep) (string, map[string]pageChart) {
 	t.Helper()
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteHTML(&buf, reports, sweep))
+	require.NoError(t, output.WriteHTML(&buf, reports, sweep))
 	page := buf.String()
 	m := chartsLine.FindStringSubmatch(page)
 	require.NotNil(t, m, "the page holds its charts' data inline")
@@ -129,32 +129,6 @@ func TestRunPageShowsSpectrumTimelineAndAccounting(t *testing.T) {
 	assert.Contains(t, page, fmt.Sprintf(`<td>outbox</td><td>%d</td><td>%d</td>`, r.Accounting.Committed, r.Accounting.Delivered))
 }
 
-func TestTimelineCoversTheRunWithBoundedIntervals(t *testing.T) {
-	cfg := tiny()
-	cfg.Strategy, cfg.Duration, cfg.Mailer = sim.Sync, 1500*time.Millisecond, sim.FixedLatency(time.Millisecond)
-	r := run(t, cfg)
-	require.NotEmpty(t, r.Timeline)
-	assert.LessOrEqual(t, len(r.Timeline), sim.TimelineSlots)
-	assert.Greater(t, len(r.Timeline), sim.TimelineSlots/4, "coarsened by doubling, at least half the slots are in use")
-	var orders int64
-	w := r.Timeline[0].Width
-	for i, iv := range r.Timeline {
-		orders += iv.Orders
-		assert.Equal(t, time.Duration(i)*w, iv.Start, "interval %d", i)
-		if iv.Orders > 0 {
-			assert.Positive(t, iv.P99, "interval %d", i)
-			assert.LessOrEqual(t, iv.P50, iv.P99)
-		}
-	}
-	assert.Equal(t, r.Counts.Sent, orders, "every order that reached the service ends in one interval")
-	require.NotEmpty(t, r.Percentiles)
-	assert.Equal(t, 100.0, r.Percentiles[len(r.Percentiles)-1].Percentile)
-	assert.Equal(t, r.Latency.Max, r.Percentiles[len(r.Percentiles)-1].Value)
-	assert.Equal(t, 90.0, r.Percentiles[4].Percentile, "four points to a decade of 1/(1-q)")
-	assert.Equal(t, r.Latency.P90, r.Percentiles[4].Value)
-	assert.Equal(t, r.Latency.P99, r.Percentiles[8].Value)
-}
-
 func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
 	sw, err := sim.ParseSweep("workers=1,2,4")
 	require.NoError(t, err)
@@ -178,7 +152,7 @@ func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
 				}
 				reports = append(reports, r)
 			}
-			for _, c := range sim.HTMLCharts(reports, &sw) {
+			for _, c := range output.HTMLCharts(reports, &sw) {
 				if c.ID == "sweep-throughput" {
 					assert.Equal(t, tc.want, c.Option["yAxis"].(map[string]any)["type"])
 					assert.Equal(t, "value", c.Option["xAxis"].(map[string]any)["type"], "workers are numbers")

@@ -1,4 +1,4 @@
-package sim
+package output
 
 import (
 	bytespkg "bytes"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/stockbus/stockbus/sim"
 )
 
 // The page's charts are drawn by Apache ECharts 5.6.0, vendored from the npm registry
@@ -31,7 +33,7 @@ type Chart struct {
 // sweep (sweep non-nil): the text report's table, the sweep's charts, each report's latency
 // percentile spectrum, a timeline of throughput and p99 per interval, and the event accounting.
 // The page references nothing outside itself.
-func WriteHTML(w io.Writer, reports []Report, sweep *Sweep) error {
+func WriteHTML(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 	if len(reports) == 0 {
 		return fmt.Errorf("no reports to write")
 	}
@@ -83,12 +85,12 @@ func WriteHTML(w io.Writer, reports []Report, sweep *Sweep) error {
 }
 
 // subtitle is the configuration a page's charts share.
-func subtitle(c Config) string {
+func subtitle(c sim.Config) string {
 	return fmt.Sprintf("%s; %s; seed %d", workloadLine(c), loadLine(c), c.Seed)
 }
 
 // label names a report on a chart: its strategy, and in a sweep the swept value.
-func label(r Report, sweep *Sweep) string {
+func label(r sim.Report, sweep *sim.Sweep) string {
 	if sweep == nil {
 		return r.Config.Strategy
 	}
@@ -97,7 +99,7 @@ func label(r Report, sweep *Sweep) string {
 }
 
 // HTMLCharts returns the charts of the page WriteHTML writes, in order.
-func HTMLCharts(reports []Report, sweep *Sweep) []Chart {
+func HTMLCharts(reports []sim.Report, sweep *sim.Sweep) []Chart {
 	var out []Chart
 	sub := subtitle(reports[0].Config)
 	if sweep != nil {
@@ -163,7 +165,7 @@ func timelineThroughput(series []map[string]any, sub string) Chart {
 		title, sub, axis("seconds since start", "value", false), axis("orders/s", logIfWide(series), false), series)}
 }
 
-func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
+func sweepCharts(reports []sim.Report, sweep sim.Sweep, sub string) []Chart {
 	var strategies []string
 	for _, r := range reports {
 		if !slices.Contains(strategies, r.Config.Strategy) {
@@ -175,7 +177,7 @@ func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
 	if numeric {
 		xType = "value"
 	}
-	chart := func(id, title, unit string, value func(Report) (float64, bool)) Chart {
+	chart := func(id, title, unit string, value func(sim.Report) (float64, bool)) Chart {
 		var series []map[string]any
 		for _, st := range strategies {
 			var pts [][2]float64
@@ -183,7 +185,7 @@ func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
 			for i, v := range sweep.Values {
 				for _, r := range reports {
 					got, _ := sweep.Value(r.Config)
-					if r.Config.Strategy != st || !sameValue(sweep, got, v) {
+					if r.Config.Strategy != st || !sweep.Same(got, v) {
 						continue
 					}
 					y, ok := value(r)
@@ -216,21 +218,21 @@ func sweepCharts(reports []Report, sweep Sweep, sub string) []Chart {
 	}
 	positive := func(v float64) (float64, bool) { return v, v > 0 }
 	return []Chart{
-		chart("sweep-throughput", "Throughput", "orders/s", func(r Report) (float64, bool) { return positive(round3(r.Throughput.Achieved)) }),
-		chart("sweep-p99", "p99 latency", "ms", func(r Report) (float64, bool) { return positive(ms(r.Latency.P99)) }),
-		chart("sweep-delivery-lag", "Delivery lag p99", "ms", func(r Report) (float64, bool) { return positive(ms(r.DeliveryLag.P99)) }),
-		chart("sweep-dispatch-share", "Dispatch share", "% of request time", func(r Report) (float64, bool) {
+		chart("sweep-throughput", "Throughput", "orders/s", func(r sim.Report) (float64, bool) { return positive(round3(r.Throughput.Achieved)) }),
+		chart("sweep-p99", "p99 latency", "ms", func(r sim.Report) (float64, bool) { return positive(ms(r.Latency.P99)) }),
+		chart("sweep-delivery-lag", "Delivery lag p99", "ms", func(r sim.Report) (float64, bool) { return positive(ms(r.DeliveryLag.P99)) }),
+		chart("sweep-dispatch-share", "Dispatch share", "% of request time", func(r sim.Report) (float64, bool) {
 			return round3(100 * r.Dispatch.Share), true
 		}),
 	}
 }
 
 // sweepX returns the swept values as numbers (durations in ms) when they all are numbers.
-func sweepX(sweep Sweep) (xs []float64, name string, numeric bool) {
+func sweepX(sweep sim.Sweep) (xs []float64, name string, numeric bool) {
 	name = sweep.Param
 	for _, v := range sweep.Values {
 		if sweep.Param == "mailer-latency" {
-			l, err := ParseLatency(v)
+			l, err := sim.ParseLatency(v)
 			if err != nil || l.Dist == "uniform" {
 				return nil, name, false
 			}
@@ -306,10 +308,10 @@ func lineOption(title, sub string, x, y map[string]any, series []map[string]any)
 // AccountingRow is one report's line in the page's table of event accounting.
 type AccountingRow struct {
 	Label string
-	Accounting
+	sim.Accounting
 }
 
-func accountingRows(reports []Report, sweep *Sweep) []AccountingRow {
+func accountingRows(reports []sim.Report, sweep *sim.Sweep) []AccountingRow {
 	var rows []AccountingRow
 	for _, r := range reports {
 		rows = append(rows, AccountingRow{Label: label(r, sweep), Accounting: r.Accounting})
@@ -346,3 +348,9 @@ charts.forEach(function (c) {
 </script>
 </body></html>
 `))
+
+// round3 rounds v to 3 significant digits, for the charts' data.
+func round3(v float64) float64 {
+	f, _ := strconv.ParseFloat(fmt.Sprintf("%.3g", v), 64)
+	return f
+}

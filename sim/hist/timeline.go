@@ -1,4 +1,4 @@
-package sim
+package hist
 
 import (
 	"sync"
@@ -31,9 +31,11 @@ type Interval struct {
 	Max        time.Duration `json:"max_ns"`
 }
 
-// timeline gathers the intervals of a run. Workers record into their own timelineLocal and hand
-// an interval over once it is behind them, so the lock is taken once per worker and interval.
-type timeline struct {
+// Timeline gathers the intervals of a run: orders and their latency per stretch of time, in at
+// most TimelineSlots intervals. Goroutines record into their own Recorder and hand an interval
+// over once it is behind them, so the lock is taken once per goroutine and interval. It is safe
+// for concurrent use through its Recorders.
+type Timeline struct {
 	width atomic.Int64 // of an interval, ns: only grows, by doubling
 
 	mu    sync.Mutex
@@ -45,8 +47,9 @@ type timelineSlot struct {
 	h *hdrhistogram.Histogram
 }
 
-func newTimeline() *timeline {
-	t := &timeline{}
+// NewTimeline returns an empty timeline whose intervals start 1 ms wide.
+func NewTimeline() *Timeline {
+	t := &Timeline{}
 	t.width.Store(timelineFirstWidth)
 	return t
 }
@@ -56,7 +59,7 @@ func newIntervalHistogram() *hdrhistogram.Histogram {
 }
 
 // add merges n orders that ended in the interval starting at start (ns) with latencies h.
-func (t *timeline) add(start, n int64, h *hdrhistogram.Histogram) {
+func (t *Timeline) add(start, n int64, h *hdrhistogram.Histogram) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := t.width.Load()
@@ -89,8 +92,9 @@ func (t *timeline) add(start, n int64, h *hdrhistogram.Histogram) {
 	s.h.Merge(h)
 }
 
-// intervals returns the timeline up to end, once every worker flushed.
-func (t *timeline) intervals(end time.Duration) []Interval {
+// Intervals returns the timeline up to end (since the run's start), the last interval cut short
+// at end. Call it once every Recorder has flushed.
+func (t *Timeline) Intervals(end time.Duration) []Interval {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := time.Duration(t.width.Load())
@@ -111,22 +115,24 @@ func (t *timeline) intervals(end time.Duration) []Interval {
 	return out
 }
 
-// timelineLocal is one worker's current interval. It is not safe for concurrent use.
-type timelineLocal struct {
-	t            *timeline
+// Recorder is one goroutine's current interval of a Timeline. It is not safe for concurrent use:
+// each goroutine has its own.
+type Recorder struct {
+	t            *Timeline
 	start, width int64
 	n            int64
 	h            *hdrhistogram.Histogram
 }
 
-func (t *timeline) local() *timelineLocal { return &timelineLocal{t: t} }
+// Recorder returns a new recorder into t, for one goroutine.
+func (t *Timeline) Recorder() *Recorder { return &Recorder{t: t} }
 
-// record counts an order that ended at end (since the run's start) after latency.
-func (l *timelineLocal) record(end, latency time.Duration) {
+// Record counts an order that ended at end (since the run's start) after latency.
+func (l *Recorder) Record(end, latency time.Duration) {
 	w := l.t.width.Load()
 	start := int64(end) / w * w
 	if l.n > 0 && (start != l.start || w != l.width) {
-		l.flush()
+		l.Flush()
 	}
 	if l.h == nil {
 		l.h = newIntervalHistogram()
@@ -136,8 +142,8 @@ func (l *timelineLocal) record(end, latency time.Duration) {
 	_ = l.h.RecordValue(min(max(int64(latency), 1), histMax))
 }
 
-// flush hands the current interval to the timeline.
-func (l *timelineLocal) flush() {
+// Flush hands the current interval to the timeline; Intervals sees only what was flushed.
+func (l *Recorder) Flush() {
 	if l.n == 0 {
 		return
 	}

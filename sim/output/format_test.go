@@ -1,4 +1,4 @@
-package sim_test
+package output_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 // benchLine is what benchstat reads: a name with a -GOMAXPROCS suffix, an iteration count, and
@@ -31,7 +32,7 @@ func comparedReports(t *testing.T) []sim.Report {
 func TestJSONHasTheDocumentedFields(t *testing.T) {
 	reports := comparedReports(t)
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteJSON(&buf, reports, nil))
+	require.NoError(t, output.WriteJSON(&buf, reports, nil))
 	var out struct {
 		Runs []map[string]any `json:"runs"`
 	}
@@ -70,7 +71,7 @@ func TestJSONHasTheDocumentedFields(t *testing.T) {
 func TestBenchLinesParse(t *testing.T) {
 	reports := comparedReports(t)
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteBench(&buf, reports, nil))
+	require.NoError(t, output.WriteBench(&buf, reports, nil))
 	var names []string
 	for line := range strings.Lines(buf.String()) {
 		line = strings.TrimRight(line, "\n")
@@ -92,7 +93,7 @@ func TestBenchLinesParse(t *testing.T) {
 func TestTextReportShowsEveryPart(t *testing.T) {
 	reports := comparedReports(t)
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteText(&buf, reports[0]))
+	require.NoError(t, output.WriteText(&buf, reports[0]))
 	out := buf.String()
 	for _, want := range []string{
 		"stockbus simulate: sync dispatch, closed model, 3 workers", "seed 42", "GOMAXPROCS", "workload", "plan",
@@ -104,35 +105,11 @@ func TestTextReportShowsEveryPart(t *testing.T) {
 	assert.NotContains(t, out, "BROKEN")
 
 	buf.Reset()
-	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
+	require.NoError(t, output.WriteComparison(&buf, reports, nil))
 	out = buf.String()
 	assert.Regexp(t, `sync\s+async/block\s+outbox`, out)
 	assert.Contains(t, out, "dispatch share")
 	assert.Contains(t, out, "delivery lag p99")
-}
-
-func TestSweepParsesAndPlans(t *testing.T) {
-	sw, err := sim.ParseSweep("mailer-latency=0, 1ms,5ms")
-	require.NoError(t, err)
-	assert.Equal(t, sim.Sweep{Param: "mailer-latency", Values: []string{"0", "1ms", "5ms"}}, sw)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Outbox})
-	require.NoError(t, err)
-	require.Len(t, cfgs, 6)
-	assert.Equal(t, sim.Outbox, cfgs[3].Strategy)
-	v, ok := sw.Value(cfgs[3])
-	assert.True(t, ok)
-	assert.Equal(t, "1ms", v)
-
-	for _, bad := range []string{"speed=1,2", "workers", "workers=", "=1"} {
-		_, err := sim.ParseSweep(bad)
-		require.ErrorIs(t, err, sim.ErrConfig, bad)
-		assert.True(t, strings.HasPrefix(err.Error(), "-sweep: "), "%q: %v", bad, err)
-	}
-	sw, err = sim.ParseSweep("workers=2,0")
-	require.NoError(t, err)
-	_, err = sw.Plan(tiny(), nil)
-	require.ErrorIs(t, err, sim.ErrConfig)
-	assert.Contains(t, err.Error(), "-sweep: workers=0: -workers: must be at least 1")
 }
 
 func TestSweepTable(t *testing.T) {
@@ -145,7 +122,7 @@ func TestSweepTable(t *testing.T) {
 	require.Len(t, reports, 4)
 
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteSweep(&buf, reports, sw))
+	require.NoError(t, output.WriteSweep(&buf, reports, sw))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	assert.Regexp(t, `workers\s+strategy\s+orders/s\s+p50\s+p99`, lines[0])
 	for i, want := range []string{`^\s*1\s+sync`, `^\s*1\s+async`, `^\s*2\s+sync`, `^\s*2\s+async`} {
@@ -168,7 +145,7 @@ func faultyReports(t *testing.T) []sim.Report {
 func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	reports := faultyReports(t)
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteText(&buf, reports[0]))
+	require.NoError(t, output.WriteText(&buf, reports[0]))
 	out := buf.String()
 	for _, want := range []string{
 		"faults    crash after-commit=0.05; mail errors 0.1; clients resend after an unknown outcome with p=0.5; then a liveness phase without faults",
@@ -181,12 +158,12 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	assert.NotContains(t, out, "rerun:", "only a failing run says how to rerun it")
 
 	buf.Reset()
-	require.NoError(t, sim.WriteText(&buf, comparedReports(t)[0]))
+	require.NoError(t, output.WriteText(&buf, comparedReports(t)[0]))
 	assert.NotContains(t, buf.String(), "fired", "no fault, nothing fired")
 	assert.Contains(t, buf.String(), "accounting")
 
 	buf.Reset()
-	require.NoError(t, sim.WriteComparison(&buf, reports, nil))
+	require.NoError(t, output.WriteComparison(&buf, reports, nil))
 	out = buf.String()
 	for _, want := range []string{"at-most-once / at-least-once", "crashes", "lost", "OutOfStock / other", "in a crash / send failed", "duplicated", "resends / dedup hits",
 		"unexpected", "recovered", "pending when faults stopped", "still pending after drain", "faults: crash after-commit=0.05"} {
@@ -195,13 +172,13 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	assert.Regexp(t, `at-most-once / at-least-once\s+yes / no\s+yes / yes`, out)
 
 	buf.Reset()
-	require.NoError(t, sim.WriteComparison(&buf, comparedReports(t), nil))
+	require.NoError(t, output.WriteComparison(&buf, comparedReports(t), nil))
 	assert.NotContains(t, buf.String(), "in a crash", "no accounting rows without faults")
 }
 
 func TestJSONHasTheFaultFields(t *testing.T) {
 	var buf bytes.Buffer
-	require.NoError(t, sim.WriteJSON(&buf, faultyReports(t), nil))
+	require.NoError(t, output.WriteJSON(&buf, faultyReports(t), nil))
 	var out struct {
 		Runs []map[string]any `json:"runs"`
 	}

@@ -1,4 +1,8 @@
-package sim
+// Package workload is the simulator's seeded plan: the products and batches a run starts with,
+// and the streams of orders its clients send, drawn with gofakeit from one seed. It knows nothing
+// of load, dispatch or the stack: the same Spec gives the same plan, batch for batch and order for
+// order, and each stream replays on its own.
+package workload
 
 import (
 	"crypto/sha256"
@@ -35,7 +39,7 @@ type Order struct {
 	Qty    int
 	Stream int    // the generator that made it
 	Seq    int    // from 1 within its stream
-	Bad    Defect // an invalid order (Config.BadInput): Args sends it with this defect
+	Bad    Defect // an invalid order (Spec.BadInput): Args sends it with this defect
 }
 
 // Defect is what is wrong with an invalid order.
@@ -55,6 +59,7 @@ const (
 
 var defectNames = [...]string{"", "zero-qty", "negative-qty", "huge-qty", "empty-order-id", "empty-sku", "unknown-sku"}
 
+// String names the defect as reports print it ("zero-qty"), "" for NoDefect.
 func (d Defect) String() string {
 	if int(d) < len(defectNames) {
 		return defectNames[d]
@@ -89,22 +94,24 @@ func (o Order) Args() (orderID, sku string, qty int) {
 }
 
 // Plan is a seeded workload: the products and batches to start with, and the streams of orders
-// that clients send. The same Config gives the same Plan, batch for batch and order for order.
+// that clients send. The same Spec gives the same Plan, batch for batch and order for order.
 type Plan struct {
 	SKUs    []string
 	Batches []BatchSpec
 	// Share is each sku's expected share of orders, in the order of SKUs.
 	Share []float64
 
-	cfg        Config
+	cfg        Spec
 	cumulative []float64 // running sums of Share, for drawing a sku
 }
 
-// NewPlan builds the plan of cfg, which must be valid.
-func NewPlan(cfg Config) (*Plan, error) {
-	if err := cfg.Validate(); err != nil {
+// NewPlan builds the plan of spec. A spec that Validate refuses gives an error wrapping ErrSpec
+// and no plan.
+func NewPlan(spec Spec) (*Plan, error) {
+	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	cfg := spec
 	f := gofakeit.NewUnlocked(cfg.Seed)
 	p := &Plan{cfg: cfg, Share: popularity(cfg)}
 	sum := 0.0
@@ -136,7 +143,7 @@ func NewPlan(cfg Config) (*Plan, error) {
 			total += raw[j]
 		}
 		if cfg.Demand > 0 {
-			supply := math.Ceil(cfg.demandBasis() * p.Share[i] * meanQty / cfg.Demand)
+			supply := math.Ceil(cfg.DemandBasis * p.Share[i] * meanQty / cfg.Demand)
 			raw = scale(raw, total, int(supply))
 		}
 		for j, qty := range raw {
@@ -172,12 +179,12 @@ func scale(raw []int, total, want int) []int {
 }
 
 // popularity is each sku's expected share of orders.
-func popularity(cfg Config) []float64 {
+func popularity(cfg Spec) []float64 {
 	share := make([]float64, cfg.SKUs)
 	sum := 0.0
 	for k := range share {
 		share[k] = 1
-		if cfg.Popularity == Zipf {
+		if cfg.ZipfS > 0 {
 			share[k] = math.Pow(float64(k+1), -cfg.ZipfS) // Zipf's law, as math/rand.Zipf with v = 1
 		}
 		sum += share[k]

@@ -1,0 +1,28 @@
+package output_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/stockbus/stockbus/sim"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tiny is a workload small enough for -race: 3 skus, 300 orders, a mailer with no latency.
+func tiny() sim.Config {
+	cfg := sim.Default()
+	cfg.SKUs, cfg.Orders, cfg.WarmupOrders, cfg.Workers = 3, 300, 20, 3
+	cfg.Mailer = sim.FixedLatency(0)
+	return cfg
+}
+
+func run(t *testing.T, cfg sim.Config) sim.Report {
+	t.Helper()
+	r, err := sim.Run(context.Background(), cfg)
+	require.NoError(t, err, "Run(%+v)", cfg)
+	return r
+}
