@@ -64,6 +64,8 @@ type Report struct {
 	Instances, Orders, Stock             int
 	Killed                               string // the instance killed with SIGKILL
 	KilledAt                             int    // before the order with this index was handed out
+	HeldAtKill                           int    // mail transactions the sink held when the victim was killed
+	VictimInFlight                       int    // requests in flight to the victim when it was killed
 	Requests                             []Request
 	Committed                            map[string]int // logged events by type
 	LogRepeats                           int            // event IDs logged more than once: 0 when IDs are unique
@@ -219,6 +221,7 @@ func (r *Report) String() string {
 	o := r.Outcomes()
 	fmt.Fprintf(&b, "strategy %s: %d instances, %d orders of 1 for a batch of %d, %s killed (SIGKILL) before order %d and restarted\n",
 		r.Strategy, r.Instances, r.Orders, r.Stock, r.Killed, r.KilledAt)
+	fmt.Fprintf(&b, "  at the kill: %d mails held at the sink, %d requests in flight to %s\n", r.HeldAtKill, r.VictimInFlight, r.Killed)
 	fmt.Fprintf(&b, "  answers: %d allocated, %d out of stock, %d warned, %d failed, %d unknown (%d of them committed, by the event log)\n",
 		o[Allocated], o[OutOfStock], o[Warned], o[Failed], o[Unknown], r.UnknownCommitted)
 	fmt.Fprintf(&b, "  event log: %d Allocated, %d OutOfStock (%d allocation rows; %d IDs logged twice)\n",

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
@@ -52,11 +53,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, broker.Close()) }()
-	sink, err := smtptest.Start(smtptest.Config{Dedup: true})
+	g := newGate()
+	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: g.plan})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, sink.Close()) }()
+	defer g.open() // before the sink's Close, which waits for the transactions it holds
 	// The stream is created before any instance starts, so that they find it rather than race
 	// to create it; this publisher only reads it.
 	reader, err := nats.Connect(ctx, broker.URL(), nats.Config{})
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		"-strategy", cfg.Strategy, "-retries", "-1"}
 	if cfg.Strategy == "outbox" {
 		args = append(args, "-relays", strconv.Itoa(cfg.Relays), "-relay-lease", cfg.Lease.String(),
-			"-relay-poll", "50ms", "-relay-batch", "16")
+			"-relay-poll", "50ms", "-relay-batch", "1")
 	}
 	instances := make([]*Instance, cfg.Instances)
 	defer func() {
@@ -100,16 +103,20 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, fmt.Errorf("add the batch: %w", err)
 	}
 
+	// The kill comes once the stock is gone, so that every request in flight then has a mail
+	// to send, and before the last orders, so that there are orders after the restart.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	victim := rng.IntN(cfg.Instances)
-	killAt := cfg.Orders/4 + rng.IntN(max(cfg.Orders/2, 1))
+	first := min(cfg.Stock+2*cfg.Workers, cfg.Orders-1)
+	killAt := first + rng.IntN(max(cfg.Orders-first-2*cfg.Workers, 1))
 	rep = &Report{Strategy: cfg.Strategy, Instances: cfg.Instances, Orders: cfg.Orders, Stock: cfg.Stock,
-		Killed: instances[victim].Name(), KilledAt: killAt}
-	history := make([]Request, cfg.Orders)
-	if err := drive(ctx, cfg, instances, clients, victim, killAt, history); err != nil {
+		Killed: instances[victim].Name()}
+	d := &driver{cfg: cfg, instances: instances, clients: clients, victim: victim, gate: g,
+		history: make([]Request, cfg.Orders), orders: make(chan int)}
+	if rep.KilledAt, err = d.run(ctx, killAt); err != nil {
 		return nil, err
 	}
-	rep.Requests = history
+	rep.Requests, rep.HeldAtKill, rep.VictimInFlight = d.history, d.heldAtKill, d.victimAtKill
 
 	if cfg.Strategy == "outbox" {
 		if err := drained(ctx, store, cfg.DrainBound); err != nil {
@@ -128,42 +135,129 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	return rep, nil
 }
 
-// drive sends the orders, order k to instance k mod Instances, from Workers goroutines that take
-// them in order. Before it hands out order killAt it kills the victim, waits for the process to
-// be gone and restarts it: the victim's requests in flight at that moment get a transport error
-// (an unknown outcome), and so does any sent to it while it restarts.
-func drive(ctx context.Context, cfg Config, instances []*Instance, clients []*httpapi.Client, victim, killAt int, history []Request) error {
-	orders := make(chan int)
+// driver sends the orders, order k to instance k mod Instances, from Workers goroutines that take
+// them in order (a closed model), and kills the victim on the way.
+type driver struct {
+	cfg       Config
+	instances []*Instance
+	clients   []*httpapi.Client
+	victim    int
+	gate      *gate
+	history   []Request
+	orders    chan int
+
+	busy, busyVictim atomic.Int64 // requests in flight, and those to the victim's current life
+
+	heldAtKill, victimAtKill int
+}
+
+// run sends every order and returns the index of the order before which it killed the victim.
+//
+// The kill is planned so that it lands between commits and deliveries, whatever the machine's
+// speed: from order killAt on, the sink holds every mail at MAIL FROM, and the orders stop until
+// every request in flight is held in its mail (sync; with one to the victim at least, sending
+// more orders if needed) or every relay of every instance is (outbox; sending more orders until
+// the outbox has a row for each). Then the victim is killed with SIGKILL, the mails go on (the
+// victim's connections are dead) and the victim restarts. Its requests in flight get a
+// transport error: an unknown outcome.
+func (d *driver) run(ctx context.Context, killAt int) (int, error) {
 	var wg sync.WaitGroup
-	for range cfg.Workers {
-		wg.Go(func() {
-			for k := range orders {
-				n := k % len(instances)
-				r := Request{Order: orderID(k), Instance: instances[n].Name(), Life: instances[n].Lives()}
-				rctx, cancel := context.WithTimeout(ctx, requestBound)
-				ref, err := clients[n].Allocate(rctx, r.Order, SKU, 1)
-				cancel()
-				r.Outcome, r.Err = classify(ref, err)
-				history[k] = r
-			}
-		})
+	for range d.cfg.Workers {
+		wg.Go(d.work)
 	}
-	var failed error
-	for k := range cfg.Orders {
-		if k == killAt && failed == nil {
-			in := instances[victim]
-			if err := in.Kill(); err != nil {
-				failed = err
-			} else if err := in.Restart(ctx); err != nil {
-				failed = err
+	defer func() {
+		close(d.orders)
+		wg.Wait()
+	}()
+	k, killedAt := 0, -1
+	for ; k < d.cfg.Orders; k++ {
+		if k == killAt {
+			var err error
+			if k, err = d.kill(ctx, k); err != nil {
+				return 0, err
+			}
+			killedAt = k
+			if k == d.cfg.Orders {
+				break
 			}
 		}
-		orders <- k
+		d.send(k)
 	}
-	close(orders)
-	wg.Wait()
-	return failed
+	return killedAt, nil
 }
+
+func (d *driver) send(k int) {
+	d.busy.Add(1)
+	if k%len(d.instances) == d.victim {
+		d.busyVictim.Add(1)
+	}
+	d.orders <- k
+}
+
+func (d *driver) work() {
+	for k := range d.orders {
+		n := k % len(d.instances)
+		r := Request{Order: orderID(k), Instance: d.instances[n].Name(), Life: d.instances[n].Lives()}
+		rctx, cancel := context.WithTimeout(context.Background(), requestBound)
+		ref, err := d.clients[n].Allocate(rctx, r.Order, SKU, 1)
+		cancel()
+		r.Outcome, r.Err = classify(ref, err)
+		d.history[k] = r
+		if n == d.victim {
+			d.busyVictim.Add(-1)
+		}
+		d.busy.Add(-1)
+	}
+}
+
+// kill holds the mails, sends orders from k on until the moment is right (or the orders run
+// out), kills the victim, releases the mails and restarts the victim. It returns the next order
+// to send.
+func (d *driver) kill(ctx context.Context, k int) (int, error) {
+	d.gate.close()
+	relays := int64(len(d.instances) * d.cfg.Relays)
+	deadline := time.Now().Add(killBound)
+	for {
+		held, busy := int64(d.gate.count()), d.busy.Load()
+		var stable, ready bool
+		switch d.cfg.Strategy {
+		case "outbox": // requests do not mail; relays do, one row at a time
+			stable = busy == 0
+			ready = stable && held == relays
+		default: // every request in flight mails before it answers
+			stable = held == busy
+			ready = stable && d.busyVictim.Load() > 0
+		}
+		if ready {
+			break
+		}
+		if stable && busy < int64(d.cfg.Workers) && k < d.cfg.Orders {
+			d.send(k)
+			k++
+			continue
+		}
+		if time.Now().After(deadline) {
+			if k == d.cfg.Orders { // nothing more to send: kill as it is
+				break
+			}
+			return 0, fmt.Errorf("fleet: after %v the kill's moment did not come: %d mails held, %d requests in flight", killBound, held, busy)
+		}
+		time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
+	}
+	d.heldAtKill, d.victimAtKill = d.gate.count(), int(d.busyVictim.Load())
+	in := d.instances[d.victim]
+	if err := in.Kill(); err != nil {
+		return 0, err
+	}
+	d.gate.open()
+	if err := in.Restart(ctx); err != nil {
+		return 0, err
+	}
+	return k, nil
+}
+
+// killBound bounds the wait for the kill's moment. It bounds a failure; it measures nothing.
+const killBound = time.Minute
 
 // requestBound bounds one request. It bounds a hung server; nothing is measured by it.
 const requestBound = time.Minute
@@ -208,4 +302,52 @@ func drained(ctx context.Context, store *postgres.Store, bound time.Duration) er
 		case <-time.After(10 * time.Millisecond): // polling for a state, not timing anything
 		}
 	}
+}
+
+// gate holds every mail transaction at MAIL FROM while it is closed (an smtptest.Plan), and counts
+// the transactions it holds.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	held   int
+	opened chan struct{}
+}
+
+func newGate() *gate { return &gate{opened: make(chan struct{})} }
+
+func (g *gate) plan(int) smtptest.Fault {
+	g.mu.Lock()
+	if !g.closed {
+		g.mu.Unlock()
+		return smtptest.Fault{}
+	}
+	g.held++
+	opened := g.opened
+	g.mu.Unlock()
+	<-opened
+	return smtptest.Fault{}
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed, g.opened = true, make(chan struct{})
+	}
+}
+
+// open releases the held transactions; it may be called when open.
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		g.closed, g.held = false, 0
+		close(g.opened)
+	}
+}
+
+func (g *gate) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held
 }
