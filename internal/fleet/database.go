@@ -10,6 +10,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -37,28 +39,43 @@ func Database(t testing.TB) string {
 		}
 		t.Skipf("no Postgres server: set %s (scripts/postgres starts one and prints it)", URLVariable)
 	}
-	u, err := url.Parse(server)
+	db, drop, err := CreateDatabase(context.Background(), server)
 	if err != nil {
-		t.Fatalf("%s must be a postgres:// URL: %v", URLVariable, err)
+		t.Fatal(err)
 	}
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, server)
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db
+}
+
+// CreateDatabase creates a database named stockbus_fleet_<random> on the server at serverURL
+// and returns its URL and the function that drops it (closing every connection still open to it).
+func CreateDatabase(ctx context.Context, serverURL string) (string, func() error, error) {
+	u, err := url.Parse(serverURL)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", URLVariable, err)
+		return "", nil, fmt.Errorf("%s must be a postgres:// URL: %w", URLVariable, err)
+	}
+	admin, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to %s: %w", u.Redacted(), err)
 	}
 	var raw [6]byte
 	_, _ = rand.Read(raw[:])
 	name := "stockbus_fleet_" + hex.EncodeToString(raw[:])
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		_ = admin.Close(ctx)
-		t.Fatalf("create database %s: %v", name, err)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
+	drop := func() error {
+		_, err := admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+		if err != nil {
+			err = fmt.Errorf("drop database %s: %w", name, err)
 		}
-		_ = admin.Close(ctx)
-	})
+		return errors.Join(err, admin.Close(context.Background()))
+	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
