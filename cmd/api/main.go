@@ -40,6 +40,7 @@ import (
 	"github.com/stockbus/stockbus/nats"
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/smtp"
 )
 
 func main() {
@@ -82,6 +83,7 @@ type config struct {
 	store        string
 	mailer       string
 	mailFrom     string
+	mailTimeout  time.Duration
 	broker       string
 	natsStream   string
 	natsPrefix   string
@@ -120,6 +122,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.StringVar(&cfg.store, "store", "memory", "system of record: memory (the in-memory fake, lost at exit) or postgres://... (shared by every instance on the database)")
 	fs.StringVar(&cfg.mailer, "mailer", "fake", "where out-of-stock mails go: fake (kept in memory, counted at exit) or smtp://host:port")
 	fs.StringVar(&cfg.mailFrom, "mail-from", "stockbus@localhost", "with -mailer smtp://: the sender address")
+	fs.DurationVar(&cfg.mailTimeout, "mail-timeout", smtp.DefaultSendTimeout, "with -mailer smtp://: how long one send may take from the greeting to the reply to its data")
 	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none, or nats://host:port (a JetStream stream, created if missing)")
 	fs.StringVar(&cfg.natsStream, "nats-stream", nats.DefaultStream, "with -broker nats://: the stream's name")
 	fs.StringVar(&cfg.natsPrefix, "nats-subjects", nats.DefaultSubjectPrefix, "with -broker nats://: the stream's subject prefix (events go to PREFIX.line_allocated)")
@@ -164,6 +167,8 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-relays must be between 0 and %d, got %d", maxRelays, cfg.relays)
 	case cfg.relaysSet && cfg.strategy != "outbox":
 		err = fmt.Errorf("-relays %d needs -strategy outbox (got -strategy %s)", cfg.relays, cfg.strategy)
+	case cfg.mailTimeout <= 0:
+		err = fmt.Errorf("-mail-timeout must be positive, got %v", cfg.mailTimeout)
 	case cfg.relayLease <= 0:
 		err = fmt.Errorf("-relay-lease must be positive, got %v", cfg.relayLease)
 	case cfg.relayPoll <= 0:

@@ -271,6 +271,7 @@ func TestRunFlags(t *testing.T) {
 		{"relays under sync", []string{"-relays", "2"}, errUsage, "-relays 2 needs -strategy outbox"},
 		{"too many relays", []string{"-strategy", "outbox", "-relays", "65"}, errUsage, "-relays must be between 0 and 64"},
 		{"negative relays", []string{"-strategy", "outbox", "-relays", "-1"}, errUsage, "-relays must be between 0 and 64"},
+		{"no mail timeout", []string{"-mail-timeout", "0s"}, errUsage, "-mail-timeout must be positive"},
 		{"no lease", []string{"-strategy", "outbox", "-relay-lease", "0s"}, errUsage, "-relay-lease must be positive"},
 		{"no poll", []string{"-strategy", "outbox", "-relay-poll", "0s"}, errUsage, "-relay-poll must be positive"},
 		{"no batch", []string{"-strategy", "outbox", "-relay-batch", "0"}, errUsage, "-relay-batch must be 1 or more"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -173,4 +174,21 @@ func TestRunRelaysRowsAnotherInstanceCommitted(t *testing.T) {
 		assert.True(t, strings.HasPrefix(id, "ev-w-"), "mailed event %q: want one the writer committed", id)
 	}
 	require.NoError(t, relay.stop())
+}
+
+// -mail-timeout bounds a send whose reply never comes: under sync the request answers with its
+// out-of-stock 400 and the warning that the mail failed, within the client's own bound of 20s,
+// which the default timeout (30s) would not.
+func TestRunMailTimeout(t *testing.T) {
+	sink, err := smtptest.Start(smtptest.Config{Plan: smtptest.Sequence(smtptest.Fault{At: smtptest.AtData, Hang: true})})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, sink.Close()) }()
+	s := start(t, "-mailer", "smtp://"+sink.Addr(), "-mail-timeout", "50ms")
+	require.NoError(t, s.client.AddBatch(t.Context(), "batch1", "POPULAR-CURTAINS", 9, noETA))
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err = s.client.Allocate(ctx, "o1", "POPULAR-CURTAINS", 10)
+	assert.ErrorIs(t, err, domain.ErrOutOfStock)
+	assert.ErrorIs(t, err, service.ErrPublish, "the mail that timed out")
+	require.NoError(t, s.stop())
 }

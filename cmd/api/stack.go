@@ -68,7 +68,7 @@ func build(ctx context.Context, cfg config, log *slog.Logger) (_ *stack, err err
 	if err != nil {
 		return nil, err
 	}
-	mailer, err := openMailer(cfg.mailer, cfg.mailFrom, st)
+	mailer, err := openMailer(cfg, st)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +177,8 @@ func openPublisher(ctx context.Context, cfg config, st *stack) (service.Publishe
 }
 
 // openMailer returns the mailer of -mailer, and adds what to log about it at exit.
-func openMailer(spec, from string, st *stack) (service.Mailer, error) {
+func openMailer(cfg config, st *stack) (service.Mailer, error) {
+	spec := cfg.mailer
 	if spec == "fake" {
 		m := fakes.NewMailer()
 		st.reports = append(st.reports, func(log *slog.Logger) { log.Info("fake mailer", "mails", m.Len()) })
@@ -187,7 +188,7 @@ func openMailer(spec, from string, st *stack) (service.Mailer, error) {
 	if err != nil || u.Scheme != "smtp" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return nil, fmt.Errorf("%w: -mailer %q: want fake or smtp://host:port", errUsage, spec)
 	}
-	m, err := smtp.New(smtp.Config{Addr: u.Host, From: from})
+	m, err := smtp.New(smtp.Config{Addr: u.Host, From: cfg.mailFrom, SendTimeout: cfg.mailTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("%w: -mailer %q: %w", errUsage, spec, err)
 	}
