@@ -24,16 +24,19 @@ import (
 // over them, and one instance killed with SIGKILL once Seed's request count has been handed out,
 // then restarted.
 type Config struct {
-	Binary    string // the cmd/api binary (Build)
-	Database  string // a postgres:// URL of a database of the run's own, empty or not yet created
-	Strategy  string // "sync" or "outbox"
-	Instances int    // API processes, 1 or more
-	Orders    int    // orders sent, one request each
-	Stock     int    // units of the one batch
-	Workers   int    // client goroutines sending at once (a closed model)
-	Seed      uint64 // chooses the instance killed and after how many requests
-	Relays    int    // relays per instance under the outbox
-	Lease     time.Duration
+	Binary    string        // the cmd/api binary (Build)
+	Database  string        // a postgres:// URL of a database of the run's own, empty or not yet created
+	Strategy  string        // "sync" or "outbox"
+	Instances int           // API processes, 1 or more
+	Orders    int           // orders sent, one request each
+	Stock     int           // units of the one batch
+	Workers   int           // client goroutines sending at once (a closed model)
+	Seed      uint64        // chooses the instance killed and after how many requests
+	Relays    int           // relays per instance under the outbox
+	Lease     time.Duration // relay lease under the outbox: how long the killed relays' rows wait
+	// MailTimeout bounds a mail under the outbox (-mail-timeout): the survivors' relays, whose
+	// mails the sink holds at the kill without a reply, give up after it and send again.
+	MailTimeout time.Duration
 	// DrainBound bounds the wait for the outbox to drain. It bounds a failure (rows never
 	// sent); it measures nothing.
 	DrainBound time.Duration
@@ -53,13 +56,17 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, broker.Close()) }()
-	g := newGate()
+	// Under sync the mails are held before they are sent: the victim's die unsent. Under the
+	// outbox they are held after the sink took them: the victim's relays die between the send
+	// and the mark, and the rows are sent again.
+	g := newGate(cfg.Strategy == "outbox")
 	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: g.plan})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, sink.Close()) }()
 	defer g.open() // before the sink's Close, which waits for the transactions it holds
+	g.sink = sink
 	// The stream is created before any instance starts, so that they find it rather than race
 	// to create it; this publisher only reads it.
 	reader, err := nats.Connect(ctx, broker.URL(), nats.Config{})
@@ -77,7 +84,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		"-strategy", cfg.Strategy, "-retries", "-1"}
 	if cfg.Strategy == "outbox" {
 		args = append(args, "-relays", strconv.Itoa(cfg.Relays), "-relay-lease", cfg.Lease.String(),
-			"-relay-poll", "50ms", "-relay-batch", "1")
+			"-relay-poll", "50ms", "-relay-batch", "1", "-mail-timeout", cfg.MailTimeout.String())
 	}
 	instances := make([]*Instance, cfg.Instances)
 	defer func() {
@@ -154,12 +161,12 @@ type driver struct {
 // run sends every order and returns the index of the order before which it killed the victim.
 //
 // The kill is planned so that it lands between commits and deliveries, whatever the machine's
-// speed: from order killAt on, the sink holds every mail at MAIL FROM, and the orders stop until
-// every request in flight is held in its mail (sync; with one to the victim at least, sending
-// more orders if needed) or every relay of every instance is (outbox; sending more orders until
-// the outbox has a row for each). Then the victim is killed with SIGKILL, the mails go on (the
-// victim's connections are dead) and the victim restarts. Its requests in flight get a
-// transport error: an unknown outcome.
+// speed. From order killAt on, the sink holds every mail, and the orders stop until the moment
+// is right. Under sync: every request in flight is held at MAIL FROM, after its commit (with one
+// to the victim at least, sending more orders if needed). Under the outbox: every relay of every
+// instance is held after the sink took its row's mail, before the reply (sending more orders
+// until the outbox has a row for each). Then the victim is killed with SIGKILL, the gate opens
+// and the victim restarts. Its requests in flight get a transport error: an unknown outcome.
 func (d *driver) run(ctx context.Context, killAt int) (int, error) {
 	var wg sync.WaitGroup
 	for range d.cfg.Workers {
@@ -223,7 +230,7 @@ func (d *driver) kill(ctx context.Context, k int) (int, error) {
 		switch d.cfg.Strategy {
 		case "outbox": // requests do not mail; relays do, one row at a time
 			stable = busy == 0
-			ready = stable && held == relays
+			ready = stable && held == relays && d.gate.taken()
 		default: // every request in flight mails before it answers
 			stable = held == busy
 			ready = stable && d.busyVictim.Load() > 0
@@ -304,26 +311,33 @@ func drained(ctx context.Context, store *postgres.Store, bound time.Duration) er
 	}
 }
 
-// gate holds every mail transaction at MAIL FROM while it is closed (an smtptest.Plan), and counts
-// the transactions it holds.
+// gate holds every mail transaction while it is closed (an smtptest.Plan), and counts the
+// transactions it holds: at MAIL FROM until it opens, or, with afterData, by taking the message
+// and never replying (the client gives up at its send timeout, or dies).
 type gate struct {
+	afterData bool
+	sink      *smtptest.Server // set before any mail, for taken
+
 	mu     sync.Mutex
 	closed bool
-	held   int
+	held   []int // the transactions held since the gate closed
 	opened chan struct{}
 }
 
-func newGate() *gate { return &gate{opened: make(chan struct{})} }
+func newGate(afterData bool) *gate { return &gate{afterData: afterData, opened: make(chan struct{})} }
 
-func (g *gate) plan(int) smtptest.Fault {
+func (g *gate) plan(n int) smtptest.Fault {
 	g.mu.Lock()
 	if !g.closed {
 		g.mu.Unlock()
 		return smtptest.Fault{}
 	}
-	g.held++
+	g.held = append(g.held, n)
 	opened := g.opened
 	g.mu.Unlock()
+	if g.afterData {
+		return smtptest.Fault{At: smtptest.AtData, Hang: true}
+	}
 	<-opened
 	return smtptest.Fault{}
 }
@@ -332,16 +346,16 @@ func (g *gate) close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.closed {
-		g.closed, g.opened = true, make(chan struct{})
+		g.closed, g.held, g.opened = true, nil, make(chan struct{})
 	}
 }
 
-// open releases the held transactions; it may be called when open.
+// open releases the transactions held at MAIL FROM; it may be called when open.
 func (g *gate) open() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		g.closed, g.held = false, 0
+		g.closed = false
 		close(g.opened)
 	}
 }
@@ -349,5 +363,22 @@ func (g *gate) open() {
 func (g *gate) count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.held
+	return len(g.held)
+}
+
+// taken reports whether the sink has read the message of every transaction held after its data.
+func (g *gate) taken() bool {
+	g.mu.Lock()
+	held := append([]int(nil), g.held...)
+	g.mu.Unlock()
+	read := map[int]bool{}
+	for _, m := range g.sink.Messages() {
+		read[m.Index] = true
+	}
+	for _, n := range held {
+		if !read[n] {
+			return false
+		}
+	}
+	return true
 }

@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.IntVar(&cfg.Workers, "workers", 8, "client goroutines sending at once")
 	fs.Uint64Var(&cfg.Seed, "seed", 16, "chooses the instance killed and the order before which it is")
 	fs.IntVar(&cfg.Relays, "relays", 2, "relays per instance under the outbox")
-	fs.DurationVar(&cfg.Lease, "lease", 2*time.Second, "relay lease: how long the killed relays' rows wait")
+	fs.DurationVar(&cfg.Lease, "lease", 3*time.Second, "relay lease: how long the killed relays' rows wait")
+	fs.DurationVar(&cfg.MailTimeout, "mail-timeout", time.Second, "under the outbox: how long the surviving relays wait for the reply the sink holds back at the kill")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -71,8 +72,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("%w: -strategy %q: want sync, outbox or both", errUsage, s)
 		}
 	}
-	if cfg.Instances < 1 || cfg.Orders < 1 || cfg.Stock < 1 || cfg.Workers < 1 || cfg.Relays < 1 || cfg.Lease <= 0 {
-		return fmt.Errorf("%w: -instances, -orders, -stock, -workers and -relays must be 1 or more, -lease positive", errUsage)
+	if cfg.Instances < 1 || cfg.Orders < 1 || cfg.Stock < 1 || cfg.Workers < 1 || cfg.Relays < 1 || cfg.Lease <= 0 || cfg.MailTimeout <= 0 {
+		return fmt.Errorf("%w: -instances, -orders, -stock, -workers and -relays must be 1 or more, -lease and -mail-timeout positive", errUsage)
 	}
 	server := os.Getenv(fleet.URLVariable)
 	if server == "" {
