@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/nats"
 	"github.com/stockbus/stockbus/postgres"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim"
 	"github.com/stockbus/stockbus/smtp"
 	"github.com/stockbus/stockbus/smtp/smtptest"
 )
@@ -48,7 +50,8 @@ type Request struct {
 	Instance string // the instance's name
 	Life     int    // which life of the instance it was sent to, from 1
 	Outcome  Outcome
-	Err      string // the batch reference for Allocated, the error otherwise
+	Err      string        // the batch reference for Allocated, the error otherwise
+	Latency  time.Duration // from the send (a closed model: the intended start) to the answer or error
 }
 
 // Event is a committed event and the request that caused it.
@@ -67,6 +70,7 @@ type Report struct {
 	HeldAtKill                           int    // mail transactions the sink held when the victim was killed
 	VictimInFlight                       int    // requests in flight to the victim when it was killed
 	Requests                             []Request
+	Elapsed                              time.Duration  // from the first order sent to the last answer, the kill included
 	Committed                            map[string]int // logged events by type
 	LogRepeats                           int            // event IDs logged more than once: 0 when IDs are unique
 	Allocations                          int            // allocation rows in the database
@@ -86,6 +90,18 @@ func (r *Report) Outcomes() map[Outcome]int {
 		n[q.Outcome]++
 	}
 	return n
+}
+
+// Latency returns the histogram of the latencies of the answered requests (Unknown left out: the
+// kill cut them short).
+func (r *Report) Latency() *sim.Histogram {
+	h := sim.NewHistogram()
+	for _, q := range r.Requests {
+		if q.Outcome != Unknown {
+			h.Record(q.Latency)
+		}
+	}
+	return h
 }
 
 // account fills the report from the database, the sink and the stream, once every instance has
@@ -222,6 +238,10 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "strategy %s: %d instances, %d orders of 1 for a batch of %d, %s killed (SIGKILL) before order %d and restarted\n",
 		r.Strategy, r.Instances, r.Orders, r.Stock, r.Killed, r.KilledAt)
 	fmt.Fprintf(&b, "  at the kill: %d mails held at the sink, %d requests in flight to %s\n", r.HeldAtKill, r.VictimInFlight, r.Killed)
+	lat := r.Latency()
+	fmt.Fprintf(&b, "  client: %d requests in %v (%.0f/s); latency of the answered p50 %v, p99 %v, max %v\n",
+		len(r.Requests), r.Elapsed.Round(time.Millisecond), float64(len(r.Requests))/r.Elapsed.Seconds(),
+		lat.Quantile(50).Round(10*time.Microsecond), lat.Quantile(99).Round(10*time.Microsecond), lat.Dist().Max.Round(10*time.Microsecond))
 	fmt.Fprintf(&b, "  answers: %d allocated, %d out of stock, %d warned, %d failed, %d unknown (%d of them committed, by the event log)\n",
 		o[Allocated], o[OutOfStock], o[Warned], o[Failed], o[Unknown], r.UnknownCommitted)
 	fmt.Fprintf(&b, "  event log: %d Allocated, %d OutOfStock (%d allocation rows; %d IDs logged twice)\n",

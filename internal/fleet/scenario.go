@@ -120,9 +120,11 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		Killed: instances[victim].Name()}
 	d := &driver{cfg: cfg, instances: instances, clients: clients, victim: victim, gate: g,
 		history: make([]Request, cfg.Orders), orders: make(chan int)}
+	began := time.Now()
 	if rep.KilledAt, err = d.run(ctx, killAt); err != nil {
 		return nil, err
 	}
+	rep.Elapsed = time.Since(began)
 	rep.Requests, rep.HeldAtKill, rep.VictimInFlight = d.history, d.heldAtKill, d.victimAtKill
 
 	if cfg.Strategy == "outbox" {
@@ -206,7 +208,9 @@ func (d *driver) work() {
 		n := k % len(d.instances)
 		r := Request{Order: orderID(k), Instance: d.instances[n].Name(), Life: d.instances[n].Lives()}
 		rctx, cancel := context.WithTimeout(context.Background(), requestBound)
+		start := time.Now()
 		ref, err := d.clients[n].Allocate(rctx, r.Order, SKU, 1)
+		r.Latency = time.Since(start)
 		cancel()
 		r.Outcome, r.Err = classify(ref, err)
 		d.history[k] = r
