@@ -242,10 +242,14 @@ func (d *driver) kill(ctx context.Context, k int) (int, error) {
 		if ready {
 			break
 		}
-		if stable && busy < int64(d.cfg.Workers) && k < d.cfg.Orders {
+		canSend := busy < int64(d.cfg.Workers) && k < d.cfg.Orders
+		if stable && canSend {
 			d.send(k)
 			k++
 			continue
+		}
+		if stable && d.cfg.Strategy != "outbox" {
+			break // every worker is held, none to the victim, or the orders ran out: kill as it is
 		}
 		if time.Now().After(deadline) {
 			if k == d.cfg.Orders { // nothing more to send: kill as it is
