@@ -104,7 +104,8 @@ func TestOpenUpgradesAVersion1Outbox(t *testing.T) {
 	s := open(t)
 	s.EnableOutbox()
 	outboxtest.Orders(t, s, "LAMP", 1, 2)
-	_, err := s.Pool().Exec(ctx, `DROP INDEX outbox_pending;
+	_, err := s.Pool().Exec(ctx, `DROP TABLE event_log;
+DROP INDEX outbox_pending;
 ALTER TABLE outbox DROP COLUMN dead, DROP COLUMN attempts, DROP COLUMN reason,
 	DROP COLUMN not_before, DROP COLUMN claimed_by, DROP COLUMN lease_until;
 CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;

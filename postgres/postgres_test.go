@@ -158,7 +158,7 @@ func TestLargeProductWritesOnlyTheChange(t *testing.T) {
 	assert.Equal(t, before.min, after.min, "the oldest line's row was rewritten")
 	assert.Equal(t, before.count+1, after.count)
 	assert.Equal(t, before.max+1, after.max, "one new row")
-	assert.Equal(t, 3, statements, "statements of the commit (product, batch, line)")
+	assert.Equal(t, 4, statements, "statements of the commit (product, batch, line, event log)")
 }
 
 func TestOutboxIsWrittenInTheCommit(t *testing.T) {

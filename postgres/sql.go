@@ -131,6 +131,9 @@ func (s *Store) write(ctx context.Context, entries []sqlstore.Entry) error {
 			return err
 		}
 	}
+	if err := w.eventLog(entries); err != nil {
+		return err
+	}
 	if s.outbox.Load() {
 		for _, e := range entries {
 			if err := w.outbox(e.P.Events); err != nil {

@@ -69,7 +69,7 @@ func (s *Store) Close() { s.pool.Close() }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // SchemaVersion is the version of the schema this package creates.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var migrations = []string{
 	1: `
@@ -113,6 +113,18 @@ ALTER TABLE outbox
 	ADD COLUMN lease_until timestamptz NOT NULL DEFAULT '-infinity';
 DROP INDEX outbox_pending;
 CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done AND NOT dead;
+`,
+	// 3: the event log, the ground truth of what committed (see EventLog).
+	3: `
+CREATE TABLE event_log (
+	seq          bigserial PRIMARY KEY, -- commit order of the events, across every process
+	event_id     text NOT NULL,         -- not unique: the log records, it does not judge (an
+	                                    -- unstamped event has '', a reused ID shows twice)
+	type         text NOT NULL,
+	causation_id text NOT NULL,         -- '' for an event recorded outside any message's handling
+	payload      jsonb NOT NULL
+);
+CREATE INDEX event_log_by_id ON event_log(event_id);
 `,
 }
 

@@ -53,7 +53,7 @@ func TestOpenUpgradesAVersion1Outbox(t *testing.T) {
 	require.NoError(t, err)
 	s.EnableOutbox()
 	outboxtest.Orders(t, s, "LAMP", 1, 2)
-	_, err = s.DB().Exec(`DROP INDEX outbox_pending;
+	_, err = s.DB().Exec(`DROP TABLE event_log; DROP INDEX outbox_pending;
 ALTER TABLE outbox DROP COLUMN dead; ALTER TABLE outbox DROP COLUMN attempts; ALTER TABLE outbox DROP COLUMN reason;
 ALTER TABLE outbox DROP COLUMN not_before; ALTER TABLE outbox DROP COLUMN claimed_by; ALTER TABLE outbox DROP COLUMN lease_until;
 CREATE INDEX outbox_pending ON outbox(done, seq);

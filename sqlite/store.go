@@ -99,7 +99,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // SchemaVersion is the version of the schema this package creates.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 var migrations = []string{
 	1: `
@@ -142,6 +142,17 @@ ALTER TABLE outbox ADD COLUMN claimed_by  TEXT    NOT NULL DEFAULT '';
 ALTER TABLE outbox ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
 DROP INDEX outbox_pending;
 CREATE INDEX outbox_pending ON outbox(seq) WHERE done = 0 AND dead = 0;
+`,
+	// 3: the event log, the ground truth of what committed (see EventLog).
+	3: `
+CREATE TABLE event_log (
+	seq          INTEGER PRIMARY KEY AUTOINCREMENT, -- commit order
+	event_id     TEXT NOT NULL,                     -- not unique: the log records, it does not judge
+	type         TEXT NOT NULL,
+	causation_id TEXT NOT NULL,                     -- '' for a root
+	payload      TEXT NOT NULL
+);
+CREATE INDEX event_log_by_id ON event_log(event_id);
 `,
 }
 

@@ -1,11 +1,20 @@
 // Command api serves the book's HTTP API (POST /allocate, POST /add_batch; see package httpapi)
-// over the stockbus stack: by default the in-memory store and the fake mailer, or a real SMTP
-// server with -mailer smtp://host:port. It prints "listening on http://ADDR" on stdout once it
-// accepts connections, and logs to stderr.
+// over the stockbus stack: by default the in-memory store and the fake mailer; with
+// -store postgres://... a PostgreSQL database that several instances may share, with
+// -mailer smtp://host:port a real SMTP server, with -broker nats://host:port a NATS JetStream
+// stream for the Allocated events. It prints "listening on http://ADDR" on stdout once it accepts
+// connections, and logs to stderr.
+//
+// -strategy sync (the book's) handles a commit's events before the answer; -strategy outbox
+// stores them in the commit's transaction and runs -relays relays in the process (package
+// outbox) that mail and publish them, sharing the table with the relays of any other instance.
+// Every event ID carries -name and a random part drawn at start, so that the instances sharing a
+// database, and the lives of one instance, never hand out the same ID.
 //
 // On SIGINT or SIGTERM it stops accepting connections and lets the requests in flight finish, for
 // at most -drain-timeout; then it cancels those left (their transactions roll back if not yet
-// committed) and exits with status 1.
+// committed) and exits with status 1. The relays stop after the HTTP drain: rows they had not
+// sent yet stay in the outbox for the next relay.
 //
 // Exit status: 0 after a clean drain, 1 for a failure (cannot listen, a drain cut short), 2 for
 // a bad flag.
@@ -20,15 +29,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
+	"regexp"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/httpapi"
+	"github.com/stockbus/stockbus/nats"
+	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/smtp"
 )
@@ -69,16 +79,38 @@ const (
 type config struct {
 	addr         string
 	drainTimeout time.Duration
+	name         string
 	store        string
 	mailer       string
 	mailFrom     string
+	mailTimeout  time.Duration
 	broker       string
+	natsStream   string
+	natsPrefix   string
 	strategy     string
+	relays       int
+	relaysSet    bool // -relays was given
+	relayLease   time.Duration
+	relayPoll    time.Duration
+	relayBatch   int
 	retries      int
 	maxBody      int64
 	attempts     int
 	backoff      time.Duration
 }
+
+// maxRelays bounds -relays: each relay holds a database connection while it claims.
+const maxRelays = 64
+
+// validName is what -name may be: it goes into event IDs, relay names and Message-IDs as it is.
+var validName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// What -nats-stream and -nats-subjects may be, as package nats checks once connected: a stream
+// name is one subject token, a prefix one or more.
+var (
+	validStream   = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	validSubjects = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)
 
 func parseFlags(args []string, stdout io.Writer) (config, error) {
 	cfg := config{}
@@ -86,11 +118,19 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.SetOutput(io.Discard) // errors come back as one line; -h prints the usage on stdout
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen address host:port (port 0: any free port)")
 	fs.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long requests in flight may take to finish before they are cancelled")
-	fs.StringVar(&cfg.store, "store", "memory", "system of record: memory (the in-memory fake, lost at exit)")
+	fs.StringVar(&cfg.name, "name", "api", "this instance's name (letters, digits, - and _): the start of its event IDs and relay names")
+	fs.StringVar(&cfg.store, "store", "memory", "system of record: memory (the in-memory fake, lost at exit) or postgres://... (shared by every instance on the database)")
 	fs.StringVar(&cfg.mailer, "mailer", "fake", "where out-of-stock mails go: fake (kept in memory, counted at exit) or smtp://host:port")
 	fs.StringVar(&cfg.mailFrom, "mail-from", "stockbus@localhost", "with -mailer smtp://: the sender address")
-	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none")
-	fs.StringVar(&cfg.strategy, "strategy", "sync", "dispatch of committed events: sync (the book's: handled before the answer)")
+	fs.DurationVar(&cfg.mailTimeout, "mail-timeout", smtp.DefaultSendTimeout, "with -mailer smtp://: how long one send may take from the greeting to the reply to its data")
+	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none, or nats://host:port (a JetStream stream, created if missing)")
+	fs.StringVar(&cfg.natsStream, "nats-stream", nats.DefaultStream, "with -broker nats://: the stream's name")
+	fs.StringVar(&cfg.natsPrefix, "nats-subjects", nats.DefaultSubjectPrefix, "with -broker nats://: the stream's subject prefix (events go to PREFIX.line_allocated)")
+	fs.StringVar(&cfg.strategy, "strategy", "sync", "dispatch of committed events: sync (the book's: handled before the answer) or outbox (stored in the commit, sent by the relays)")
+	fs.IntVar(&cfg.relays, "relays", 1, "with -strategy outbox: relays in this process (0: none, another process relays)")
+	fs.DurationVar(&cfg.relayLease, "relay-lease", outbox.DefaultLease, "with -strategy outbox: how long a relay's claim holds its rows (a killed instance's rows wait this long)")
+	fs.DurationVar(&cfg.relayPoll, "relay-poll", outbox.DefaultPoll, "with -strategy outbox: how long an idle relay waits before it looks for rows other instances committed")
+	fs.IntVar(&cfg.relayBatch, "relay-batch", outbox.DefaultBatch, "with -strategy outbox: rows one claim takes")
 	fs.IntVar(&cfg.retries, "retries", service.DefaultRetries, "retries of a unit of work after a concurrent update; -1 never gives up")
 	fs.IntVar(&cfg.attempts, "handler-attempts", 1, "attempts of a failing event handler in all (a mail refused for now, say); 1 is the book's code, 3 its text")
 	fs.DurationVar(&cfg.backoff, "handler-backoff", 10*time.Millisecond, "with -handler-attempts: ceiling of the first wait between attempts, doubled each time, jittered")
@@ -102,12 +142,19 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		fs.PrintDefaults()
 		return cfg, err
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.relaysSet = cfg.relaysSet || f.Name == "relays" })
 	switch {
 	case err != nil:
 	case fs.NArg() > 0:
 		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	case cfg.drainTimeout <= 0:
 		err = fmt.Errorf("-drain-timeout must be positive, got %v", cfg.drainTimeout)
+	case !validName.MatchString(cfg.name):
+		err = fmt.Errorf("-name %q: want 1 to 32 letters, digits, - or _", cfg.name)
+	case !validStream.MatchString(cfg.natsStream):
+		err = fmt.Errorf("-nats-stream %q: want letters, digits, - or _", cfg.natsStream)
+	case !validSubjects.MatchString(cfg.natsPrefix):
+		err = fmt.Errorf("-nats-subjects %q: want tokens of letters, digits, - or _ joined by dots", cfg.natsPrefix)
 	case cfg.retries < service.Unlimited:
 		err = fmt.Errorf("-retries must be -1 or more, got %d", cfg.retries)
 	case cfg.attempts < 1:
@@ -116,96 +163,23 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-handler-backoff must not be negative, got %v", cfg.backoff)
 	case cfg.maxBody <= 0:
 		err = fmt.Errorf("-max-body must be positive, got %d", cfg.maxBody)
+	case cfg.relays < 0 || cfg.relays > maxRelays:
+		err = fmt.Errorf("-relays must be between 0 and %d, got %d", maxRelays, cfg.relays)
+	case cfg.relaysSet && cfg.strategy != "outbox":
+		err = fmt.Errorf("-relays %d needs -strategy outbox (got -strategy %s)", cfg.relays, cfg.strategy)
+	case cfg.mailTimeout <= 0:
+		err = fmt.Errorf("-mail-timeout must be positive, got %v", cfg.mailTimeout)
+	case cfg.relayLease <= 0:
+		err = fmt.Errorf("-relay-lease must be positive, got %v", cfg.relayLease)
+	case cfg.relayPoll <= 0:
+		err = fmt.Errorf("-relay-poll must be positive, got %v", cfg.relayPoll)
+	case cfg.relayBatch < 1:
+		err = fmt.Errorf("-relay-batch must be 1 or more, got %d", cfg.relayBatch)
 	}
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return cfg, nil
-}
-
-// stack is what a run serves and what it reports on at exit.
-type stack struct {
-	uow    service.UnitOfWork
-	report func(*slog.Logger) // logs what the stack did, after the drain; may be nil
-}
-
-// build wires the stack the flags name. Each of openStore, openMailer, openPublisher and
-// strategyOptions is where a new kind of adapter joins: a case of its switch, and, for an adapter
-// that holds connections or goroutines (a database pool, a broker connection, an outbox relay), a
-// close step that run calls after the drain.
-func build(cfg config) (stack, error) {
-	store, err := openStore(cfg.store)
-	if err != nil {
-		return stack{}, err
-	}
-	mailer, report, err := openMailer(cfg.mailer, cfg.mailFrom)
-	if err != nil {
-		return stack{}, err
-	}
-	publisher, err := openPublisher(cfg.broker)
-	if err != nil {
-		return stack{}, err
-	}
-	opts, err := strategyOptions(cfg.strategy)
-	if err != nil {
-		return stack{}, err
-	}
-	opts = append(opts, service.WithRetries(cfg.retries))
-	if cfg.attempts > 1 {
-		// Under sync dispatch the request waits for the retries: that is their price.
-		retry := service.Retry(service.RetryPolicy{Attempts: cfg.attempts, Base: cfg.backoff, Retryable: service.MailRetryable})
-		opts = append(opts, service.WithBusOptions(service.WithMiddleware(retry)))
-	}
-	if publisher != nil {
-		opts = append(opts, service.WithPublisher(publisher))
-	}
-	return stack{uow: service.Bootstrap(store, mailer, opts...), report: report}, nil
-}
-
-// openStore returns the store of -store. The Postgres store (postgres://...) joins here.
-func openStore(spec string) (service.Store, error) {
-	switch spec {
-	case "memory":
-		return fakes.NewStore(), nil
-	}
-	return nil, fmt.Errorf("%w: -store %q: want memory", errUsage, spec)
-}
-
-// openPublisher returns the publisher of -broker, or nil for none (Allocated events then go
-// nowhere). The NATS publisher (nats://...) joins here.
-func openPublisher(spec string) (service.Publisher, error) {
-	switch spec {
-	case "none":
-		return nil, nil
-	}
-	return nil, fmt.Errorf("%w: -broker %q: want none", errUsage, spec)
-}
-
-// strategyOptions returns the unit of work's options for -strategy. The outbox (a store that keeps
-// committed events, a no-op dispatcher and a relay running in this process) joins here.
-func strategyOptions(name string) ([]service.Option, error) {
-	switch name {
-	case "sync":
-		return nil, nil
-	}
-	return nil, fmt.Errorf("%w: -strategy %q: want sync", errUsage, name)
-}
-
-// openMailer returns the mailer of -mailer and what to log about it at exit.
-func openMailer(spec, from string) (service.Mailer, func(*slog.Logger), error) {
-	if spec == "fake" {
-		m := fakes.NewMailer()
-		return m, func(log *slog.Logger) { log.Info("fake mailer", "mails", m.Len()) }, nil
-	}
-	u, err := url.Parse(spec)
-	if err != nil || u.Scheme != "smtp" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return nil, nil, fmt.Errorf("%w: -mailer %q: want fake or smtp://host:port", errUsage, spec)
-	}
-	m, err := smtp.New(smtp.Config{Addr: u.Host, From: from})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: -mailer %q: %w", errUsage, spec, err)
-	}
-	return m, nil, nil
 }
 
 // run serves the API until ctx ends, then drains. It returns nil after a clean drain, an error
@@ -216,11 +190,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := build(cfg)
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	st, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	err = serve(ctx, cfg, st, stdout, log)
+	return errors.Join(err, st.close())
+}
+
+// serve listens, starts the relays, serves until ctx ends, drains the requests and then stops the
+// relays.
+func serve(ctx context.Context, cfg config, st *stack, stdout io.Writer, log *slog.Logger) error {
 	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -228,9 +209,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ln := &onceCloser{Listener: l}
 
 	// Requests get a context of their own, which the signal does not end: a drain lets them
-	// finish. It ends when the drain timeout passes.
-	requests, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	// finish. It ends when the drain timeout passes. Both it and the relays' draw event IDs from
+	// this life's source.
+	base := service.WithIDs(context.WithoutCancel(ctx), st.ids.next)
+	requests, cancelRequests := context.WithCancel(base)
 	defer cancelRequests()
+	relaying, stopRelays := context.WithCancel(base)
+	defer stopRelays()
+	var relays sync.WaitGroup
+	for _, r := range st.relays {
+		relays.Go(func() { _ = r.Run(relaying) }) // no hook: it returns nil once stopRelays is called
+	}
+	stopRelaysAndReport := func() {
+		stopRelays()
+		relays.Wait()
+		for _, r := range st.relays {
+			s := r.Stats()
+			log.Info("relay stopped", "relay", r.Name(), "sent", s.Sent, "retried", s.Retried, "dead", s.Dead, "store_errors", s.StoreErrors)
+		}
+		for _, report := range st.reports {
+			report(log)
+		}
+	}
+
 	var inFlight tracker
 	srv := &http.Server{
 		Handler:           inFlight.wrap(httpapi.NewHandler(st.uow, httpapi.WithLogger(log), httpapi.WithMaxBodyBytes(cfg.maxBody))),
@@ -244,13 +245,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	log.Info("serving", "addr", ln.Addr().String(), "store", cfg.store, "mailer", cfg.mailer, "broker", cfg.broker, "strategy", cfg.strategy)
+	log.Info("serving", "addr", ln.Addr().String(), "name", cfg.name, "ids", st.ids.prefix, "store", redact(cfg.store), "mailer", cfg.mailer,
+		"broker", cfg.broker, "strategy", cfg.strategy, "relays", len(st.relays))
 
 	select {
 	case err := <-served: // the listener failed; nothing to drain but open connections
 		cancelRequests()
 		_ = srv.Close()
 		inFlight.wait()
+		stopRelaysAndReport()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -270,9 +273,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		inFlight.wait()
 		err = fmt.Errorf("%w: %d cancelled after %v", errDrainCut, cut, cfg.drainTimeout)
 	}
-	if st.report != nil {
-		st.report(log)
-	}
+	// The relays stop after the requests: a request drained under the outbox committed rows
+	// that they may still send. What they have not sent stays in the table.
+	stopRelaysAndReport()
 	if err != nil {
 		return err
 	}

@@ -263,9 +263,22 @@ func TestRunFlags(t *testing.T) {
 		{"help", []string{"-h"}, flag.ErrHelp, ""},
 		{"an unknown flag", []string{"-port", "80"}, errUsage, "flag provided but not defined: -port"},
 		{"an argument", []string{"serve"}, errUsage, `unexpected argument "serve"`},
-		{"an unknown store", []string{"-store", "postgres://db/stock"}, errUsage, `-store "postgres://db/stock": want memory`},
-		{"an unknown broker", []string{"-broker", "nats://127.0.0.1:4222"}, errUsage, `-broker "nats://127.0.0.1:4222": want none`},
-		{"an unknown strategy", []string{"-strategy", "outbox"}, errUsage, `-strategy "outbox": want sync`},
+		{"an unknown store", []string{"-store", "mysql://db/stock"}, errUsage, `-store "mysql://db/stock": want memory or postgres://host/db`},
+		{"a store without host", []string{"-store", "postgres:stock"}, errUsage, `-store "postgres:stock": want memory or postgres://host/db`},
+		{"an unknown broker", []string{"-broker", "kafka://127.0.0.1:9092"}, errUsage, `-broker "kafka://127.0.0.1:9092": want none or nats://host:port`},
+		{"a broker with a path", []string{"-broker", "nats://127.0.0.1:4222/x"}, errUsage, `-broker "nats://127.0.0.1:4222/x": want none or nats://host:port`},
+		{"an unknown strategy", []string{"-strategy", "saga"}, errUsage, `-strategy "saga": want sync or outbox`},
+		{"relays under sync", []string{"-relays", "2"}, errUsage, "-relays 2 needs -strategy outbox"},
+		{"too many relays", []string{"-strategy", "outbox", "-relays", "65"}, errUsage, "-relays must be between 0 and 64"},
+		{"negative relays", []string{"-strategy", "outbox", "-relays", "-1"}, errUsage, "-relays must be between 0 and 64"},
+		{"no mail timeout", []string{"-mail-timeout", "0s"}, errUsage, "-mail-timeout must be positive"},
+		{"no lease", []string{"-strategy", "outbox", "-relay-lease", "0s"}, errUsage, "-relay-lease must be positive"},
+		{"no poll", []string{"-strategy", "outbox", "-relay-poll", "0s"}, errUsage, "-relay-poll must be positive"},
+		{"no batch", []string{"-strategy", "outbox", "-relay-batch", "0"}, errUsage, "-relay-batch must be 1 or more"},
+		{"an empty name", []string{"-name", ""}, errUsage, `-name "": want 1 to 32 letters`},
+		{"a name with a dot", []string{"-name", "a.b"}, errUsage, `-name "a.b": want 1 to 32 letters`},
+		{"a bad stream", []string{"-broker", "nats://127.0.0.1:1", "-nats-stream", "a.b"}, errUsage, `-nats-stream "a.b": want letters`},
+		{"a bad subject prefix", []string{"-broker", "nats://127.0.0.1:1", "-nats-subjects", "a..b"}, errUsage, `-nats-subjects "a..b": want tokens`},
 		{"a mailer without scheme", []string{"-mailer", "127.0.0.1:25"}, errUsage, "want fake or smtp://host:port"},
 		{"a mailer without port", []string{"-mailer", "smtp://mail.example.com"}, errUsage, "smtp: bad config"},
 		{"a mailer with a path", []string{"-mailer", "smtp://127.0.0.1:25/x"}, errUsage, "want fake or smtp://host:port"},
@@ -290,7 +303,7 @@ func TestRunFlags(t *testing.T) {
 func TestRunHelpPrintsTheFlags(t *testing.T) {
 	var stdout bytes.Buffer
 	require.ErrorIs(t, run(t.Context(), []string{"-h"}, &stdout, &bytes.Buffer{}), flag.ErrHelp)
-	for _, f := range []string{"-addr", "-drain-timeout", "-store", "-mailer", "-broker", "-strategy"} {
+	for _, f := range []string{"-addr", "-drain-timeout", "-store", "-mailer", "-broker", "-strategy", "-relays", "-relay-lease", "-name"} {
 		assert.Contains(t, stdout.String(), f)
 	}
 }

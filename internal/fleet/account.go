@@ -1,0 +1,259 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/nats"
+	"github.com/stockbus/stockbus/postgres"
+	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/smtp"
+	"github.com/stockbus/stockbus/smtp/smtptest"
+)
+
+// Outcome is what a client learned of its request.
+type Outcome int
+
+// The outcomes of a request.
+const (
+	// Unknown: a transport error (the instance was killed with the request in flight, or was
+	// down when it was sent). It may or may not have committed: the event log decides.
+	Unknown Outcome = iota
+	// Allocated: 201, the order holds a batch.
+	Allocated
+	// OutOfStock: 400 out of stock, after the OutOfStock event committed.
+	OutOfStock
+	// Warned: answered with a warning: committed, but handling its events failed.
+	Warned
+	// Failed: another status (a 503 after the unit of work gave up): nothing committed.
+	Failed
+)
+
+var outcomeNames = [...]string{"unknown", "allocated", "out-of-stock", "warned", "failed"}
+
+// String names the outcome.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Request is one order's request as the client saw it: the client-side history.
+type Request struct {
+	Order    string
+	Instance string // the instance's name
+	Life     int    // which life of the instance it was sent to, from 1
+	Outcome  Outcome
+	Err      string        // the batch reference for Allocated, the error otherwise
+	Latency  time.Duration // from the send (a closed model: the intended start) to the answer or error
+}
+
+// Event is a committed event and the request that caused it.
+type Event struct {
+	ID, Type string
+	Request  Request
+}
+
+// Report is the accounting of a run: the event log (what committed), the sink and the stream
+// (what was delivered), and the client-side history (what the callers were told).
+type Report struct {
+	Strategy                             string
+	Instances, Orders, Stock             int
+	Killed                               string // the instance killed with SIGKILL
+	KilledAt                             int    // before the order with this index was handed out
+	HeldAtKill                           int    // mail transactions the sink held when the victim was killed
+	VictimInFlight                       int    // requests in flight to the victim when it was killed
+	Requests                             []Request
+	Elapsed                              time.Duration  // from the first order sent to the last answer, the kill included
+	Committed                            map[string]int // logged events by type
+	LogRepeats                           int            // event IDs logged more than once: 0 when IDs are unique
+	Allocations                          int            // allocation rows in the database
+	Delivered                            map[string]int // committed events delivered at least once, by type: OutOfStock by mail, Allocated on the stream
+	Repeats                              map[string]int // deliveries beyond an event's first: mails the sink read again (and dropped), stream copies
+	Lost                                 []Event        // committed, never delivered
+	Phantoms                             []string       // delivered, never committed (must be none)
+	Mismatches                           []string       // answers the log contradicts (must be none)
+	UnknownCommitted, UnknownUncommitted int            // requests of unknown outcome whose order the log holds, and does not
+	Pending                              int            // outbox rows neither done nor parked at the end
+}
+
+// Outcomes counts the requests by outcome.
+func (r *Report) Outcomes() map[Outcome]int {
+	n := map[Outcome]int{}
+	for _, q := range r.Requests {
+		n[q.Outcome]++
+	}
+	return n
+}
+
+// Latency returns the histogram of the latencies of the answered requests (Unknown left out: the
+// kill cut them short).
+func (r *Report) Latency() *sim.Histogram {
+	h := sim.NewHistogram()
+	for _, q := range r.Requests {
+		if q.Outcome != Unknown {
+			h.Record(q.Latency)
+		}
+	}
+	return h
+}
+
+// account fills the report from the database, the sink and the stream, once every instance has
+// stopped.
+func (r *Report) account(ctx context.Context, store *postgres.Store, sink *smtptest.Server, reader *nats.Publisher) error {
+	log, err := store.EventLog(ctx)
+	if err != nil {
+		return err
+	}
+	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM allocations").Scan(&r.Allocations); err != nil {
+		return fmt.Errorf("count allocations: %w", err)
+	}
+	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&r.Pending); err != nil {
+		return fmt.Errorf("count pending outbox rows: %w", err)
+	}
+	// deliveries[id] counts the copies of an event that reached its receiver.
+	deliveries := map[string]int{}
+	for _, m := range sink.Messages() {
+		if m.Outcome == smtptest.Refused {
+			continue
+		}
+		id, err := smtp.EventID(m.MessageID, smtp.DefaultDomain)
+		if err != nil {
+			return fmt.Errorf("mail %d: %w", m.Index, err)
+		}
+		deliveries[id]++
+	}
+	published, err := reader.Held(ctx, service.AllocatedChannel)
+	if err != nil {
+		return fmt.Errorf("read the stream: %w", err)
+	}
+	for _, e := range published {
+		deliveries[e.Identity().ID]++
+	}
+
+	byOrder := map[string]Request{}
+	for _, q := range r.Requests {
+		byOrder[q.Order] = q
+	}
+	r.Committed, r.Delivered, r.Repeats = map[string]int{}, map[string]int{}, map[string]int{}
+	logged := map[string]bool{}
+	events := map[string][]postgres.LoggedEvent{} // by order
+	for _, l := range log {
+		id := l.Event.Identity().ID
+		if logged[id] {
+			r.LogRepeats++
+			continue
+		}
+		logged[id] = true
+		r.Committed[l.Type]++
+		order := orderOf(l.Event)
+		events[order] = append(events[order], l)
+		switch n := deliveries[id]; {
+		case n > 0:
+			r.Delivered[l.Type]++
+			r.Repeats[l.Type] += n - 1
+		case l.Type == "OutOfStock" || l.Type == "Allocated":
+			r.Lost = append(r.Lost, Event{ID: id, Type: l.Type, Request: byOrder[order]})
+		}
+	}
+	for id := range deliveries {
+		if !logged[id] {
+			r.Phantoms = append(r.Phantoms, id)
+		}
+	}
+	sort.Strings(r.Phantoms)
+
+	for _, q := range r.Requests {
+		got := events[q.Order]
+		want := ""
+		switch q.Outcome {
+		case Unknown:
+			if len(got) > 0 {
+				r.UnknownCommitted++
+			} else {
+				r.UnknownUncommitted++
+			}
+			continue
+		case Allocated:
+			want = "Allocated"
+		case OutOfStock:
+			want = "OutOfStock"
+		case Warned:
+			if len(got) == 0 {
+				r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s answered committed (%s), nothing logged", q.Order, q.Err))
+			}
+			continue
+		case Failed:
+			if len(got) > 0 {
+				r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s answered %s, yet %s logged", q.Order, q.Err, got[0].Type))
+			}
+			continue
+		}
+		switch {
+		case len(got) != 1 || got[0].Type != want:
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s answered %v, logged %s", q.Order, q.Outcome, types(got)))
+		case want == "Allocated" && got[0].Event.(domain.Allocated).BatchRef != q.Err:
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s answered batch %s, logged %s", q.Order, q.Err, got[0].Event.(domain.Allocated).BatchRef))
+		}
+	}
+	for order, got := range events {
+		if len(got) > 1 {
+			r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s logged %s: more than one event for one request", order, types(got)))
+		}
+	}
+	sort.Strings(r.Mismatches)
+	return nil
+}
+
+func orderOf(e domain.Event) string {
+	switch e := e.(type) {
+	case domain.Allocated:
+		return e.OrderID
+	case domain.OutOfStock:
+		return e.OrderID
+	case domain.Deallocated:
+		return e.OrderID
+	}
+	return ""
+}
+
+func types(events []postgres.LoggedEvent) string {
+	var t []string
+	for _, e := range events {
+		t = append(t, e.Type)
+	}
+	return "[" + strings.Join(t, " ") + "]"
+}
+
+// String prints the accounting in a few lines.
+func (r *Report) String() string {
+	var b strings.Builder
+	o := r.Outcomes()
+	fmt.Fprintf(&b, "strategy %s: %d instances, %d orders of 1 for a batch of %d, %s killed (SIGKILL) before order %d and restarted\n",
+		r.Strategy, r.Instances, r.Orders, r.Stock, r.Killed, r.KilledAt)
+	fmt.Fprintf(&b, "  at the kill: %d mails held at the sink, %d requests in flight to %s\n", r.HeldAtKill, r.VictimInFlight, r.Killed)
+	lat := r.Latency()
+	fmt.Fprintf(&b, "  client: %d requests in %v (%.0f/s); latency of the answered p50 %v, p99 %v, max %v\n",
+		len(r.Requests), r.Elapsed.Round(time.Millisecond), float64(len(r.Requests))/r.Elapsed.Seconds(),
+		lat.Quantile(50).Round(10*time.Microsecond), lat.Quantile(99).Round(10*time.Microsecond), lat.Dist().Max.Round(10*time.Microsecond))
+	fmt.Fprintf(&b, "  answers: %d allocated, %d out of stock, %d warned, %d failed, %d unknown (%d of them committed, by the event log)\n",
+		o[Allocated], o[OutOfStock], o[Warned], o[Failed], o[Unknown], r.UnknownCommitted)
+	fmt.Fprintf(&b, "  event log: %d Allocated, %d OutOfStock (%d allocation rows; %d IDs logged twice)\n",
+		r.Committed["Allocated"], r.Committed["OutOfStock"], r.Allocations, r.LogRepeats)
+	lost := map[string]int{}
+	for _, e := range r.Lost {
+		lost[e.Type]++
+	}
+	fmt.Fprintf(&b, "  mail (OutOfStock): %d delivered, %d lost, %d repeats dropped by the sink\n",
+		r.Delivered["OutOfStock"], lost["OutOfStock"], r.Repeats["OutOfStock"])
+	fmt.Fprintf(&b, "  stream (Allocated): %d delivered, %d lost, %d stored twice\n",
+		r.Delivered["Allocated"], lost["Allocated"], r.Repeats["Allocated"])
+	fmt.Fprintf(&b, "  phantoms %d, mismatches %d, outbox pending %d", len(r.Phantoms), len(r.Mismatches), r.Pending)
+	return b.String()
+}

@@ -1,0 +1,392 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/httpapi"
+	"github.com/stockbus/stockbus/nats"
+	"github.com/stockbus/stockbus/nats/embedded"
+	"github.com/stockbus/stockbus/postgres"
+	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/smtp/smtptest"
+)
+
+// Config is one run of the scenario: Instances API processes on one database, one NATS server
+// and one SMTP sink, Orders orders of one unit of one hot sku (one batch of Stock units) spread
+// over them, and one instance killed with SIGKILL once Seed's request count has been handed out,
+// then restarted.
+type Config struct {
+	Binary    string        // the cmd/api binary (Build)
+	Database  string        // a postgres:// URL of a database of the run's own, empty or not yet created
+	Strategy  string        // "sync" or "outbox"
+	Instances int           // API processes, 1 or more
+	Orders    int           // orders sent, one request each
+	Stock     int           // units of the one batch
+	Workers   int           // client goroutines sending at once (a closed model)
+	Seed      uint64        // chooses the instance killed and after how many requests
+	Relays    int           // relays per instance under the outbox
+	Lease     time.Duration // relay lease under the outbox: how long the killed relays' rows wait
+	// MailTimeout bounds a mail under the outbox (-mail-timeout): the survivors' relays, whose
+	// mails the sink holds at the kill without a reply, give up after it and send again.
+	MailTimeout time.Duration
+	// DrainBound bounds the wait for the outbox to drain. It bounds a failure (rows never
+	// sent); it measures nothing.
+	DrainBound time.Duration
+}
+
+// SKU is the hot sku every order of a run asks for.
+const SKU = "HOT-SKU"
+
+// Run runs the scenario and returns its accounting. It stops every instance with SIGTERM at the
+// end and fails if one does not drain cleanly.
+func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
+	if cfg.Instances < 1 || cfg.Orders < 1 || cfg.Stock < 1 || cfg.Workers < 1 {
+		return nil, fmt.Errorf("fleet: bad config: %d instances, %d orders, %d stock, %d workers", cfg.Instances, cfg.Orders, cfg.Stock, cfg.Workers)
+	}
+	broker, err := embedded.Start("")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, broker.Close()) }()
+	// Under sync the mails are held before they are sent: the victim's die unsent. Under the
+	// outbox they are held after the sink took them: the victim's relays die between the send
+	// and the mark, and the rows are sent again.
+	g := newGate(cfg.Strategy == "outbox")
+	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: g.plan})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, sink.Close()) }()
+	defer g.open() // before the sink's Close, which waits for the transactions it holds
+	g.sink = sink
+	// The stream is created before any instance starts, so that they find it rather than race
+	// to create it; this publisher only reads it.
+	reader, err := nats.Connect(ctx, broker.URL(), nats.Config{})
+	if err != nil {
+		return nil, err
+	}
+	defer reader.Close()
+	store, err := postgres.Open(ctx, cfg.Database) // creates the schema before the instances race to
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+
+	args := []string{"-store", cfg.Database, "-broker", broker.URL(), "-mailer", "smtp://" + sink.Addr(),
+		"-strategy", cfg.Strategy, "-retries", "-1"}
+	if cfg.Strategy == "outbox" {
+		args = append(args, "-relays", strconv.Itoa(cfg.Relays), "-relay-lease", cfg.Lease.String(),
+			"-relay-poll", "50ms", "-relay-batch", "1", "-mail-timeout", cfg.MailTimeout.String())
+	}
+	instances := make([]*Instance, cfg.Instances)
+	defer func() {
+		for _, in := range instances {
+			if in != nil {
+				in.Close()
+			}
+		}
+	}()
+	clients := make([]*httpapi.Client, cfg.Instances)
+	for n := range instances {
+		in, err := Start(ctx, cfg.Binary, string(rune('a'+n)), args...)
+		if err != nil {
+			return nil, err
+		}
+		instances[n] = in
+		if clients[n], err = httpapi.NewClient(in.URL()); err != nil {
+			return nil, err
+		}
+		defer clients[n].CloseIdleConnections()
+	}
+	if err := clients[0].AddBatch(ctx, "hot-batch", SKU, cfg.Stock, time.Time{}); err != nil {
+		return nil, fmt.Errorf("add the batch: %w", err)
+	}
+
+	// The kill comes once the stock is gone, so that every request in flight then has a mail
+	// to send, and before the last orders, so that there are orders after the restart.
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	victim := rng.IntN(cfg.Instances)
+	first := min(cfg.Stock+2*cfg.Workers, cfg.Orders-1)
+	killAt := first + rng.IntN(max(cfg.Orders-first-2*cfg.Workers, 1))
+	rep = &Report{Strategy: cfg.Strategy, Instances: cfg.Instances, Orders: cfg.Orders, Stock: cfg.Stock,
+		Killed: instances[victim].Name()}
+	d := &driver{cfg: cfg, instances: instances, clients: clients, victim: victim, gate: g,
+		history: make([]Request, cfg.Orders), orders: make(chan int)}
+	began := time.Now()
+	if rep.KilledAt, err = d.run(ctx, killAt); err != nil {
+		return nil, err
+	}
+	rep.Elapsed = time.Since(began)
+	rep.Requests, rep.HeldAtKill, rep.VictimInFlight = d.history, d.heldAtKill, d.victimAtKill
+
+	if cfg.Strategy == "outbox" {
+		if err := drained(ctx, store, cfg.DrainBound); err != nil {
+			return nil, err
+		}
+	}
+	// Every instance ends cleanly: the HTTP drain, then the relays.
+	for _, in := range instances {
+		if err := in.Stop(); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, in.Logs())
+		}
+	}
+	if err := rep.account(ctx, store, sink, reader); err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// driver sends the orders, order k to instance k mod Instances, from Workers goroutines that take
+// them in order (a closed model), and kills the victim on the way.
+type driver struct {
+	cfg       Config
+	instances []*Instance
+	clients   []*httpapi.Client
+	victim    int
+	gate      *gate
+	history   []Request
+	orders    chan int
+
+	busy, busyVictim atomic.Int64 // requests in flight, and those to the victim's current life
+
+	heldAtKill, victimAtKill int
+}
+
+// run sends every order and returns the index of the order before which it killed the victim.
+//
+// The kill is planned so that it lands between commits and deliveries, whatever the machine's
+// speed. From order killAt on, the sink holds every mail, and the orders stop until the moment
+// is right. Under sync: every request in flight is held at MAIL FROM, after its commit (with one
+// to the victim at least, sending more orders if needed). Under the outbox: every relay of every
+// instance is held after the sink took its row's mail, before the reply (sending more orders
+// until the outbox has a row for each). Then the victim is killed with SIGKILL, the gate opens
+// and the victim restarts. Its requests in flight get a transport error: an unknown outcome.
+func (d *driver) run(ctx context.Context, killAt int) (int, error) {
+	var wg sync.WaitGroup
+	for range d.cfg.Workers {
+		wg.Go(d.work)
+	}
+	defer func() {
+		close(d.orders)
+		wg.Wait()
+	}()
+	k, killedAt := 0, -1
+	for ; k < d.cfg.Orders; k++ {
+		if k == killAt {
+			var err error
+			if k, err = d.kill(ctx, k); err != nil {
+				return 0, err
+			}
+			killedAt = k
+			if k == d.cfg.Orders {
+				break
+			}
+		}
+		d.send(k)
+	}
+	return killedAt, nil
+}
+
+func (d *driver) send(k int) {
+	d.busy.Add(1)
+	if k%len(d.instances) == d.victim {
+		d.busyVictim.Add(1)
+	}
+	d.orders <- k
+}
+
+func (d *driver) work() {
+	for k := range d.orders {
+		n := k % len(d.instances)
+		r := Request{Order: orderID(k), Instance: d.instances[n].Name(), Life: d.instances[n].Lives()}
+		rctx, cancel := context.WithTimeout(context.Background(), requestBound)
+		start := time.Now()
+		ref, err := d.clients[n].Allocate(rctx, r.Order, SKU, 1)
+		r.Latency = time.Since(start)
+		cancel()
+		r.Outcome, r.Err = classify(ref, err)
+		d.history[k] = r
+		if n == d.victim {
+			d.busyVictim.Add(-1)
+		}
+		d.busy.Add(-1)
+	}
+}
+
+// kill holds the mails, sends orders from k on until the moment is right (or the orders run
+// out), kills the victim, releases the mails and restarts the victim. It returns the next order
+// to send.
+func (d *driver) kill(ctx context.Context, k int) (int, error) {
+	d.gate.close()
+	relays := int64(len(d.instances) * d.cfg.Relays)
+	deadline := time.Now().Add(killBound)
+	for {
+		held, busy := int64(d.gate.count()), d.busy.Load()
+		var stable, ready bool
+		switch d.cfg.Strategy {
+		case "outbox": // requests do not mail; relays do, one row at a time
+			stable = busy == 0
+			ready = stable && held == relays && d.gate.taken()
+		default: // every request in flight mails before it answers
+			stable = held == busy
+			ready = stable && d.busyVictim.Load() > 0
+		}
+		if ready {
+			break
+		}
+		canSend := busy < int64(d.cfg.Workers) && k < d.cfg.Orders
+		if stable && canSend {
+			d.send(k)
+			k++
+			continue
+		}
+		if stable && d.cfg.Strategy != "outbox" {
+			break // every worker is held, none to the victim, or the orders ran out: kill as it is
+		}
+		if time.Now().After(deadline) {
+			if k == d.cfg.Orders { // nothing more to send: kill as it is
+				break
+			}
+			return 0, fmt.Errorf("fleet: after %v the kill's moment did not come: %d mails held, %d requests in flight", killBound, held, busy)
+		}
+		time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
+	}
+	d.heldAtKill, d.victimAtKill = d.gate.count(), int(d.busyVictim.Load())
+	in := d.instances[d.victim]
+	if err := in.Kill(); err != nil {
+		return 0, err
+	}
+	d.gate.open()
+	if err := in.Restart(ctx); err != nil {
+		return 0, err
+	}
+	return k, nil
+}
+
+// killBound bounds the wait for the kill's moment. It bounds a failure; it measures nothing.
+const killBound = time.Minute
+
+// requestBound bounds one request. It bounds a hung server; nothing is measured by it.
+const requestBound = time.Minute
+
+func orderID(k int) string { return fmt.Sprintf("o%05d", k) }
+
+// classify turns a client's answer into an outcome.
+func classify(ref string, err error) (Outcome, string) {
+	var status *httpapi.StatusError
+	switch {
+	case err == nil:
+		return Allocated, ref
+	case errors.Is(err, service.ErrPublish):
+		return Warned, err.Error()
+	case errors.Is(err, domain.ErrOutOfStock):
+		return OutOfStock, ""
+	case errors.As(err, &status):
+		return Failed, err.Error()
+	}
+	return Unknown, err.Error()
+}
+
+// drained waits until the outbox holds no pending row, looking every few milliseconds, for at
+// most bound.
+func drained(ctx context.Context, store *postgres.Store, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		// Not OutboxCounts: it reads an unreadable table as empty.
+		var pending int
+		if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&pending); err != nil {
+			return fmt.Errorf("fleet: count pending outbox rows: %w", err)
+		}
+		if pending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("fleet: the outbox still holds %d pending rows after %v", pending, bound)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond): // polling for a state, not timing anything
+		}
+	}
+}
+
+// gate holds every mail transaction while it is closed (an smtptest.Plan), and counts the
+// transactions it holds: at MAIL FROM until it opens, or, with afterData, by taking the message
+// and never replying (the client gives up at its send timeout, or dies).
+type gate struct {
+	afterData bool
+	sink      *smtptest.Server // set before any mail, for taken
+
+	mu     sync.Mutex
+	closed bool
+	held   []int // the transactions held since the gate closed
+	opened chan struct{}
+}
+
+func newGate(afterData bool) *gate { return &gate{afterData: afterData, opened: make(chan struct{})} }
+
+func (g *gate) plan(n int) smtptest.Fault {
+	g.mu.Lock()
+	if !g.closed {
+		g.mu.Unlock()
+		return smtptest.Fault{}
+	}
+	g.held = append(g.held, n)
+	opened := g.opened
+	g.mu.Unlock()
+	if g.afterData {
+		return smtptest.Fault{At: smtptest.AtData, Hang: true}
+	}
+	<-opened
+	return smtptest.Fault{}
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed, g.held, g.opened = true, nil, make(chan struct{})
+	}
+}
+
+// open releases the transactions held at MAIL FROM; it may be called when open.
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		g.closed = false
+		close(g.opened)
+	}
+}
+
+func (g *gate) count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.held)
+}
+
+// taken reports whether the sink has read the message of every transaction held after its data.
+func (g *gate) taken() bool {
+	g.mu.Lock()
+	held := append([]int(nil), g.held...)
+	g.mu.Unlock()
+	read := map[int]bool{}
+	for _, m := range g.sink.Messages() {
+		read[m.Index] = true
+	}
+	for _, n := range held {
+		if !read[n] {
+			return false
+		}
+	}
+	return true
+}
