@@ -52,8 +52,6 @@ func TestQuantityChangesValidation(t *testing.T) {
 	}{
 		{"negative", func(c *sim.Config) { c.QuantityChanges = -0.1 }},
 		{"above one", func(c *sim.Config) { c.QuantityChanges = 1.01 }},
-		{"async", func(c *sim.Config) { c.QuantityChanges, c.Strategy = 0.1, sim.Async }},
-		{"crashes", func(c *sim.Config) { c.QuantityChanges, c.Crash.AfterCommit = 0.1, 0.01 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := sim.Default()
@@ -65,7 +63,19 @@ func TestQuantityChangesValidation(t *testing.T) {
 			assert.ErrorIs(t, err, sim.ErrConfig)
 		})
 	}
-	ok := sim.Default()
-	ok.QuantityChanges = 1
-	assert.NoError(t, ok.Validate())
+	for _, tc := range []struct {
+		name string
+		set  func(*sim.Config)
+	}{
+		{"one", func(c *sim.Config) { c.QuantityChanges = 1 }},
+		{"async", func(c *sim.Config) { c.QuantityChanges, c.Strategy = 0.1, sim.Async }},
+		{"outbox", func(c *sim.Config) { c.QuantityChanges, c.Strategy = 0.1, sim.Outbox }},
+		{"crashes", func(c *sim.Config) { c.QuantityChanges, c.Crash.AfterCommit = 0.1, 0.01 }},
+	} {
+		t.Run("accepts "+tc.name, func(t *testing.T) {
+			cfg := sim.Default()
+			tc.set(&cfg)
+			assert.NoError(t, cfg.Validate())
+		})
+	}
 }
