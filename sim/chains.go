@@ -2,7 +2,7 @@ package sim
 
 import (
 	"context"
-		"strconv"
+	"strconv"
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
