@@ -473,6 +473,7 @@ func WriteComparison(w io.Writer, reports []Report, sweep *Sweep) error {
 	})
 	line("version conflicts", func(r Report) string { return strconv.FormatInt(r.Counts.Conflicts, 10) })
 	brokerRows(reports, line)
+	chainRows(reports, line)
 	if faulty(reports) {
 		line("at-most-once / at-least-once", func(r Report) string {
 			return yesNo(r.Promise.NoDuplicate) + " / " + yesNo(r.Promise.NoLoss)
