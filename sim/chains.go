@@ -157,6 +157,11 @@ func (r *run) trace(ctx context.Context, m domain.Message, err error) {
 	c := a.chain
 	k := msgKind(m)
 	c.messages[k]++
+	if e, ok := m.(domain.Event); ok && k != msgDeallocated {
+		// Handled, even when it joined a running call: no longer held. A Deallocated is
+		// delivered by its reallocation, which runs after it in the call; its Deliver releases it.
+		r.release(e.Identity().ID)
+	}
 	meta := m.Identity()
 	depth := int32(1)
 	if meta.CausationID != "" {

@@ -429,6 +429,7 @@ type actor struct {
 	idBuf       []byte
 	events      []eventRec  // index = event seq - 1
 	chain       *chainStats // nil without Config.QuantityChanges
+	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
 }
 
 // The logs hold no pointers, so that the garbage collector never scans them however long they
@@ -540,7 +541,19 @@ func (r *run) offWorkerDispatch(ctx context.Context, events []domain.Event) erro
 // Deliver implements Host. When it returns the attempt is over: delivered, or given up (a failed
 // send is not tried again unless a handler retries it inside), so the event is no longer held in
 // memory on its account.
+//
+// A Deliver inside another (a reallocation's events, committed while the bus handles a
+// Deallocated) only joins the running call's queue: the event is still held until the trace sees
+// it handled (Config.QuantityChanges, which is what makes such calls).
 func (r *run) Deliver(ctx context.Context, e domain.Event) error {
+	a := actorOf(ctx)
+	if a != nil && a.delivering {
+		return r.bus.Handle(ctx, e)
+	}
+	if a != nil {
+		a.delivering = true
+		defer func() { a.delivering = false }()
+	}
 	err := r.bus.Handle(ctx, e)
 	r.release(e.Identity().ID)
 	return err
