@@ -533,8 +533,8 @@ func (r *run) historyBytes() uint64 {
 			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{})
 	}
 	for _, a := range r.allActors() {
-		if a.w == nil {
-			n += uintptr(cap(a.sends)) * unsafe.Sizeof(sendRec{})
+		if a.w == nil { // a reallocation's events too (Config.QuantityChanges)
+			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{})
 		}
 	}
 	return uint64(n)
