@@ -137,7 +137,11 @@ func (t *Transactor) Do(ctx context.Context, fn func(ctx context.Context, repo R
 			if len(events) == 0 {
 				return nil
 			}
-			if err := t.dispatch(ctx, events); err != nil {
+			dispatch := t.dispatch
+			if d, _ := ctx.Value(dispatcherKey{}).(Dispatcher); d != nil {
+				dispatch = d
+			}
+			if err := dispatch(ctx, events); err != nil {
 				return fmt.Errorf("%w: %w", ErrPublish, err)
 			}
 			return nil
@@ -148,7 +152,11 @@ func (t *Transactor) Do(ctx context.Context, fn func(ctx context.Context, repo R
 		if t.retries != Unlimited && attempt >= t.retries {
 			return fmt.Errorf("%w after %d attempts: %w", ErrRetriesExhausted, attempt+1, err)
 		}
-		if err := sleep(ctx, t.backoff(attempt+1)); err != nil {
+		backoff := t.backoff
+		if f, _ := ctx.Value(backoffKey{}).(func(int) time.Duration); f != nil {
+			backoff = f
+		}
+		if err := sleep(ctx, backoff(attempt+1)); err != nil {
 			return err
 		}
 	}
@@ -223,6 +231,28 @@ type idsKey struct{}
 // replay. next is called from the goroutine that runs the unit of work.
 func WithIDs(ctx context.Context, next func() string) context.Context {
 	return context.WithValue(ctx, idsKey{}, next)
+}
+
+type (
+	backoffKey    struct{}
+	dispatcherKey struct{}
+)
+
+// WithCallBackoff returns a context whose units of work pause f(n) before retry attempt n of a
+// conflicting commit, instead of the Transactor's backoff (WithBackoff). With WithCallDispatcher
+// and WithIDs it lets one Transactor, whose command handlers Register bound, serve callers that
+// each keep their own seeded backoff, dispatcher and IDs: the simulator's workers. f is called
+// from the goroutine that runs the unit of work.
+func WithCallBackoff(ctx context.Context, f func(attempt int) time.Duration) context.Context {
+	return context.WithValue(ctx, backoffKey{}, f)
+}
+
+// WithCallDispatcher returns a context whose units of work hand committed events to d instead of
+// the Transactor's dispatcher (WithDispatcher). The bus passes its caller's context on to the
+// handlers, so a unit of work that a handler runs for a call on ctx (a command sent while handling
+// an event) dispatches through d too. d is called from the goroutine that runs the unit of work.
+func WithCallDispatcher(ctx context.Context, d Dispatcher) context.Context {
+	return context.WithValue(ctx, dispatcherKey{}, d)
 }
 
 func idSource(ctx context.Context) func() string {

@@ -327,3 +327,53 @@ func TestBackoffReallyWaits(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	assert.EqualValues(t, 1, attempts.Load(), "attempts while the first backoff was due to last an hour")
 }
+
+// TestOneTransactorTakesBackoffIDsAndDispatcherPerCall: two callers share one Transactor (and so
+// the command handlers Register bound to it), each with its own backoff, IDs and dispatcher on its
+// context, and a command a handler sends on the bus runs with the caller's too.
+func TestOneTransactorTakesBackoffIDsAndDispatcherPerCall(t *testing.T) {
+	store, _ := conflicting(t, 2, 2) // the first two commits conflict
+	mailer := fakes.NewMailer()
+	uow := service.Bootstrap(store, mailer, service.WithBackoff(func(int) time.Duration {
+		t.Error("the Transactor's own backoff ran, want the caller's")
+		return 0
+	}))
+	type caller struct {
+		ctx        context.Context
+		waits      []int
+		dispatched []string
+	}
+	newCaller := func(name string) *caller {
+		c := &caller{}
+		n := 0
+		c.ctx = service.WithIDs(ctx, func() string { n++; return name + "-" + strconv.Itoa(n) })
+		c.ctx = service.WithCallBackoff(c.ctx, func(attempt int) time.Duration { c.waits = append(c.waits, attempt); return 0 })
+		c.ctx = service.WithCallDispatcher(c.ctx, func(ctx context.Context, events []domain.Event) error {
+			for _, e := range events {
+				c.dispatched = append(c.dispatched, e.Identity().ID)
+				if err := uow.Bus().Handle(ctx, e); err != nil { // then on to the bus, as the default does
+					return err
+				}
+			}
+			return nil
+		})
+		return c
+	}
+	a, b := newCaller("a"), newCaller("b")
+	_, err := service.Allocate(a.ctx, uow, "o1", "LAMP", 1)
+	require.NoError(t, err, "Allocate o1 for a")
+	_, err = service.Allocate(b.ctx, uow, "o2", "LAMP", 1)
+	require.NoError(t, err, "Allocate o2 for b")
+	assert.Equal(t, []int{1, 2}, a.waits, "a's backoff: both conflicts were a's")
+	assert.Empty(t, b.waits, "b's backoff")
+	assert.Equal(t, []string{"a-3"}, a.dispatched, "a's dispatcher (a-1 and a-2 were the conflicting attempts')")
+	assert.Equal(t, []string{"b-1"}, b.dispatched, "b's dispatcher")
+
+	// A quantity change deallocates o2, whose Deallocated sends an Allocate command: the command's
+	// unit of work dispatches through b's dispatcher too, and out of stock mails.
+	require.NoError(t, service.ChangeBatchQuantity(b.ctx, uow, "batch1", 1))
+	assert.Equal(t, []string{"b-1", "b-2", "b-4"}, b.dispatched,
+		"b's dispatcher: the Deallocated b-2, then the OutOfStock of its reallocation (b-3 is the Allocate command)")
+	assert.Equal(t, []string{"a-3"}, a.dispatched, "a's dispatcher saw nothing of b's")
+	assert.Equal(t, []string{"Out of stock for LAMP"}, mailer.To(service.StockAddress))
+}

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"time"
 
@@ -31,17 +30,29 @@ type Chains struct {
 	DepthMean       float64          `json:"depth_mean"`
 }
 
-// chainStats is a worker's share of Chains, touched only by the worker's goroutine (sync
-// strategies run every handler there), so the trace takes no lock.
+// chainStats is an actor's share of Chains (Config.QuantityChanges), touched only by the actor's
+// goroutine (the bus runs handlers on the goroutine that handles the message), so it takes no
+// lock.
 type chainStats struct {
 	changes, changeErrors int64
 	messages              [numMsgKinds]int64
-	depths                map[string]int32 // depth of the messages that can have children: commands and Deallocated
-	depth                 *Histogram       // of every message, as a Duration of depth nanoseconds
+	depth                 *Histogram // of every message, as a Duration of depth nanoseconds
 	reallocs              []Reallocation
-	cmdSeq                int
-	cmdBuf                []byte
+	// cause is the Deallocated whose handler is running (chainMiddleware): an ID drawn meanwhile
+	// is the Allocate command the handler sends, numbered in commands, not in the event log.
+	cause    string
+	commands []command
+	cmdBuf   []byte
 }
+
+// command is an Allocate command a Deallocated handler sent on the actor's goroutine: its cause,
+// and whether its unit of work committed (its outcome is then a Reallocation already).
+type command struct {
+	cause     string
+	committed bool
+}
+
+func newChainStats() *chainStats { return &chainStats{depth: NewHistogram()} }
 
 const (
 	msgAllocate = iota
@@ -74,62 +85,100 @@ func msgKind(m domain.Message) int {
 	return msgOther
 }
 
-// subscribeChains registers the reallocation chain on the run's bus: a Deallocated event sends an
-// Allocate command, which allocates the line in a new unit of work of the worker whose request
-// raised it. Out of stock ends the chain with an OutOfStock event, not an error.
-func (r *run) subscribeChains() {
-	service.Subscribe(r.bus, func(ctx context.Context, e domain.Deallocated) error {
-		w := workerOf(ctx)
-		if w == nil {
-			return errors.New("sim: Deallocated handled outside a worker")
+// chainMiddleware marks, on the actor handling it, the Deallocated whose handler is running, so
+// that the ID the handler (service.Register's) draws for the Allocate command it sends is a
+// command's, recorded with its cause: "c<stream>-<n>". It is the innermost middleware, around the
+// handler alone.
+func (r *run) chainMiddleware(next service.HandlerFunc) service.HandlerFunc {
+	return func(ctx context.Context, e domain.Event) error {
+		d, ok := e.(domain.Deallocated)
+		a := actorOf(ctx)
+		if !ok || a == nil || a.chain == nil {
+			return next(ctx, e)
 		}
-		w.chain.cmdSeq++
-		w.chain.cmdBuf = strconv.AppendInt(append(w.chain.cmdBuf[:0], 'c'), int64(w.id), 10)
-		w.chain.cmdBuf = strconv.AppendInt(append(w.chain.cmdBuf, '-'), int64(w.chain.cmdSeq), 10)
-		cmd := domain.Allocate{Meta: domain.Meta{ID: string(w.chain.cmdBuf), CausationID: e.ID}, OrderID: e.OrderID, SKU: e.SKU, Qty: e.Qty}
-		return r.bus.Handle(ctx, cmd)
-	})
-	service.HandleCommand(r.bus, func(ctx context.Context, c domain.Allocate) error {
-		w := workerOf(ctx)
-		if w == nil {
-			return errors.New("sim: Allocate handled outside a worker")
-		}
-		ref, err := service.Allocate(ctx, w.uow, c.OrderID, c.SKU, c.Qty)
-		out := classify(err)
-		w.chain.reallocs = append(w.chain.reallocs, Reallocation{Cause: c.CausationID, Order: c.OrderID, Qty: c.Qty, Batch: ref, Outcome: out})
-		if out == OutOfStock || out == Allocated {
-			return nil
-		}
-		return err
-	})
+		prev := a.chain.cause
+		a.chain.cause = d.ID
+		defer func() { a.chain.cause = prev }()
+		return next(ctx, e)
+	}
 }
 
-func workerOf(ctx context.Context) *worker {
-	if a := actorOf(ctx); a != nil {
-		return a.w
+// commandID numbers the Allocate command the running Deallocated handler sends.
+func (a *actor) commandID() string {
+	c := a.chain
+	c.commands = append(c.commands, command{cause: c.cause})
+	c.cmdBuf = strconv.AppendInt(append(c.cmdBuf[:0], 'c'), int64(a.stream), 10)
+	c.cmdBuf = strconv.AppendInt(append(c.cmdBuf, '-'), int64(len(c.commands)), 10)
+	return string(c.cmdBuf)
+}
+
+// command returns the command of this actor with the ID, or nil.
+func (a *actor) command(id string) *command {
+	if a.chain == nil || len(id) < 4 || id[0] != 'c' {
+		return nil
 	}
-	return nil
+	stream, n, ok := splitID(id)
+	if !ok || stream != a.stream || n > len(a.chain.commands) {
+		return nil
+	}
+	return &a.chain.commands[n-1]
+}
+
+// reallocated records the outcome of a reallocation when its unit of work commits e, the Allocated
+// or OutOfStock event of an Allocate command the actor sent: so a crash right after the commit
+// still leaves the record of where the line went.
+func (a *actor) reallocated(e domain.Event) {
+	var re Reallocation
+	switch e := e.(type) {
+	case domain.Allocated:
+		re = Reallocation{Order: e.OrderID, Qty: e.Qty, Batch: e.BatchRef, Outcome: Allocated}
+	case domain.OutOfStock:
+		re = Reallocation{Order: e.OrderID, Qty: e.Qty, Outcome: OutOfStock}
+	default:
+		return
+	}
+	cmd := a.command(e.Identity().CausationID)
+	if cmd == nil || cmd.committed {
+		return
+	}
+	cmd.committed, re.Cause = true, cmd.cause
+	a.chain.reallocs = append(a.chain.reallocs, re)
 }
 
 // trace is the bus's trace: it counts each message by type and its chain depth, 1 for a root (no
-// cause, or a cause not seen), else its cause's depth + 1.
-func (r *run) trace(ctx context.Context, m domain.Message, _ error) {
-	w := workerOf(ctx)
-	if w == nil {
+// cause, or a cause not seen), else its cause's depth + 1. An Allocate command of the actor's that
+// failed without committing, in a live process, is a reallocation that failed; one whose process
+// died under it is not recorded, and its Deallocated counts as lost.
+func (r *run) trace(ctx context.Context, m domain.Message, err error) {
+	a := actorOf(ctx)
+	if a == nil || a.chain == nil {
 		return // the seeder
 	}
-	c := &w.chain
+	c := a.chain
 	k := msgKind(m)
 	c.messages[k]++
+	if e, ok := m.(domain.Event); ok && k != msgDeallocated {
+		// Handled, even when it joined a running call: no longer held. A Deallocated is
+		// delivered by its reallocation, which runs after it in the call; its Deliver releases it.
+		r.release(e.Identity().ID)
+	}
 	meta := m.Identity()
 	depth := int32(1)
-	if d, ok := c.depths[meta.CausationID]; ok && meta.CausationID != "" {
-		depth = d + 1
+	if meta.CausationID != "" {
+		if d, ok := r.depths.Load(meta.CausationID); ok {
+			depth = d.(int32) + 1
+		}
 	}
 	if _, isCmd := m.(domain.Command); isCmd || k == msgDeallocated {
-		c.depths[meta.ID] = depth
+		r.depths.Store(meta.ID, depth)
 	}
 	c.depth.Record(time.Duration(depth))
+	if cmd, ok := m.(domain.Allocate); ok && err != nil {
+		if own := a.command(cmd.ID); own != nil && !own.committed && r.Alive(ctx) {
+			own.committed = true
+			c.reallocs = append(c.reallocs, Reallocation{Cause: own.cause, Order: cmd.OrderID, Qty: cmd.Qty, Outcome: classify(err)})
+		}
+	}
 }
 
 // changeQuantity changes a random batch of sku to a seeded quantity in 0..its purchased quantity.
@@ -149,9 +198,36 @@ func (w *worker) changeQuantity(sku string) {
 	}
 	qty := w.qtyRNG.IntN(purchased + 1)
 	w.chain.changes++
-	if err := service.ChangeBatchQuantity(w.ctx, w.uow, ref, qty); err != nil {
+	if err := w.changeBatch(ref, qty); err != nil {
 		w.chain.changeErrors++
 	}
+}
+
+// changeBatch sends the quantity change as a request of the live process, like allocate: when the
+// process dies under it, the worker never learns the outcome, and the events it raised are marked
+// so.
+func (w *worker) changeBatch(ref string, qty int) (err error) {
+	r := w.run
+	var inc *incarnation
+	if r.life.on {
+		inc = r.life.cur.Load()
+		w.inc.Store(inc)
+	}
+	from := len(w.events)
+	defer func() {
+		if p := recover(); p != nil {
+			if _, ok := p.(crashed); !ok {
+				panic(p)
+			}
+			err = errCrashed
+		}
+		if err != nil && inc != nil && inc.isDead() {
+			for i := from; i < len(w.events); i++ {
+				w.events[i].unknown = true
+			}
+		}
+	}()
+	return service.ChangeBatchQuantity(w.ctx, r.uow, ref, qty)
 }
 
 func (r *run) chains() *Chains {
@@ -160,16 +236,19 @@ func (r *run) chains() *Chains {
 	}
 	c := &Chains{Messages: map[string]int64{}}
 	h := NewHistogram()
-	for _, w := range r.workers {
-		c.QuantityChanges += w.chain.changes
-		c.ChangeErrors += w.chain.changeErrors
-		c.Reallocations += int64(len(w.chain.reallocs))
-		for k, n := range w.chain.messages {
+	for _, a := range r.allActors() {
+		if a.chain == nil {
+			continue
+		}
+		c.QuantityChanges += a.chain.changes
+		c.ChangeErrors += a.chain.changeErrors
+		c.Reallocations += int64(len(a.chain.reallocs))
+		for k, n := range a.chain.messages {
 			if n > 0 {
 				c.Messages[msgNames[k]] += n
 			}
 		}
-		h.Merge(w.chain.depth)
+		h.Merge(a.chain.depth)
 	}
 	if h.Count() > 0 {
 		c.DepthMax = int64(h.Max())
@@ -181,8 +260,8 @@ func (r *run) chains() *Chains {
 
 // attribute names the order an event is about, when a chain raised it during another order's
 // request (a reallocation, a quantity change).
-func (w *worker) attribute(op *eventRec, e domain.Event) {
-	if w.run.cfg.QuantityChanges <= 0 {
+func (a *actor) attribute(op *eventRec, e domain.Event) {
+	if a.chain == nil {
 		return
 	}
 	var id string
@@ -192,7 +271,7 @@ func (w *worker) attribute(op *eventRec, e domain.Event) {
 	case domain.OutOfStock:
 		id = e.OrderID
 	case domain.Deallocated:
-		id = e.OrderID
+		id, op.qty = e.OrderID, int32(e.Qty)
 	default:
 		return
 	}

@@ -76,21 +76,7 @@ func Check(h *History) []Invariant {
 			client[h.Orders[i].ID+"\x00"+h.Orders[i].SKU] = &h.Orders[i]
 		}
 	}
-	// Orders a quantity change deallocated: what the client saw is stale; their reallocations say
-	// where they may be now (any batch one of them reported) or that they may be in none.
-	moved := map[string]*movedOrder{}
-	for _, re := range h.Reallocations {
-		m := moved[re.Order]
-		if m == nil {
-			m = &movedOrder{batches: map[string]bool{}, qty: re.Qty}
-			moved[re.Order] = m
-		}
-		if re.Outcome == Allocated {
-			m.batches[re.Batch] = true
-		} else {
-			m.dropped = true
-		}
-	}
+	moved := movedOrders(h)
 	for _, b := range h.Batches {
 		total := 0
 		for _, l := range b.Lines {
@@ -344,6 +330,39 @@ func (x *idIndex) get(id string) int {
 		return *p
 	}
 	return x.sparse[id]
+}
+
+// movedOrders returns the orders a quantity change deallocated: what their clients saw is stale.
+// Their reallocations say where they may be now (any batch one of them reported) or that they may
+// be in none: one found no stock (or failed), or a Deallocated of theirs that committed never
+// reached its handler (lost in a crash, dropped by a full queue: the delivery invariants judge
+// that, under the strategy's promise), so that the line was taken out and put nowhere.
+func movedOrders(h *History) map[string]*movedOrder {
+	moved := map[string]*movedOrder{}
+	get := func(order string, qty int) *movedOrder {
+		m := moved[order]
+		if m == nil {
+			m = &movedOrder{batches: map[string]bool{}, qty: qty}
+			moved[order] = m
+		}
+		return m
+	}
+	handled := map[string]bool{} // the Deallocated events whose handler sent a reallocation
+	for _, re := range h.Reallocations {
+		m := get(re.Order, re.Qty)
+		handled[re.Cause] = true
+		if re.Outcome == Allocated {
+			m.batches[re.Batch] = true
+		} else {
+			m.dropped = true
+		}
+	}
+	for _, e := range h.Events {
+		if e.Kind == KindDeallocated && e.State != RolledBack && !handled[e.ID] {
+			get(e.Order, e.Qty).dropped = true
+		}
+	}
+	return moved
 }
 
 // movedOrder is what the reallocations of one deallocated order said.

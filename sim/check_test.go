@@ -214,3 +214,48 @@ func TestCheckScalesToManyOrders(t *testing.T) {
 	h.Clients = sim.Totals{Orders: 100_000, Qty: 100_000}
 	assert.Equal(t, map[string]int{sim.InvAllocatedOnce: 1, sim.InvNoOverAllocation: 1, sim.InvStoreMatches: 1}, broken(sim.Check(h)))
 }
+
+// TestCheckCountsALostDeallocatedAsLostNotAsAStoreMismatch: a quantity change took o0-2 out of
+// LAMP-1 (Deallocated e2-1), so the store holds it nowhere although its client saw it allocated.
+// When e2-1 reached its handler and the reallocation found stock, the store must hold it where
+// that reallocation put it; when e2-1 never reached its handler (lost in a crash), the store is
+// consistent and the event is a lost one, which the loss invariant judges under the promise.
+func TestCheckCountsALostDeallocatedAsLostNotAsAStoreMismatch(t *testing.T) {
+	deallocated := func(h *sim.History) {
+		h.Batches[0].Lines = h.Batches[0].Lines[:1]
+		h.Batches[0].Purchased = 4
+		h.Events = append(h.Events, sim.EventOp{ID: "e2-1", Order: "o0-2", Qty: 6, State: sim.Committed, Kind: sim.KindDeallocated})
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(h *sim.History)
+		want   map[string]int
+	}{
+		{"lost in a crash", func(h *sim.History) {
+			deallocated(h)
+			h.Crashes = []sim.CrashOp{{Seq: 1, Point: sim.AfterCommit, Actor: "w2", InFlight: []string{"e2-1"}}}
+		}, map[string]int{}},
+		{"lost under at-least-once", func(h *sim.History) {
+			deallocated(h)
+			h.Promise.NoLoss = true
+		}, map[string]int{sim.InvNoLoss: 1}},
+		{"reallocated out of stock", func(h *sim.History) {
+			deallocated(h)
+			h.Reallocations = []sim.Reallocation{{Cause: "e2-1", Order: "o0-2", Qty: 6, Outcome: sim.OutOfStock}}
+		}, map[string]int{}},
+		{"reallocated into a batch that does not hold it", func(h *sim.History) {
+			deallocated(h)
+			h.Reallocations = []sim.Reallocation{{Cause: "e2-1", Order: "o0-2", Qty: 6, Batch: "LAMP-2", Outcome: sim.Allocated}}
+		}, map[string]int{sim.InvStoreMatches: 1}},
+		{"a rolled-back Deallocated moved nothing", func(h *sim.History) {
+			deallocated(h)
+			h.Events[len(h.Events)-1].State = sim.RolledBack
+		}, map[string]int{sim.InvStoreMatches: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := goodHistory()
+			tc.mutate(h)
+			assert.Equal(t, tc.want, broken(sim.Check(h)))
+		})
+	}
+}

@@ -280,7 +280,8 @@ type Config struct {
 	// QuantityChanges is the probability that a worker, before an order, changes the purchased
 	// quantity of a random batch of the order's sku to a seeded value in 0..its current quantity:
 	// the lines it no longer holds are deallocated and allocated again (Deallocated -> Allocate ->
-	// Allocated or OutOfStock), so chains of messages appear under load. Sync strategies only.
+	// Allocated or OutOfStock), so chains of messages appear under load, under every strategy:
+	// a Deallocated handled off the worker (an async handler, an outbox relay) reallocates there.
 	QuantityChanges float64 `json:"quantity_changes,omitempty"`
 	// Rendezvous, when positive, holds the first Rendezvous commits until all of them arrived:
 	// the book's "load, load, commit, commit" with 2. It cannot be combined with crashes.
@@ -516,10 +517,6 @@ func (c Config) validateFaults() error {
 		return bad("rendezvous", "%d commits cannot meet with %d orders", c.Rendezvous, c.Orders)
 	case c.Rendezvous > 0 && (c.crashy() || c.BadInput > 0 || c.Model != Closed):
 		return bad("rendezvous", "holds commits until they all arrive: it needs the closed model, no crashes and no bad input")
-	case c.QuantityChanges > 0 && c.Strategy != Sync && c.Strategy != SyncRetry:
-		return bad("quantity-changes", "reallocation chains run on the worker's bus: only with -strategy %s or %s, got %s", Sync, SyncRetry, c.Strategy)
-	case c.QuantityChanges > 0 && c.crashy():
-		return bad("quantity-changes", "cannot be combined with -crash")
 	}
 	return nil
 }

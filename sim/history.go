@@ -126,11 +126,18 @@ func kindOf(e domain.Event) EventKind {
 }
 
 // EventOp is one event the domain raised, with the ID the unit of work stamped on it:
-// "e<worker>-<seq>", from the worker's own sequence.
+// "e<stream>-<seq>", from the sequence of the goroutine that ran the unit of work. A worker's
+// stream is its number; a reallocation run by an async handler or an outbox relay
+// (Config.QuantityChanges) takes its IDs from that actor's stream, counted on from
+// Config.Workers, and names it in Actor.
 type EventOp struct {
-	ID          string        `json:"id"`
-	Order       string        `json:"order"` // the order whose unit of work raised it
-	Worker      int           `json:"worker"`
+	ID     string `json:"id"`
+	Order  string `json:"order"`  // the order whose unit of work raised it
+	Worker int    `json:"worker"` // -1: raised by Actor, which is no worker
+	// Actor is the goroutine, not a worker, whose unit of work raised it ("h0", "r1@2").
+	Actor string `json:"actor,omitempty"`
+	// Qty is the quantity of the line a Deallocated event took out of its batch.
+	Qty         int           `json:"qty,omitempty"`
 	State       EventState    `json:"state"`
 	Kind        EventKind     `json:"kind"`
 	Unknown     bool          `json:"client_unknown,omitempty"` // the client of its request never learned the outcome

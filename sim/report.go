@@ -465,13 +465,21 @@ func (r *run) allActors() []*actor {
 func (r *run) history(drained bool) *History {
 	h := &History{Promise: r.strategy.Promise().Or(r.cfg.Require), Drained: drained, FaultsEnd: r.faultsEnd,
 		Crashes: r.life.crashes, BadBatches: r.badBatches, DedupHits: r.mailer.DedupHits()}
-	for _, w := range r.workers {
-		for i, e := range w.events {
-			h.Events = append(h.Events, EventOp{ID: eventID(w.id, i+1), Order: orderID(e.orderStream, e.orderSeq), Worker: w.id,
-				State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
+	for _, a := range r.allActors() { // workers first, then the actors of the strategy
+		worker, name := a.stream, ""
+		if a.w == nil {
+			worker, name = -1, a.name
 		}
+		for i, e := range a.events {
+			h.Events = append(h.Events, EventOp{ID: eventID(a.stream, i+1), Order: orderID(e.orderStream, e.orderSeq), Worker: worker,
+				Actor: name, Qty: int(e.qty), State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
+		}
+		if a.chain != nil {
+			h.Reallocations = append(h.Reallocations, a.chain.reallocs...)
+		}
+	}
+	for _, w := range r.workers {
 		h.Bad = append(h.Bad, w.bad...)
-		h.Reallocations = append(h.Reallocations, w.chain.reallocs...)
 		h.Clients.Orders += w.totals.Orders
 		h.Clients.Qty += w.totals.Qty
 		h.Clients.UnknownOrders += w.totals.UnknownOrders
@@ -522,8 +530,8 @@ func (r *run) historyBytes() uint64 {
 			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{})
 	}
 	for _, a := range r.allActors() {
-		if a.w == nil {
-			n += uintptr(cap(a.sends)) * unsafe.Sizeof(sendRec{})
+		if a.w == nil { // a reallocation's events too (Config.QuantityChanges)
+			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{})
 		}
 	}
 	return uint64(n)

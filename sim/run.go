@@ -145,7 +145,10 @@ type run struct {
 	closeMailer func() error // nil for the fake mailer
 	broker      brokerRun
 	bus         *service.Bus
+	uow         *service.Transactor // service.Bootstrap's: its handlers are the only ones on bus
 	strategy    Strategy
+	depths      sync.Map // message ID -> its chain depth (int32), for the trace (Config.QuantityChanges)
+	streams     int      // guarded by mu: the next event ID stream of an actor that is no worker
 
 	runCtx     context.Context // ends when the run is interrupted
 	life       life            // the process's lives and crashes
@@ -198,21 +201,17 @@ func (r *run) setup(ctx context.Context) error {
 	}
 	mw = append(mw, r.strategy.Middleware()...)
 	var busOpts []service.BusOption
-	if len(mw) > 0 {
-		busOpts = append(busOpts, service.WithMiddleware(mw...))
-	}
 	if cfg.QuantityChanges > 0 {
+		mw = append(mw, r.chainMiddleware) // innermost: around the Deallocated handler alone
 		busOpts = append(busOpts, service.WithTrace(r.trace))
-	}
-	r.bus = service.NewBus(busOpts...)
-	service.Subscribe(r.bus, service.NotifyOutOfStock(recorder{r}))
-	service.Subscribe(r.bus, service.PublishAllocated(recorder{r}))
-	if cfg.QuantityChanges > 0 {
-		r.subscribeChains()
 		r.batchRefs = map[string][]string{}
 		for _, b := range r.plan.Batches {
 			r.batchRefs[b.SKU] = append(r.batchRefs[b.SKU], b.Ref)
 		}
+		r.streams = cfg.Workers
+	}
+	if len(mw) > 0 {
+		busOpts = append(busOpts, service.WithMiddleware(mw...))
 	}
 	if cfg.OpenStore != nil {
 		s, closeStore, err := cfg.OpenStore(ctx)
@@ -223,6 +222,17 @@ func (r *run) setup(ctx context.Context) error {
 	} else {
 		r.store = fakes.NewStore()
 	}
+	// The stack is the one the entry points run: Bootstrap's unit of work and bus, with every
+	// handler registered by service.Register. The simulator only wraps the store (timing,
+	// crashes), the mailer and publisher (recorder) and the handlers (middleware), and traces the
+	// bus; each worker's backoff, IDs and dispatcher ride on its context.
+	var store service.Store = timedStore{r.store}
+	if r.life.on {
+		store = crashStore{r: r, store: store}
+	}
+	r.uow = service.Bootstrap(store, recorder{r}, service.WithRetries(cfg.Retries),
+		service.WithBusOptions(busOpts...), service.WithPublisher(recorder{r}))
+	r.bus = r.uow.Bus()
 	seeder := service.NewUnitOfWork(r.store, r.bus)
 	for _, b := range r.plan.Batches {
 		if err := service.AddBatch(ctx, seeder, b.Ref, b.SKU, b.Qty, b.ETA); err != nil {
@@ -249,12 +259,8 @@ func (r *run) setup(ctx context.Context) error {
 			}
 		})
 	}
-	var store service.Store = timedStore{r.store}
-	if r.life.on {
-		store = crashStore{r: r, store: store}
-	}
 	for i := range cfg.Workers {
-		r.workers = append(r.workers, r.newWorker(i, store))
+		r.workers = append(r.workers, r.newWorker(i))
 	}
 	return nil
 }
@@ -414,6 +420,16 @@ type actor struct {
 	sends     []sendRec
 	foreign   map[int]string // sends[i] caused by an event whose ID the simulator did not make
 	sendCount int
+
+	// The events its units of work raised: a worker's requests, and (Config.QuantityChanges) the
+	// reallocations an async handler or an outbox relay runs. They are "e<stream>-<seq>": a
+	// worker's stream is its number, the other actors' count on from Config.Workers.
+	stream      int
+	eventPrefix string
+	idBuf       []byte
+	events      []eventRec  // index = event seq - 1
+	chain       *chainStats // nil without Config.QuantityChanges
+	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
 }
 
 // The logs hold no pointers, so that the garbage collector never scans them however long they
@@ -424,6 +440,7 @@ type actor struct {
 // "o<orderStream>-<orderSeq>".
 type eventRec struct {
 	orderStream, orderSeq int32
+	qty                   int32 // of the line a Deallocated took out (Config.QuantityChanges)
 	state                 EventState
 	kind                  EventKind
 	unknown               bool
@@ -477,21 +494,66 @@ func actorOf(ctx context.Context) *actor {
 	return a
 }
 
-// Actor implements Host. The actor belongs to the live process.
+// Actor implements Host. The actor belongs to the live process. With reallocation chains
+// (Config.QuantityChanges) it has an event ID stream of its own, recorded in the history, and a
+// dispatcher for what its reallocations commit (offWorkerDispatch).
 func (r *run) Actor(ctx context.Context, name string) context.Context {
 	inc := r.life.cur.Load()
-	a := &actor{name: name + inc.suffix()}
+	a := &actor{name: name + inc.suffix(), stream: -1}
 	a.inc.Store(inc)
 	r.mu.Lock()
 	r.actors = append(r.actors, a)
+	if r.cfg.QuantityChanges > 0 {
+		a.setStream(r.streams)
+		a.chain = newChainStats()
+		r.streams++
+	}
 	r.mu.Unlock()
-	return context.WithValue(ctx, actorKey{}, a)
+	ctx = context.WithValue(ctx, actorKey{}, a)
+	if a.chain != nil {
+		ctx = service.WithCallDispatcher(service.WithIDs(ctx, a.nextEventID), r.offWorkerDispatch)
+	}
+	return ctx
+}
+
+func (a *actor) setStream(n int) { a.stream, a.eventPrefix = n, "e"+strconv.Itoa(n)+"-" }
+
+// offWorkerDispatch hands over what a reallocation committed on an actor that is no worker (an
+// async handler, an outbox relay). Under the outbox the events are in the outbox already and the
+// relays are nudged; under async they join the bus call the actor is running (the reallocation
+// runs inside the Deallocated's handling), as the book's bus would handle them, rather than queue
+// behind the actor's own queue, which it drains.
+func (r *run) offWorkerDispatch(ctx context.Context, events []domain.Event) error {
+	if a := actorOf(ctx); a != nil {
+		a.markCommitted(events, r.now())
+	}
+	if r.strategy.Durable() {
+		return r.strategy.Dispatch(ctx, events)
+	}
+	for _, e := range events {
+		if err := r.Deliver(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Deliver implements Host. When it returns the attempt is over: delivered, or given up (a failed
 // send is not tried again unless a handler retries it inside), so the event is no longer held in
 // memory on its account.
+//
+// A Deliver inside another (a reallocation's events, committed while the bus handles a
+// Deallocated) only joins the running call's queue: the event is still held until the trace sees
+// it handled (Config.QuantityChanges, which is what makes such calls).
 func (r *run) Deliver(ctx context.Context, e domain.Event) error {
+	a := actorOf(ctx)
+	if a != nil && a.delivering {
+		return r.bus.Handle(ctx, e)
+	}
+	if a != nil {
+		a.delivering = true
+		defer func() { a.delivering = false }()
+	}
 	err := r.bus.Handle(ctx, e)
 	r.release(e.Identity().ID)
 	return err
@@ -509,8 +571,8 @@ func (r *run) Discarded(ctx context.Context, e domain.Event) bool {
 func (r *run) Abandoned(ctx context.Context, e domain.Event) { r.setState(ctx, e, Abandoned) }
 
 func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
-	if a := actorOf(ctx); a != nil && a.w != nil {
-		if op := a.w.event(e.Identity().ID); op != nil {
+	if a := actorOf(ctx); a != nil {
+		if op := a.event(e.Identity().ID); op != nil {
 			op.state = s
 		}
 	}
@@ -636,16 +698,11 @@ type worker struct {
 	id       int
 	run      *run
 	ctx      context.Context
-	uow      *service.Transactor
 	rng      *rand.Rand // backoff jitter
 	faultRNG *rand.Rand // forced conflicts and client retries
 	qtyRNG   *rand.Rand // batch quantity changes (Config.QuantityChanges)
-	chain    chainStats
 
-	eventPrefix string
-	idBuf       []byte
-	events      []eventRec // index = event seq - 1
-	current     Order      // the order being served
+	current Order // the order being served
 
 	dispatch time.Duration // spent in Dispatch during the current request
 
@@ -669,42 +726,56 @@ type progress struct {
 	_             [48]byte // keep workers' counters on separate cache lines
 }
 
-func (r *run) newWorker(i int, store service.Store) *worker {
+func (r *run) newWorker(i int) *worker {
 	w := &worker{
-		id: i, run: r, eventPrefix: "e" + strconv.Itoa(i) + "-",
+		id: i, run: r,
 		rng:      rand.New(rand.NewPCG(uint64(r.cfg.Seed), uint64(i)+1)),
 		faultRNG: rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0xfa17, uint64(i)+1)),
 		lat:      NewHistogram(), disp: NewHistogram(), genLag: NewHistogram(), delay: NewHistogram(), commit: NewHistogram(),
 		progress: &progress{}, timeline: r.timeline.Recorder(),
 	}
+	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
+	w.setStream(i)
 	if r.cfg.QuantityChanges > 0 {
 		w.qtyRNG = rand.New(rand.NewPCG(uint64(r.cfg.Seed)^0x9a7c, uint64(i)+1))
-		w.chain.depths, w.chain.depth = map[string]int32{}, NewHistogram()
+		w.chain = newChainStats()
 	}
-	w.actor = actor{name: "w" + strconv.Itoa(i), w: w}
 	// Requests run to completion even when the run is interrupted, so that an interrupted run
-	// leaves no half-dispatched request behind.
-	base := service.WithIDs(context.Background(), w.nextEventID)
-	w.ctx = context.WithValue(base, actorKey{}, &w.actor)
-	w.uow = service.NewUnitOfWork(store, r.bus,
-		service.WithRetries(r.cfg.Retries), service.WithBackoff(w.backoff), service.WithDispatcher(w.dispatchEvents))
+	// leaves no half-dispatched request behind. The run's one unit of work takes the worker's
+	// IDs, backoff and dispatcher from its context.
+	ctx := service.WithIDs(context.Background(), w.nextEventID)
+	ctx = context.WithValue(ctx, actorKey{}, &w.actor)
+	ctx = service.WithCallBackoff(ctx, w.backoff)
+	w.ctx = service.WithCallDispatcher(ctx, w.dispatchEvents)
 	return w
 }
 
-// nextEventID stamps events with "e<worker>-<seq>" and records each one as raised.
-func (w *worker) nextEventID() string {
-	w.idBuf = strconv.AppendInt(append(w.idBuf[:0], w.eventPrefix...), int64(len(w.events)+1), 10)
-	w.events = append(w.events, eventRec{orderStream: int32(w.current.Stream), orderSeq: int32(w.current.Seq), state: RolledBack})
-	return string(w.idBuf)
+// nextEventID stamps events with "e<stream>-<seq>" and records each one as raised, for the order
+// a worker is serving; while a Deallocated handler runs (chainMiddleware) the ID is the Allocate
+// command's it sends.
+func (a *actor) nextEventID() string {
+	if a.chain != nil && a.chain.cause != "" {
+		return a.commandID()
+	}
+	a.idBuf = strconv.AppendInt(append(a.idBuf[:0], a.eventPrefix...), int64(len(a.events)+1), 10)
+	rec := eventRec{state: RolledBack}
+	if a.w != nil {
+		rec.orderStream, rec.orderSeq = int32(a.w.current.Stream), int32(a.w.current.Seq)
+	}
+	a.events = append(a.events, rec)
+	return string(a.idBuf)
 }
 
-func (w *worker) event(id string) *eventRec {
-	rest, ok := strings.CutPrefix(id, w.eventPrefix)
-	seq, err := strconv.Atoi(rest)
-	if !ok || err != nil || seq < 1 || seq > len(w.events) {
+func (a *actor) event(id string) *eventRec {
+	if a.eventPrefix == "" {
 		return nil
 	}
-	return &w.events[seq-1]
+	rest, ok := strings.CutPrefix(id, a.eventPrefix)
+	seq, err := strconv.Atoi(rest)
+	if !ok || err != nil || seq < 1 || seq > len(a.events) {
+		return nil
+	}
+	return &a.events[seq-1]
 }
 
 // backoff is the service's default (a jittered exponential from 20µs, capped at 2.56ms) drawn
@@ -717,17 +788,14 @@ func (w *worker) backoff(attempt int) time.Duration {
 
 // committed records that a commit stored the pending events of the seen products, and holds
 // them as in memory only unless the strategy stored them too. It returns their IDs.
-func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bool) []string {
+func (r *run) committed(a *actor, seen []*domain.Product, at time.Duration, inMemory bool) []string {
 	var ids []string
 	for _, p := range seen {
+		a.markCommitted(p.Events, at)
 		for _, e := range p.Events {
 			id := e.Identity().ID
-			if op := w.event(id); op != nil {
-				op.state, op.kind, op.committedAt = Committed, kindOf(e), at
-				w.attribute(op, e)
-			}
 			if inMemory {
-				w.run.hold(id)
+				r.hold(id)
 			}
 			ids = append(ids, id)
 		}
@@ -735,14 +803,23 @@ func (w *worker) committed(seen []*domain.Product, at time.Duration, inMemory bo
 	return ids
 }
 
-func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
-	at := w.run.now()
+// markCommitted records the actor's events as committed at at, unless already (the crash store
+// does it inside the commit's step when the process can crash), and the reallocations they end.
+func (a *actor) markCommitted(events []domain.Event, at time.Duration) {
 	for _, e := range events {
-		if op := w.event(e.Identity().ID); op != nil && op.state == RolledBack {
-			op.state, op.kind, op.committedAt = Committed, kindOf(e), at // the crash store did it already when the process can crash
-			w.attribute(op, e)
+		if op := a.event(e.Identity().ID); op != nil && op.state == RolledBack {
+			op.state, op.kind, op.committedAt = Committed, kindOf(e), at
+			if a.chain != nil {
+				a.attribute(op, e)
+				a.reallocated(e)
+			}
 		}
 	}
+}
+
+func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
+	at := w.run.now()
+	w.markCommitted(events, at)
 	err := w.run.strategy.Dispatch(ctx, events)
 	w.dispatch += w.run.now() - at
 	return err
@@ -870,7 +947,7 @@ func (w *worker) allocate(o Order) (outcome Outcome, ref string, publishErr bool
 		}
 	}()
 	orderID, sku, qty := o.Args()
-	ref, err := service.Allocate(w.ctx, w.uow, orderID, sku, qty)
+	ref, err := service.Allocate(w.ctx, r.uow, orderID, sku, qty)
 	if inc != nil && inc.isDead() {
 		return Unknown, "", false // the process died before the client had its answer
 	}

@@ -99,7 +99,7 @@ type crashTx struct {
 func (t *crashTx) Commit(ctx context.Context) error {
 	r := t.r
 	a := actorOf(ctx)
-	if a == nil || a.w == nil {
+	if a == nil || a.eventPrefix == "" { // the seeder, or an actor that runs no unit of work
 		return t.Tx.Commit(ctx)
 	}
 	if r.crashAt(ctx, BeforeCommit, nil) {
@@ -111,7 +111,7 @@ func (t *crashTx) Commit(ctx context.Context) error {
 	err := t.Tx.Commit(ctx)
 	var carried []string
 	if err == nil {
-		carried = a.w.committed(t.Seen(), r.now(), !r.strategy.Durable())
+		carried = r.committed(a, t.Seen(), r.now(), !r.strategy.Durable())
 	}
 	r.exit()
 	if err == nil && r.crashAt(ctx, AfterCommit, carried) {

@@ -35,7 +35,10 @@ type Strategy interface {
 	// crash) or the run is interrupted: they must then stop at once, leaving what they hold.
 	// After a crash Start is called again: the new goroutines start from nothing in memory.
 	Start(ctx context.Context, h Host) error
-	// Dispatch hands over the events one commit carried. ctx is the worker's.
+	// Dispatch hands over the events one commit carried. ctx is the worker's; or, for a Durable
+	// strategy, that of one of its own goroutines whose reallocation committed (a Deallocated it
+	// delivered, Config.QuantityChanges), so it must be safe for concurrent use. A strategy that
+	// is not Durable never gets its own goroutines' events: they join the bus call running there.
 	Dispatch(ctx context.Context, events []domain.Event) error
 	// Stop waits until every event handed over to the live process has been delivered, or until
 	// the ctx given to Start ends, and then until every goroutine of every life has returned.

@@ -234,7 +234,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.Float64Var(&cfg.TimeoutDelivered, "timeout-delivered", cfg.TimeoutDelivered, "probability that the mail server accepted a timed-out send anyway")
 	fs.Float64Var(&cfg.ClientRetry, "client-retry", cfg.ClientRetry, "probability that a client sends an order again (same id) after an unknown outcome")
 	fs.Float64Var(&cfg.BadInput, "bad-input", cfg.BadInput, "fraction of orders sent invalid (qty 0, -1, huge, empty ids, unknown sku); adds invalid batches too")
-	fs.Float64Var(&cfg.QuantityChanges, "quantity-changes", cfg.QuantityChanges, "probability that a worker, before an order, changes the quantity of a random batch of its sku (0..current), so Deallocated -> Allocate chains run; sync strategies only")
+	fs.Float64Var(&cfg.QuantityChanges, "quantity-changes", cfg.QuantityChanges, "probability that a worker, before an order, changes the quantity of a random batch of its sku (0..current), so Deallocated -> Allocate chains run, under every strategy")
 	fs.IntVar(&cfg.Rendezvous, "rendezvous", cfg.Rendezvous, "hold the first n commits until all n arrived (2: the book's load, load, commit, commit)")
 	fs.Func("require", "hold the run to promises beyond the strategy's own: no-loss, no-duplicate (mail and publication), no-duplicate-mail, no-duplicate-publish, delivered, no-failures (no order's retries exhausted), model (throughput within 10% of the model; closed sync runs only) (default none)", func(s string) error {
 		p, err := sim.ParsePromise(s)

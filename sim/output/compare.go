@@ -40,6 +40,7 @@ func WriteComparison(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error 
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	figureRows(reports, line)
 	brokerRows(reports, line)
+	chainRows(reports, line)
 	if faulty(reports) {
 		faultRows(line)
 	}
