@@ -268,8 +268,11 @@ func serve(ctx context.Context, cfg config, st *stack, stdout io.Writer, log *sl
 	err = srv.Shutdown(drainCtx)
 	if err != nil {
 		cut := inFlight.count()
-		cancelRequests() // the service layer sees it: a transaction not yet committed rolls back
+		// Close the connections before cancelling: a cancelled handler's answer then never
+		// reaches its client, whichever goroutine runs first (cancelling first let a handler
+		// answer before Close, about 1 run in 600 of TestRunDrainTimeoutCancelsRequests).
 		_ = srv.Close()
+		cancelRequests() // the service layer sees it: a transaction not yet committed rolls back
 		inFlight.wait()
 		err = fmt.Errorf("%w: %d cancelled after %v", errDrainCut, cut, cfg.drainTimeout)
 	}
