@@ -47,7 +47,7 @@ func (v *logVersion) allocate(hash func(string, string) uint64, l OrderLine) {
 	if _, held := v.model[k]; held {
 		return
 	}
-	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU)})
+	v.view = v.view.with(l, hash(l.OrderID, l.SKU), false)
 	v.model[k] = l
 	v.order = append(v.order, k)
 }
@@ -57,7 +57,7 @@ func (v *logVersion) deallocate(hash func(string, string) uint64, k modelKey) {
 	if !held {
 		return
 	}
-	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU), tombstone: true})
+	v.view = v.view.with(l, hash(l.OrderID, l.SKU), true)
 	delete(v.model, k)
 	v.order = slices.DeleteFunc(v.order, func(o modelKey) bool { return o == k })
 }
@@ -123,14 +123,14 @@ func TestLogAgainstModel(t *testing.T) {
 // ends appends to it, and a copy made before does not see the entry.
 func TestLogAppendsInPlaceWhileItOwnsTheEnd(t *testing.T) {
 	var v lineView
-	v = v.with(logEntry{line: OrderLine{"o1", "A", 1}, hash: 1})
+	v = v.with(OrderLine{"o1", "A", 1}, 1, false)
 	before := v
-	v = v.with(logEntry{line: OrderLine{"o2", "A", 1}, hash: 2})
+	v = v.with(OrderLine{"o2", "A", 1}, 2, false)
 	assert.Same(t, before.log, v.log, "the second entry went into the same log")
 	_, held := before.held(2, "o2", "A")
 	assert.False(t, held, "the copy made before sees the entry")
 
-	forked := before.with(logEntry{line: OrderLine{"o3", "A", 1}, hash: 3})
+	forked := before.with(OrderLine{"o3", "A", 1}, 3, false)
 	assert.NotSame(t, before.log, forked.log, "a view that does not own the end forks")
 	assert.Same(t, before.log, forked.log.parent)
 	_, held = forked.held(2, "o2", "A")
