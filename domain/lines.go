@@ -42,9 +42,8 @@ type lineLog struct {
 	entries [][]logEntry // chunk k holds entries firstChunk<<k-firstChunk ... of this layer
 	keys    [][]byte     // the key arena: each entry's order id, then its sku
 	keyEnd  int          // bytes used of the last arena chunk
-	tags    []uint8      // the index: 0 for an empty slot, else tagOf the slot's hash
-	pos     []uint32     // the index: the layer position of the latest entry with the slot's hash
-	used    int          // slots in use
+	groups  []group      // the index, open addressing over the hashes; a power of two long
+	used    int          // index slots in use
 }
 
 // logEntry is one change: the line at key was allocated with qty, or, for a tombstone,
@@ -71,8 +70,6 @@ const (
 	// maxKeyChunk gets a chunk of its own).
 	minKeyChunk = 64
 	maxKeyChunk = 64 << 10
-	// minSlots is the size of a layer's first index.
-	minSlots = 8
 )
 
 // lineView is what a Batch sees of its log: the first n positions. The zero value is empty.
@@ -126,25 +123,41 @@ func is(keys [][]byte, e *logEntry, orderID, sku string) bool {
 	return string(id) == orderID && string(s) == sku // compared without a copy
 }
 
+// group is one cache line of the index: groupSlots slots, each a tag (0 for an empty slot, else
+// tagOf the slot's hash) and the layer position of the latest entry with that hash. Keeping the
+// positions beside the tags means that the probe that finds where a new hash goes has already
+// brought in the line that the insertion writes.
+type group struct {
+	tags [groupSlots]uint8
+	pos  [groupSlots]uint32
+	_    [64 - 5*groupSlots]byte
+}
+
+// groupSlots is how many slots fit a 64-byte cache line, a byte of tag and 4 of position each.
+const groupSlots = 12
+
 // tagOf returns the index's tag of a hash: 7 of its bits, never 0 (an empty slot).
 func tagOf(hash uint64) uint8 { return uint8(hash>>57) | 0x80 }
 
 // latest returns the layer position of the latest entry with the hash, if any. The caller holds
-// l's lock or alone can reach l. Looking up a hash that l does not hold reads only tags, one
-// byte a slot, so the probe stays in cache longer than a probe of the entries would.
+// l's lock or alone can reach l. Looking up a hash that l does not hold reads one cache line of
+// the index, mostly, and no entry.
 func (l *lineLog) latest(hash uint64) (int, bool) {
-	if l.tags == nil {
+	if l.groups == nil {
 		return 0, false
 	}
-	mask := uint64(len(l.tags) - 1)
+	mask := uint64(len(l.groups) - 1)
 	tag := tagOf(hash)
-	for s := hash & mask; ; s = (s + 1) & mask {
-		switch l.tags[s] {
-		case 0:
-			return 0, false
-		case tag:
-			if i := int(l.pos[s]); entryAt(l.entries, i).hash == hash {
-				return i, true
+	for g := hash & mask; ; g = (g + 1) & mask {
+		grp := &l.groups[g]
+		for j, t := range grp.tags {
+			switch t {
+			case 0:
+				return 0, false
+			case tag:
+				if i := int(grp.pos[j]); entryAt(l.entries, i).hash == hash {
+					return i, true
+				}
 			}
 		}
 	}
@@ -153,21 +166,24 @@ func (l *lineLog) latest(hash uint64) (int, bool) {
 // index records that layer position i is the latest entry with the hash and returns the one
 // before it, if any. The caller holds l's lock or alone can reach l.
 func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
-	if 2*(l.used+1) > len(l.tags) {
+	if 2*(l.used+1) > groupSlots*len(l.groups) {
 		l.grow()
 	}
-	mask := uint64(len(l.tags) - 1)
+	mask := uint64(len(l.groups) - 1)
 	tag := tagOf(hash)
-	for s := hash & mask; ; s = (s + 1) & mask {
-		switch l.tags[s] {
-		case 0:
-			l.tags[s], l.pos[s] = tag, uint32(i)
-			l.used++
-			return 0, false
-		case tag:
-			if p := int(l.pos[s]); entryAt(l.entries, p).hash == hash {
-				l.pos[s] = uint32(i)
-				return p, true
+	for g := hash & mask; ; g = (g + 1) & mask {
+		grp := &l.groups[g]
+		for j, t := range grp.tags {
+			switch t {
+			case 0:
+				grp.tags[j], grp.pos[j] = tag, uint32(i)
+				l.used++
+				return 0, false
+			case tag:
+				if p := int(grp.pos[j]); entryAt(l.entries, p).hash == hash {
+					grp.pos[j] = uint32(i)
+					return p, true
+				}
 			}
 		}
 	}
@@ -176,8 +192,7 @@ func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
 // grow doubles the index (or makes the first one) and indexes again the entries below l.n,
 // oldest first, so that the latest of each hash wins as it did before.
 func (l *lineLog) grow() {
-	size := max(minSlots, 2*len(l.tags))
-	l.tags, l.pos, l.used = make([]uint8, size), make([]uint32, size), 0
+	l.groups, l.used = make([]group, max(1, 2*len(l.groups))), 0
 	for c, i := 0, 0; i < l.n; c++ {
 		for k := range l.entries[c] {
 			if i == l.n {

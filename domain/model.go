@@ -157,7 +157,12 @@ func (b *Batch) Allocations() int { return b.count }
 
 // CanAllocate reports whether the line is valid, of the batch's sku and fits in what is available.
 func (b *Batch) CanAllocate(line OrderLine) bool {
-	return line.Validate() == nil && line.SKU == b.SKU && b.AvailableQuantity() >= line.Qty
+	return line.Validate() == nil && b.fits(line)
+}
+
+// fits is CanAllocate for a line that the caller has validated.
+func (b *Batch) fits(line OrderLine) bool {
+	return line.SKU == b.SKU && b.AvailableQuantity() >= line.Qty
 }
 
 // Allocate adds the line to the batch if it fits. Allocating a line the batch already holds, or
