@@ -37,13 +37,14 @@ type lineLog struct {
 	base   int
 	depth  int // layers below this one
 
-	mu      sync.Mutex
-	n       int          // entries in this layer
-	entries [][]logEntry // chunk k holds entries firstChunk<<k-firstChunk ... of this layer
-	keys    [][]byte     // the key arena: each entry's order id, then its sku
-	keyEnd  int          // bytes used of the last arena chunk
-	groups  []group      // the index, open addressing over the hashes; a power of two long
-	used    int          // index slots in use
+	mu        sync.Mutex
+	n         int          // entries in this layer
+	entries   [][]logEntry // chunk k holds entries firstChunk<<k-firstChunk ... of this layer
+	keys      [][]byte     // the key arena: each entry's order id, then its sku
+	keyEnd    int          // bytes used of the last arena chunk
+	groups    []group      // the index, open addressing over the hashes: 1<<groupBits groups
+	groupBits int
+	used      int // index slots in use
 }
 
 // logEntry is one change: the line at key was allocated with qty, or, for a tombstone,
@@ -123,21 +124,20 @@ func is(keys [][]byte, e *logEntry, orderID, sku string) bool {
 	return string(id) == orderID && string(s) == sku // compared without a copy
 }
 
-// group is one cache line of the index: groupSlots slots, each a tag (0 for an empty slot, else
-// tagOf the slot's hash) and the layer position of the latest entry with that hash. Keeping the
-// positions beside the tags means that the probe that finds where a new hash goes has already
-// brought in the line that the insertion writes.
-type group struct {
-	tags [groupSlots]uint8
-	pos  [groupSlots]uint32
-	_    [64 - 5*groupSlots]byte
-}
+// group is one cache line of the index: groupSlots slots, each 0 when empty, else the top 32
+// bits of a hash and, below them, 1 + the layer position of the latest entry with that hash.
+// Keeping the positions beside the hashes means that the probe that finds where a new hash goes
+// has already brought in the line that the insertion writes. A hash's home group is given by
+// its top bits, which the slot keeps, so growing the index reads no entry and writes the new
+// groups in order.
+type group [groupSlots]uint64
 
-// groupSlots is how many slots fit a 64-byte cache line, a byte of tag and 4 of position each.
-const groupSlots = 12
+// groupSlots is how many slots fit a 64-byte cache line.
+const groupSlots = 8
 
-// tagOf returns the index's tag of a hash: 7 of its bits, never 0 (an empty slot).
-func tagOf(hash uint64) uint8 { return uint8(hash>>57) | 0x80 }
+// home returns the group where the search for a hash with these top 32 bits starts, in an index
+// of 1<<k groups (k at most 32).
+func home(top uint64, k int) uint64 { return top >> (32 - k) }
 
 // latest returns the layer position of the latest entry with the hash, if any. The caller holds
 // l's lock or alone can reach l. Looking up a hash that l does not hold reads one cache line of
@@ -147,15 +147,14 @@ func (l *lineLog) latest(hash uint64) (int, bool) {
 		return 0, false
 	}
 	mask := uint64(len(l.groups) - 1)
-	tag := tagOf(hash)
-	for g := hash & mask; ; g = (g + 1) & mask {
-		grp := &l.groups[g]
-		for j, t := range grp.tags {
-			switch t {
-			case 0:
+	top := hash >> 32
+	for g := home(top, l.groupBits); ; g = (g + 1) & mask {
+		for _, slot := range &l.groups[g] {
+			switch {
+			case slot == 0:
 				return 0, false
-			case tag:
-				if i := int(grp.pos[j]); entryAt(l.entries, i).hash == hash {
+			case slot>>32 == top:
+				if i := int(uint32(slot)) - 1; entryAt(l.entries, i).hash == hash {
 					return i, true
 				}
 			}
@@ -170,18 +169,18 @@ func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
 		l.grow()
 	}
 	mask := uint64(len(l.groups) - 1)
-	tag := tagOf(hash)
-	for g := hash & mask; ; g = (g + 1) & mask {
+	top := hash >> 32
+	for g := home(top, l.groupBits); ; g = (g + 1) & mask {
 		grp := &l.groups[g]
-		for j, t := range grp.tags {
-			switch t {
-			case 0:
-				grp.tags[j], grp.pos[j] = tag, uint32(i)
+		for j, slot := range grp {
+			switch {
+			case slot == 0:
+				grp[j] = top<<32 | uint64(i+1)
 				l.used++
 				return 0, false
-			case tag:
-				if p := int(grp.pos[j]); entryAt(l.entries, p).hash == hash {
-					grp.pos[j] = uint32(i)
+			case slot>>32 == top:
+				if p := int(uint32(slot)) - 1; entryAt(l.entries, p).hash == hash {
+					grp[j] = top<<32 | uint64(i+1)
 					return p, true
 				}
 			}
@@ -189,17 +188,32 @@ func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
 	}
 }
 
-// grow doubles the index (or makes the first one) and indexes again the entries below l.n,
-// oldest first, so that the latest of each hash wins as it did before.
+// grow doubles the index (or makes the first one). It moves the slots in the order of the old
+// groups, whose slots go to two neighbouring new groups each, so the writes stream.
 func (l *lineLog) grow() {
-	l.groups, l.used = make([]group, max(1, 2*len(l.groups))), 0
-	for c, i := 0, 0; i < l.n; c++ {
-		for k := range l.entries[c] {
-			if i == l.n {
-				break
+	old := l.groups
+	if old == nil {
+		l.groups = make([]group, 1)
+		return
+	}
+	l.groups = make([]group, 2*len(old))
+	l.groupBits++
+	mask := uint64(len(l.groups) - 1)
+	for g := range old {
+		for _, slot := range &old[g] {
+			if slot == 0 {
+				continue
 			}
-			l.index(l.entries[c][k].hash, i)
-			i++
+		probe:
+			for h := home(slot>>32, l.groupBits); ; h = (h + 1) & mask {
+				grp := &l.groups[h]
+				for j := range grp {
+					if grp[j] == 0 {
+						grp[j] = slot
+						break probe
+					}
+				}
+			}
 		}
 	}
 }
