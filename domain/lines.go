@@ -44,7 +44,15 @@ type lineLog struct {
 	keyEnd    int          // bytes used of the last arena chunk
 	groups    []group      // the index, open addressing over the hashes: 1<<groupBits groups
 	groupBits int
-	used      int // index slots in use
+
+	// Room for the first chunks and the first group, so that a fork that adds a line or two
+	// (a transaction that loaded a product another one changed since) allocates once.
+	firstEntries [firstChunk]logEntry
+	entryChunks  [1][]logEntry
+	firstKeys    [minKeyChunk]byte
+	keyChunks    [1][]byte
+	firstGroup   [1]group
+	used         int // index slots in use
 }
 
 // logEntry is one change: the line at key was allocated with qty, or, for a tombstone,
@@ -193,7 +201,7 @@ func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
 func (l *lineLog) grow() {
 	old := l.groups
 	if old == nil {
-		l.groups = make([]group, 1)
+		l.groups = l.firstGroup[:]
 		return
 	}
 	l.groups = make([]group, 2*len(old))
@@ -272,8 +280,11 @@ func (v lineView) with(line OrderLine, hash uint64, tombstone bool) lineView {
 // string, or the bytes of another layer's arena when a fork merges layers.
 func add[K string | []byte](l *lineLog, hash uint64, orderID, sku K, qty int, tombstone bool) {
 	c, at := chunkOf(l.n)
-	if c == len(l.entries) {
+	switch {
+	case c > 0 && c == len(l.entries):
 		l.entries = append(l.entries, make([]logEntry, firstChunk<<c))
+	case c == len(l.entries):
+		l.entries = append(l.entryChunks[:0], l.firstEntries[:])
 	}
 	e := &l.entries[c][at]
 	*e = logEntry{hash: hash, idLen: uint32(len(orderID)), skuLen: uint32(len(sku)), prev: -1, qty: int32(qty), tombstone: tombstone}
@@ -289,12 +300,15 @@ func add[K string | []byte](l *lineLog, hash uint64, orderID, sku K, qty int, to
 func store[K string | []byte](l *lineLog, orderID, sku K) (chunk, off uint32) {
 	size := len(orderID) + len(sku)
 	last := len(l.keys) - 1
-	if last < 0 || l.keyEnd+size > len(l.keys[last]) {
-		next := minKeyChunk
-		if last >= 0 {
-			next = min(2*len(l.keys[last]), maxKeyChunk)
-		}
-		l.keys = append(l.keys, make([]byte, max(next, size)))
+	switch {
+	case last < 0 && size <= minKeyChunk:
+		l.keys = append(l.keyChunks[:0], l.firstKeys[:])
+		last, l.keyEnd = 0, 0
+	case last < 0:
+		l.keys = append(l.keyChunks[:0], make([]byte, size))
+		last, l.keyEnd = 0, 0
+	case l.keyEnd+size > len(l.keys[last]):
+		l.keys = append(l.keys, make([]byte, max(min(2*len(l.keys[last]), maxKeyChunk), size)))
 		last, l.keyEnd = last+1, 0
 	}
 	k := l.keys[last][l.keyEnd:]

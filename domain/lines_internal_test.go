@@ -26,6 +26,9 @@ var hashes = []struct {
 }{
 	{name: "keyHash", hash: keyHash},
 	{name: "3 values", hash: func(o, s string) uint64 { return keyHash(o, s) % 3 }},
+	// Distinct hashes with the same top bits: one home group and one stored top for all, so
+	// probes run across groups and slots must be told apart by the entry's full hash.
+	{name: "low bits only", hash: func(o, s string) uint64 { return keyHash(o, s) & 0xffff }},
 	{name: "constant", hash: func(string, string) uint64 { return 0xdead_beef }},
 }
 
@@ -97,8 +100,10 @@ func TestLogAgainstModel(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 7))
 			var universe []modelKey
 			for i := range 40 {
-				universe = append(universe, modelKey{fmt.Sprintf("o%d", i), []string{"A", "B"}[i%2]})
+				universe = append(universe, modelKey{fmt.Sprintf("o%d", i/2), []string{"A", "B"}[i%2]})
 			}
+			// Keys that are the same bytes end to end, split in other places.
+			universe = append(universe, modelKey{"ab", "c"}, modelKey{"a", "bc"}, modelKey{"abc", ""})
 			versions := []logVersion{{model: map[modelKey]OrderLine{}}}
 			for step := range 400 {
 				v := versions[r.IntN(len(versions))].clone()
@@ -221,4 +226,117 @@ func TestLogCopiesChangeConcurrently(t *testing.T) {
 		v.check(t, fmt.Sprintf("goroutine %d", g), keyHash, universe)
 	}
 	base.check(t, "base", keyHash, universe)
+}
+
+// TestHome pins where a hash's probe starts: its top bits, as many as the index has groups.
+func TestHome(t *testing.T) {
+	tests := []struct {
+		name string
+		top  uint64
+		k    int
+		want uint64
+	}{
+		{name: "one group", top: 0xffff_ffff, k: 0, want: 0},
+		{name: "two groups, top bit set", top: 0x8000_0000, k: 1, want: 1},
+		{name: "two groups, top bit clear", top: 0x7fff_ffff, k: 1, want: 0},
+		{name: "sixteen groups", top: 0xa123_4567, k: 4, want: 0xa},
+		{name: "all 32 bits", top: 0xdead_beef, k: 32, want: 0xdead_beef},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, home(tt.top, tt.k), "home(%#x, %d)", tt.top, tt.k)
+		})
+	}
+}
+
+// TestIndexGrowsWhenHalfFull adds distinct hashes to one layer and checks after each that the
+// index is the smallest one that keeps at least half its slots empty, and that another entry
+// for a hash already indexed takes no slot.
+func TestIndexGrowsWhenHalfFull(t *testing.T) {
+	for _, spread := range []struct {
+		name string
+		hash func(i int) uint64
+	}{
+		{name: "spread hashes", hash: func(i int) uint64 { return keyHash(fmt.Sprint(i), "A") }},
+		{name: "one home group", hash: func(i int) uint64 { return uint64(i) }},
+	} {
+		t.Run(spread.name, func(t *testing.T) {
+			l := &lineLog{}
+			for n := 1; n <= 200; n++ {
+				add(l, spread.hash(n), fmt.Sprint(n), "A", 1, false)
+				want := 1
+				for 2*n > groupSlots*want {
+					want *= 2
+				}
+				require.Equal(t, n, l.used, "slots used after %d hashes", n)
+				require.Len(t, l.groups, want, "groups after %d hashes", n)
+				require.Equal(t, want, 1<<l.groupBits, "groupBits after %d hashes", n)
+			}
+			add(l, spread.hash(7), "7", "A", 1, true)
+			assert.Equal(t, 200, l.used, "a tombstone for an indexed hash takes no slot")
+			for n := 1; n <= 200; n++ {
+				i, ok := l.latest(spread.hash(n))
+				want := n - 1
+				if n == 7 {
+					want = 200
+				}
+				require.True(t, ok, "latest(hash %d)", n)
+				require.Equal(t, want, i, "latest(hash %d)", n)
+			}
+			_, ok := l.latest(spread.hash(201))
+			assert.False(t, ok, "latest of a hash never added")
+		})
+	}
+}
+
+// TestArenaChunks pins how the key arena grows: each chunk twice the one before, from
+// minKeyChunk up to maxKeyChunk, a key that fits the rest of a chunk exactly goes there, and a
+// key longer than maxKeyChunk gets a chunk of its own length.
+func TestArenaChunks(t *testing.T) {
+	sizes := func(l *lineLog) []int {
+		var s []int
+		for _, c := range l.keys {
+			s = append(s, len(c))
+		}
+		return s
+	}
+	l := &lineLog{}
+	id := func(n int) string { return string(make([]byte, n)) + "x" }
+	add(l, 1, id(minKeyChunk-2), "A", 1, false) // fills the first chunk exactly
+	assert.Equal(t, []int{minKeyChunk}, sizes(l))
+	add(l, 2, id(0), "B", 1, false)
+	assert.Equal(t, []int{minKeyChunk, 2 * minKeyChunk}, sizes(l))
+	for i := 0; len(l.keys) < 15; i++ {
+		add(l, uint64(3+i), id(28), "C", 1, false)
+	}
+	want := []int{minKeyChunk}
+	for len(want) < 15 {
+		want = append(want, min(2*want[len(want)-1], maxKeyChunk))
+	}
+	assert.Equal(t, want, sizes(l), "chunks double up to maxKeyChunk")
+	big := id(maxKeyChunk + 10)
+	add(l, 9999, big, "D", 2, false)
+	add(l, 10000, "after", "D", 3, false)
+	got := sizes(l)
+	assert.Equal(t, []int{len(big) + 1, maxKeyChunk}, got[len(got)-2:], "a long key's own chunk, then a capped one")
+
+	v := lineView{log: l, n: l.n}
+	line, ok := v.held(9999, big, "D")
+	require.True(t, ok, "the long key is held")
+	assert.Equal(t, 2, line.Qty)
+	lines := v.lines(l.n)
+	assert.Equal(t, OrderLine{OrderID: big, SKU: "D", Qty: 2}, lines[len(lines)-2])
+	assert.Equal(t, OrderLine{OrderID: "after", SKU: "D", Qty: 3}, lines[len(lines)-1])
+}
+
+// TestEntryChunks pins where each layer position lives: chunk k holds firstChunk<<k entries.
+func TestEntryChunks(t *testing.T) {
+	tests := []struct{ i, chunk, at int }{
+		{0, 0, 0}, {firstChunk - 1, 0, firstChunk - 1}, {firstChunk, 1, 0},
+		{3*firstChunk - 1, 1, 2*firstChunk - 1}, {3 * firstChunk, 2, 0}, {1000, 6, 1000 + firstChunk - firstChunk<<6},
+	}
+	for _, tt := range tests {
+		c, at := chunkOf(tt.i)
+		assert.Equal(t, []int{tt.chunk, tt.at}, []int{c, at}, "chunkOf(%d)", tt.i)
+	}
 }
