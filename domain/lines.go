@@ -39,11 +39,12 @@ type lineLog struct {
 
 	mu        sync.Mutex
 	n         int          // entries in this layer
-	entries   [][]logEntry // chunk k holds entries firstChunk<<k-firstChunk ... of this layer
+	entries   [][]logEntry // chunk k holds firstChunk<<k entries, from layer position firstChunk<<k-firstChunk
 	keys      [][]byte     // the key arena: each entry's order id, then its sku
 	keyEnd    int          // bytes used of the last arena chunk
 	groups    []group      // the index, open addressing over the hashes: 1<<groupBits groups
 	groupBits int
+	used      int // index slots in use
 
 	// Room for the first chunks and the first group, so that a fork that adds a line or two
 	// (a transaction that loaded a product another one changed since) allocates once.
@@ -52,7 +53,6 @@ type lineLog struct {
 	firstKeys    [minKeyChunk]byte
 	keyChunks    [1][]byte
 	firstGroup   [1]group
-	used         int // index slots in use
 }
 
 // logEntry is one change: the line at key was allocated with qty, or, for a tombstone,
