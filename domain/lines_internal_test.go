@@ -8,6 +8,7 @@ package domain
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -339,4 +340,23 @@ func TestEntryChunks(t *testing.T) {
 		c, at := chunkOf(tt.i)
 		assert.Equal(t, []int{tt.chunk, tt.at}, []int{c, at}, "chunkOf(%d)", tt.i)
 	}
+}
+
+// TestKeyHash checks keyHash against FNV-1a of the standard library over the key with its
+// separator, then splitmix64's finalizer: the index's spread depends on both, though no lookup
+// would fail with a worse hash.
+func TestKeyHash(t *testing.T) {
+	mix := func(h uint64) uint64 {
+		h ^= h >> 30
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 27
+		h *= 0x94d049bb133111eb
+		return h ^ h>>31
+	}
+	for _, k := range []modelKey{{"o1", "LAMP"}, {"", ""}, {"order-123456", "SMALL-TABLE"}, {"ab", "c"}, {"a", "bc"}, {"\xff", ""}} {
+		f := fnv.New64a()
+		f.Write([]byte(k.orderID + "\xff" + k.sku))
+		assert.Equal(t, mix(f.Sum64()), keyHash(k.orderID, k.sku), "keyHash(%q, %q)", k.orderID, k.sku)
+	}
+	assert.NotEqual(t, keyHash("ab", "c"), keyHash("a", "bc"), "the separator keeps split keys apart")
 }
