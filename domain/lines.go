@@ -229,11 +229,10 @@ func (l *lineLog) grow() {
 // find returns the latest entry for the key that v sees, and whether there is one. The key's
 // line is held when there is one and it is not a tombstone. The entry never changes.
 func (v lineView) find(hash uint64, orderID, sku string) (*logEntry, bool) {
+	// A view sees at least one entry of each layer it reaches: its own layer holds the entry it
+	// was made with, and each layer was forked from a view that saw its parent.
 	n := v.n
 	for l := v.log; l != nil; n, l = l.base, l.parent {
-		if n <= l.base {
-			continue // the view ends below this layer
-		}
 		l.mu.Lock()
 		i, ok := l.latest(hash)
 		entries, keys := l.entries, l.keys // what is below l.n never changes: read it unlocked
@@ -347,19 +346,14 @@ func (v lineView) each(from, to int, f func(e *logEntry, orderID, sku []byte)) {
 		keys     [][]byte
 		from, to int // layer positions
 	}
-	var parts []part
+	var parts []part // at most maxLogDepth; those outside from..to-1 are empty
 	n := v.n
-	for l := v.log; l != nil && n > from; n, l = l.base, l.parent {
-		if n <= l.base {
-			continue
-		}
+	for l := v.log; l != nil; n, l = l.base, l.parent {
 		l.mu.Lock()
 		p := part{entries: l.entries, keys: l.keys}
 		l.mu.Unlock()
 		p.from, p.to = max(from, l.base)-l.base, min(to, n)-l.base
-		if p.from < p.to {
-			parts = append(parts, p)
-		}
+		parts = append(parts, p)
 	}
 	for k := len(parts) - 1; k >= 0; k-- {
 		p := parts[k]

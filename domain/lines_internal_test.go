@@ -81,6 +81,10 @@ func (v logVersion) check(t *testing.T, name string, hash func(string, string) u
 	}
 	require.Equal(t, want, v.view.lines(len(v.model)), "%s: lines", name)
 	require.LessOrEqual(t, depth(v.view), maxLogDepth, "%s: layers", name)
+	n := v.view.n
+	for l := v.view.log; l != nil; n, l = l.base, l.parent {
+		require.Greater(t, n, l.base, "%s: the view sees an entry of each layer it reaches", name)
+	}
 }
 
 func depth(v lineView) int {
@@ -308,7 +312,7 @@ func TestArenaChunks(t *testing.T) {
 	add(l, 2, id(0), "B", 1, false)
 	assert.Equal(t, []int{minKeyChunk, 2 * minKeyChunk}, sizes(l))
 	for i := 0; len(l.keys) < 15; i++ {
-		add(l, uint64(3+i), id(28), "C", 1, false)
+		add(l, keyHash(fmt.Sprint(i), "C"), id(28), "C", 1, false)
 	}
 	want := []int{minKeyChunk}
 	for len(want) < 15 {
