@@ -457,11 +457,11 @@ func (v lineView) extends(since lineView) bool {
 	return v.layerAt(since.n-1) == since.layerAt(since.n-1)
 }
 
-// layerAt returns the layer that holds position p of v.
+// layerAt returns the layer that holds position p of v, which is below v.n: the first one down
+// the chain that starts at or below p (each layer's view of its parent ends at its own base).
 func (v lineView) layerAt(p int) *lineLog {
-	n := v.n
-	for l := v.log; l != nil; n, l = l.base, l.parent {
-		if p >= l.base && p < n {
+	for l := v.log; l != nil; l = l.parent {
+		if p >= l.base {
 			return l
 		}
 	}

@@ -197,6 +197,17 @@ func TestLogChanges(t *testing.T) {
 	added, _, ok = fork.view.changes(since.view)
 	require.True(t, ok, "a fork extends the view it forked from")
 	assert.Equal(t, []OrderLine{{"elsewhere", "A", 1}}, added)
+
+	// Two forks of one view, each with one entry: the first entry of its layer, at the same
+	// position in both, so only the layers tell them apart.
+	a, b := since.clone(), since.clone()
+	a.allocate(keyHash, OrderLine{"a", "A", 1})
+	b.allocate(keyHash, OrderLine{"b", "A", 1})
+	require.NotSame(t, a.view.log, b.view.log)
+	_, _, ok = a.view.changes(b.view)
+	assert.False(t, ok, "a fork does not extend its sibling")
+	_, _, ok = b.view.changes(a.view)
+	assert.False(t, ok, "nor the sibling the fork")
 }
 
 // TestLogCopiesChangeConcurrently changes copies of one view from many goroutines, as units of
