@@ -446,7 +446,8 @@ func (v lineView) changes(since lineView) (added, removed []OrderLine, ok bool) 
 }
 
 // extends reports whether v sees everything since sees, in the same entries: the layer that holds
-// since's last position is the same for both, and so is everything below it.
+// since's last position, since's own layer (a view sees an entry of its layer), is the same for
+// both, and so is everything below it.
 func (v lineView) extends(since lineView) bool {
 	switch {
 	case since.n == 0:
@@ -454,7 +455,7 @@ func (v lineView) extends(since lineView) bool {
 	case since.n > v.n:
 		return false
 	}
-	return v.layerAt(since.n-1) == since.layerAt(since.n-1)
+	return v.layerAt(since.n-1) == since.log
 }
 
 // layerAt returns the layer that holds position p of v, which is below v.n: the first one down
