@@ -18,12 +18,15 @@ func (p *Product) ChangeBatchQuantity(ref string, qty int) error {
 		return fmt.Errorf("change batch %s of %s: %w", ref, p.SKU, ErrUnknownBatch)
 	}
 	b.purchased = qty
-	if b.AvailableQuantity() >= 0 {
-		return nil
-	}
-	lines := b.Lines() // oldest first; a rare operation, so the O(n log n) listing is fine
-	for i := len(lines) - 1; i >= 0 && b.AvailableQuantity() < 0; i-- {
-		l := lines[i]
+	// While over-allocated the batch holds a line, and each Deallocate gives one up, so lines
+	// never runs out. It is listed (oldest first) only when needed: a rare, O(lines) operation.
+	var lines []OrderLine
+	for b.AvailableQuantity() < 0 {
+		if lines == nil {
+			lines = b.Lines()
+		}
+		l := lines[len(lines)-1]
+		lines = lines[:len(lines)-1]
 		b.Deallocate(l)
 		p.Events = append(p.Events, Deallocated{OrderID: l.OrderID, SKU: l.SKU, Qty: l.Qty})
 	}

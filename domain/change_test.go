@@ -19,6 +19,7 @@ func TestChangeBatchQuantity(t *testing.T) {
 		wantHeld        []string // orders b1 still holds, oldest first
 	}{
 		{"more than allocated", 20, nil, []string{"o1", "o2", "o3"}},
+		{"MaxQty, the largest allowed", domain.MaxQty, nil, []string{"o1", "o2", "o3"}},
 		{"exactly what is allocated", 8, nil, []string{"o1", "o2", "o3"}},
 		{"one unit below: only the most recent line", 7, []string{"o3"}, []string{"o1", "o2"}},
 		{"two lines needed", 5, []string{"o3", "o2"}, []string{"o1"}},

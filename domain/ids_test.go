@@ -24,6 +24,7 @@ var badIDs = []struct {
 	{"DEL", "b\x7f", "control character"},
 	{"C1 control", "o\u0085", "control character"},
 	{"invalid UTF-8", "o\xff", "not valid UTF-8"},
+	{"lone continuation byte", "o\x80", "not valid UTF-8"},
 	{"truncated UTF-8", "caf\xc3", "not valid UTF-8"},
 }
 

@@ -8,6 +8,7 @@ package domain
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -26,6 +27,9 @@ var hashes = []struct {
 }{
 	{name: "keyHash", hash: keyHash},
 	{name: "3 values", hash: func(o, s string) uint64 { return keyHash(o, s) % 3 }},
+	// Distinct hashes with the same top bits: one home group and one stored top for all, so
+	// probes run across groups and slots must be told apart by the entry's full hash.
+	{name: "low bits only", hash: func(o, s string) uint64 { return keyHash(o, s) & 0xffff }},
 	{name: "constant", hash: func(string, string) uint64 { return 0xdead_beef }},
 }
 
@@ -47,7 +51,7 @@ func (v *logVersion) allocate(hash func(string, string) uint64, l OrderLine) {
 	if _, held := v.model[k]; held {
 		return
 	}
-	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU)})
+	v.view = v.view.with(l, hash(l.OrderID, l.SKU), false)
 	v.model[k] = l
 	v.order = append(v.order, k)
 }
@@ -57,7 +61,7 @@ func (v *logVersion) deallocate(hash func(string, string) uint64, k modelKey) {
 	if !held {
 		return
 	}
-	v.view = v.view.with(logEntry{line: l, hash: hash(l.OrderID, l.SKU), tombstone: true})
+	v.view = v.view.with(l, hash(l.OrderID, l.SKU), true)
 	delete(v.model, k)
 	v.order = slices.DeleteFunc(v.order, func(o modelKey) bool { return o == k })
 }
@@ -77,6 +81,10 @@ func (v logVersion) check(t *testing.T, name string, hash func(string, string) u
 	}
 	require.Equal(t, want, v.view.lines(len(v.model)), "%s: lines", name)
 	require.LessOrEqual(t, depth(v.view), maxLogDepth, "%s: layers", name)
+	n := v.view.n
+	for l := v.view.log; l != nil; n, l = l.base, l.parent {
+		require.Greater(t, n, l.base, "%s: the view sees an entry of each layer it reaches", name)
+	}
 }
 
 func depth(v lineView) int {
@@ -97,8 +105,10 @@ func TestLogAgainstModel(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 7))
 			var universe []modelKey
 			for i := range 40 {
-				universe = append(universe, modelKey{fmt.Sprintf("o%d", i), []string{"A", "B"}[i%2]})
+				universe = append(universe, modelKey{fmt.Sprintf("o%d", i/2), []string{"A", "B"}[i%2]})
 			}
+			// Keys that are the same bytes end to end, split in other places.
+			universe = append(universe, modelKey{"ab", "c"}, modelKey{"a", "bc"}, modelKey{"abc", ""})
 			versions := []logVersion{{model: map[modelKey]OrderLine{}}}
 			for step := range 400 {
 				v := versions[r.IntN(len(versions))].clone()
@@ -123,14 +133,14 @@ func TestLogAgainstModel(t *testing.T) {
 // ends appends to it, and a copy made before does not see the entry.
 func TestLogAppendsInPlaceWhileItOwnsTheEnd(t *testing.T) {
 	var v lineView
-	v = v.with(logEntry{line: OrderLine{"o1", "A", 1}, hash: 1})
+	v = v.with(OrderLine{"o1", "A", 1}, 1, false)
 	before := v
-	v = v.with(logEntry{line: OrderLine{"o2", "A", 1}, hash: 2})
+	v = v.with(OrderLine{"o2", "A", 1}, 2, false)
 	assert.Same(t, before.log, v.log, "the second entry went into the same log")
 	_, held := before.held(2, "o2", "A")
 	assert.False(t, held, "the copy made before sees the entry")
 
-	forked := before.with(logEntry{line: OrderLine{"o3", "A", 1}, hash: 3})
+	forked := before.with(OrderLine{"o3", "A", 1}, 3, false)
 	assert.NotSame(t, before.log, forked.log, "a view that does not own the end forks")
 	assert.Same(t, before.log, forked.log.parent)
 	_, held = forked.held(2, "o2", "A")
@@ -187,6 +197,17 @@ func TestLogChanges(t *testing.T) {
 	added, _, ok = fork.view.changes(since.view)
 	require.True(t, ok, "a fork extends the view it forked from")
 	assert.Equal(t, []OrderLine{{"elsewhere", "A", 1}}, added)
+
+	// Two forks of one view, each with one entry: the first entry of its layer, at the same
+	// position in both, so only the layers tell them apart.
+	a, b := since.clone(), since.clone()
+	a.allocate(keyHash, OrderLine{"a", "A", 1})
+	b.allocate(keyHash, OrderLine{"b", "A", 1})
+	require.NotSame(t, a.view.log, b.view.log)
+	_, _, ok = a.view.changes(b.view)
+	assert.False(t, ok, "a fork does not extend its sibling")
+	_, _, ok = b.view.changes(a.view)
+	assert.False(t, ok, "nor the sibling the fork")
 }
 
 // TestLogCopiesChangeConcurrently changes copies of one view from many goroutines, as units of
@@ -221,4 +242,136 @@ func TestLogCopiesChangeConcurrently(t *testing.T) {
 		v.check(t, fmt.Sprintf("goroutine %d", g), keyHash, universe)
 	}
 	base.check(t, "base", keyHash, universe)
+}
+
+// TestHome pins where a hash's probe starts: its top bits, as many as the index has groups.
+func TestHome(t *testing.T) {
+	tests := []struct {
+		name string
+		top  uint64
+		k    int
+		want uint64
+	}{
+		{name: "one group", top: 0xffff_ffff, k: 0, want: 0},
+		{name: "two groups, top bit set", top: 0x8000_0000, k: 1, want: 1},
+		{name: "two groups, top bit clear", top: 0x7fff_ffff, k: 1, want: 0},
+		{name: "sixteen groups", top: 0xa123_4567, k: 4, want: 0xa},
+		{name: "all 32 bits", top: 0xdead_beef, k: 32, want: 0xdead_beef},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, home(tt.top, tt.k), "home(%#x, %d)", tt.top, tt.k)
+		})
+	}
+}
+
+// TestIndexGrowsWhenHalfFull adds distinct hashes to one layer and checks after each that the
+// index is the smallest one that keeps at least half its slots empty, and that another entry
+// for a hash already indexed takes no slot.
+func TestIndexGrowsWhenHalfFull(t *testing.T) {
+	for _, spread := range []struct {
+		name string
+		hash func(i int) uint64
+	}{
+		{name: "spread hashes", hash: func(i int) uint64 { return keyHash(fmt.Sprint(i), "A") }},
+		{name: "one home group", hash: func(i int) uint64 { return uint64(i) }},
+	} {
+		t.Run(spread.name, func(t *testing.T) {
+			l := &lineLog{}
+			for n := 1; n <= 200; n++ {
+				add(l, spread.hash(n), fmt.Sprint(n), "A", 1, false)
+				want := 1
+				for 2*n > groupSlots*want {
+					want *= 2
+				}
+				require.Equal(t, n, l.used, "slots used after %d hashes", n)
+				require.Len(t, l.groups, want, "groups after %d hashes", n)
+				require.Equal(t, want, 1<<l.groupBits, "groupBits after %d hashes", n)
+			}
+			add(l, spread.hash(7), "7", "A", 1, true)
+			assert.Equal(t, 200, l.used, "a tombstone for an indexed hash takes no slot")
+			for n := 1; n <= 200; n++ {
+				i, ok := l.latest(spread.hash(n))
+				want := n - 1
+				if n == 7 {
+					want = 200
+				}
+				require.True(t, ok, "latest(hash %d)", n)
+				require.Equal(t, want, i, "latest(hash %d)", n)
+			}
+			_, ok := l.latest(spread.hash(201))
+			assert.False(t, ok, "latest of a hash never added")
+		})
+	}
+}
+
+// TestArenaChunks pins how the key arena grows: each chunk twice the one before, from
+// minKeyChunk up to maxKeyChunk, a key that fits the rest of a chunk exactly goes there, and a
+// key longer than maxKeyChunk gets a chunk of its own length.
+func TestArenaChunks(t *testing.T) {
+	sizes := func(l *lineLog) []int {
+		var s []int
+		for _, c := range l.keys {
+			s = append(s, len(c))
+		}
+		return s
+	}
+	l := &lineLog{}
+	id := func(n int) string { return string(make([]byte, n)) + "x" }
+	add(l, 1, id(minKeyChunk-2), "A", 1, false) // fills the first chunk exactly
+	assert.Equal(t, []int{minKeyChunk}, sizes(l))
+	add(l, 2, id(0), "B", 1, false)
+	assert.Equal(t, []int{minKeyChunk, 2 * minKeyChunk}, sizes(l))
+	for i := 0; len(l.keys) < 15; i++ {
+		add(l, keyHash(fmt.Sprint(i), "C"), id(28), "C", 1, false)
+	}
+	want := []int{minKeyChunk}
+	for len(want) < 15 {
+		want = append(want, min(2*want[len(want)-1], maxKeyChunk))
+	}
+	assert.Equal(t, want, sizes(l), "chunks double up to maxKeyChunk")
+	big := id(maxKeyChunk + 10)
+	add(l, 9999, big, "D", 2, false)
+	add(l, 10000, "after", "D", 3, false)
+	got := sizes(l)
+	assert.Equal(t, []int{len(big) + 1, maxKeyChunk}, got[len(got)-2:], "a long key's own chunk, then a capped one")
+
+	v := lineView{log: l, n: l.n}
+	line, ok := v.held(9999, big, "D")
+	require.True(t, ok, "the long key is held")
+	assert.Equal(t, 2, line.Qty)
+	lines := v.lines(l.n)
+	assert.Equal(t, OrderLine{OrderID: big, SKU: "D", Qty: 2}, lines[len(lines)-2])
+	assert.Equal(t, OrderLine{OrderID: "after", SKU: "D", Qty: 3}, lines[len(lines)-1])
+}
+
+// TestEntryChunks pins where each layer position lives: chunk k holds firstChunk<<k entries.
+func TestEntryChunks(t *testing.T) {
+	tests := []struct{ i, chunk, at int }{
+		{0, 0, 0}, {firstChunk - 1, 0, firstChunk - 1}, {firstChunk, 1, 0},
+		{3*firstChunk - 1, 1, 2*firstChunk - 1}, {3 * firstChunk, 2, 0}, {1000, 6, 1000 + firstChunk - firstChunk<<6},
+	}
+	for _, tt := range tests {
+		c, at := chunkOf(tt.i)
+		assert.Equal(t, []int{tt.chunk, tt.at}, []int{c, at}, "chunkOf(%d)", tt.i)
+	}
+}
+
+// TestKeyHash checks keyHash against FNV-1a of the standard library over the key with its
+// separator, then splitmix64's finalizer: the index's spread depends on both, though no lookup
+// would fail with a worse hash.
+func TestKeyHash(t *testing.T) {
+	mix := func(h uint64) uint64 {
+		h ^= h >> 30
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 27
+		h *= 0x94d049bb133111eb
+		return h ^ h>>31
+	}
+	for _, k := range []modelKey{{"o1", "LAMP"}, {"", ""}, {"order-123456", "SMALL-TABLE"}, {"ab", "c"}, {"a", "bc"}, {"\xff", ""}} {
+		f := fnv.New64a()
+		f.Write([]byte(k.orderID + "\xff" + k.sku))
+		assert.Equal(t, mix(f.Sum64()), keyHash(k.orderID, k.sku), "keyHash(%q, %q)", k.orderID, k.sku)
+	}
+	assert.NotEqual(t, keyHash("ab", "c"), keyHash("a", "bc"), "the separator keeps split keys apart")
 }

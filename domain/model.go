@@ -157,7 +157,12 @@ func (b *Batch) Allocations() int { return b.count }
 
 // CanAllocate reports whether the line is valid, of the batch's sku and fits in what is available.
 func (b *Batch) CanAllocate(line OrderLine) bool {
-	return line.Validate() == nil && line.SKU == b.SKU && b.AvailableQuantity() >= line.Qty
+	return line.Validate() == nil && b.fits(line)
+}
+
+// fits is CanAllocate for a line that the caller has validated.
+func (b *Batch) fits(line OrderLine) bool {
+	return line.SKU == b.SKU && b.AvailableQuantity() >= line.Qty
 }
 
 // Allocate adds the line to the batch if it fits. Allocating a line the batch already holds, or
@@ -174,7 +179,7 @@ func (b *Batch) Allocate(line OrderLine) {
 // add allocates a line that the caller has checked: it fits and its order is not held. Product
 // uses it so that one allocation hashes the key once and searches each batch once.
 func (b *Batch) add(line OrderLine, hash uint64) {
-	b.lines = b.lines.with(logEntry{line: line, hash: hash})
+	b.lines = b.lines.with(line, hash, false)
 	b.allocated += line.Qty
 	b.count++
 }
@@ -182,8 +187,11 @@ func (b *Batch) add(line OrderLine, hash uint64) {
 // held returns the quantity of the line of the order (orderID, sku) that the batch holds, if
 // any. hash is keyHash(orderID, sku).
 func (b *Batch) held(hash uint64, orderID, sku string) (qty int, ok bool) {
-	l, ok := b.lines.held(hash, orderID, sku)
-	return l.Qty, ok
+	e, ok := b.lines.find(hash, orderID, sku)
+	if !ok || e.tombstone {
+		return 0, false
+	}
+	return int(e.qty), true
 }
 
 // Deallocate removes the line if the batch holds exactly that line; otherwise it is a no-op.
@@ -192,7 +200,7 @@ func (b *Batch) Deallocate(line OrderLine) {
 	if qty, held := b.held(hash, line.OrderID, line.SKU); !held || qty != line.Qty {
 		return
 	}
-	b.lines = b.lines.with(logEntry{line: line, hash: hash, tombstone: true})
+	b.lines = b.lines.with(line, hash, true)
 	b.allocated -= line.Qty
 	b.count--
 }

@@ -114,7 +114,7 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 			}
 			return b.Reference, nil
 		}
-		if b.CanAllocate(line) && (best == nil || b.prefers(best)) {
+		if b.fits(line) && (best == nil || b.prefers(best)) { // line is valid: checked above
 			best = b
 		}
 	}

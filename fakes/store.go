@@ -54,9 +54,53 @@ type Store struct {
 	outbox   outboxTable
 }
 
+// record is a stored product: its state by value, so that a commit of a product with one batch
+// (the common case) stores it in the map's own memory, without allocating.
 type record struct {
-	p   *domain.Product // never mutated once stored
-	rev uint64
+	sku     string
+	version int
+	single  bool
+	one     domain.Batch   // the batch, when single
+	many    []domain.Batch // the batches, when not single; never mutated once stored
+	rev     uint64
+}
+
+// snapshot returns a record of p's state (events aside) at revision rev. Copying a Batch value
+// shares its lines, as Clone does.
+func snapshot(p *domain.Product, rev uint64) record {
+	r := record{sku: p.SKU, version: p.VersionNumber, rev: rev}
+	if len(p.Batches) == 1 {
+		r.single, r.one = true, *p.Batches[0]
+		return r
+	}
+	r.many = make([]domain.Batch, len(p.Batches))
+	for i, b := range p.Batches {
+		r.many[i] = *b
+	}
+	return r
+}
+
+// view returns a product that shares r's batches, to read or to clone, never to change. one is
+// room for the pointer to a single batch, so that a caller can keep it on its stack.
+func (r *record) view(one *[1]*domain.Batch) domain.Product {
+	v := domain.Product{SKU: r.sku, VersionNumber: r.version}
+	if r.single {
+		one[0] = &r.one
+		v.Batches = one[:]
+		return v
+	}
+	v.Batches = make([]*domain.Batch, len(r.many))
+	for i := range r.many {
+		v.Batches[i] = &r.many[i]
+	}
+	return v
+}
+
+// load returns a new product with r's state and no events.
+func (r *record) load() *domain.Product {
+	var one [1]*domain.Batch
+	v := r.view(&one)
+	return v.Clone()
 }
 
 var _ service.Store = (*Store)(nil)
@@ -81,7 +125,7 @@ func (s *Store) Product(sku string) (*domain.Product, bool) {
 	if !ok {
 		return nil, false
 	}
-	return r.p.Clone(), true
+	return r.load(), true
 }
 
 // SKUs returns the skus of the stored products, sorted.
@@ -137,29 +181,30 @@ type tx struct {
 	}
 }
 
-// copyOf returns the transaction's copy of the stored product p: p.Clone(), or for the first
+// copyOf returns the transaction's copy of the stored product r: a new product, or for the first
 // one-batch product the transaction loads, the same copy made in the transaction's own memory.
 // Copying a Batch value shares its lines, as Clone does.
-func (t *tx) copyOf(p *domain.Product) *domain.Product {
+func (t *tx) copyOf(r *record) *domain.Product {
 	f := &t.first
-	if f.used || len(p.Batches) != 1 {
-		return p.Clone()
+	if f.used || !r.single {
+		return r.load()
 	}
 	f.used = true
-	f.batch = *p.Batches[0]
+	f.batch = r.one
 	f.batches[0] = &f.batch
-	f.product = domain.Product{SKU: p.SKU, VersionNumber: p.VersionNumber, Batches: f.batches[:], Events: f.events[:0]}
+	f.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: f.batches[:], Events: f.events[:0]}
 	return &f.product
 }
 
 type entry struct {
-	p    *domain.Product // the transaction's copy
-	orig *domain.Product // what it was loaded from; nil for an added product
-	rev  uint64          // revision it was loaded at; 0 for an added product
+	p      *domain.Product // the transaction's copy
+	loaded bool            // whether p was loaded (else added)
+	orig   record          // what p was loaded from, at its revision; zero for an added product
 }
 
 func (t *tx) find(sku string) (*domain.Product, bool) {
-	for _, e := range t.entries {
+	for i := range t.entries {
+		e := &t.entries[i]
 		if e.p.SKU == sku {
 			return e.p, true
 		}
@@ -192,8 +237,10 @@ func (t *tx) Get(_ context.Context, sku string) (*domain.Product, error) {
 	if !ok {
 		return nil, fmt.Errorf("product %s: %w", sku, service.ErrNotFound)
 	}
-	p := t.copyOf(r.p)
-	t.entries = append(t.entries, entry{p: p, orig: r.p, rev: r.rev})
+	t.entries = append(t.entries, entry{loaded: true, orig: r})
+	e := &t.entries[len(t.entries)-1] // in the transaction's memory: r itself would move to the heap
+	p := t.copyOf(&e.orig)
+	e.p = p
 	t.seen = append(t.seen, p)
 	return p, nil
 }
@@ -202,7 +249,8 @@ func (t *tx) GetByBatchRef(ctx context.Context, ref string) (*domain.Product, er
 	if t.done {
 		return nil, ErrTxDone
 	}
-	for _, e := range t.entries {
+	for i := range t.entries {
+		e := &t.entries[i]
 		if _, ok := e.p.Batch(ref); ok {
 			return e.p, nil
 		}
@@ -237,12 +285,13 @@ func (t *tx) apply() error {
 	s := t.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range t.entries {
+	for i := range t.entries {
+		e := &t.entries[i]
 		cur, exists := s.products[e.p.SKU]
 		switch {
-		case e.orig == nil && exists:
+		case !e.loaded && exists:
 			return fmt.Errorf("commit: product %s was added by another commit: %w", e.p.SKU, service.ErrConcurrentUpdate)
-		case e.orig != nil && (!exists || cur.rev != e.rev):
+		case e.loaded && (!exists || cur.rev != e.orig.rev):
 			return fmt.Errorf("commit: product %s changed since it was loaded: %w", e.p.SKU, service.ErrConcurrentUpdate)
 		}
 		for _, b := range e.p.Batches {
@@ -251,22 +300,31 @@ func (t *tx) apply() error {
 			}
 		}
 	}
-	for _, e := range t.entries {
-		if e.orig != nil && e.p.SameState(e.orig) {
+	for i := range t.entries {
+		e := &t.entries[i]
+		if e.loaded && e.unchanged() {
 			continue // read only: keep its revision so that readers do not conflict with each other
 		}
 		s.rev++
-		s.products[e.p.SKU] = record{p: e.p.Clone(), rev: s.rev}
+		s.products[e.p.SKU] = snapshot(e.p, s.rev)
 		for _, b := range e.p.Batches {
 			s.refs[b.Reference] = e.p.SKU
 		}
 	}
 	if s.outbox.enabled {
-		for _, e := range t.entries {
+		for i := range t.entries {
+			e := &t.entries[i]
 			s.outbox.add(e.p.Events)
 		}
 	}
 	return nil
+}
+
+// unchanged reports whether the loaded product p still holds the state it was loaded with.
+func (e *entry) unchanged() bool {
+	var one [1]*domain.Batch
+	orig := e.orig.view(&one)
+	return e.p.SameState(&orig)
 }
 
 func (t *tx) skus() []string {
