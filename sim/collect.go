@@ -57,7 +57,7 @@ func (r *run) countEvents(rep *Report, h *History) {
 			continue
 		}
 		sent[k] = true
-		if e := h.Events[k]; e.State != RolledBack && int64(e.CommittedAt) >= r.win.start.Load() {
+		if e := h.Events[k]; e.State != RolledBack && int64(e.CommittedAt) >= r.load.Window.Start.Load() {
 			lag.Record(s.At - e.CommittedAt)
 		}
 	}

@@ -95,10 +95,10 @@ func (m *monitor) loop() {
 			started += w.progress.started.Load()
 			done += w.progress.done.Load()
 		}
-		if ws, we := r.win.start.Load(), r.win.end.Load(); m.inWindow.Load() && ws >= 0 && int64(r.now()) >= ws && we < 0 {
+		if ws, we := r.load.Window.Start.Load(), r.load.Window.End.Load(); m.inWindow.Load() && ws >= 0 && int64(r.now()) >= ws && we < 0 {
 			inSystem := started - done
 			if r.cfg.Model == Open {
-				inSystem = r.enqueued.Load() - done
+				inSystem = r.load.Enqueued.Load() - done
 			}
 			m.sum += float64(inSystem)
 			m.samples++

@@ -215,7 +215,7 @@ func (r *run) report(lastOrder, end time.Duration, interrupted bool) Report {
 	c := &rep.Counts
 	c.Conflicts = c.Retries + c.Exhausted
 	c.Dropped = r.sched.dropped
-	ws, we := time.Duration(r.win.start.Load()), time.Duration(r.win.end.Load())
+	ws, we := time.Duration(r.load.Window.Start.Load()), time.Duration(r.load.Window.End.Load())
 	if cfg.Model == Open || we < 0 {
 		we = lastEnd
 	}

@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"github.com/stockbus/stockbus/sim/load"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,12 +112,8 @@ type run struct {
 
 	start   time.Time
 	stopped atomic.Bool
-	// win is the measured window, in nanoseconds since start; -1 until it opens (closes). A closed
-	// run opens it when the first order after the warm-up starts and closes it when the first
-	// worker finds no order left; an open run opens it at the first measured arrival.
-	win      struct{ start, end atomic.Int64 }
-	workers  []*worker
-	enqueued atomic.Int64 // open model: orders handed to the pool
+	load    load.Run // the load model's clock, measured window and count of arrivals handed over
+	workers []*worker
 
 	mu     sync.Mutex // guards actors
 	actors []*actor   // the strategy's goroutines
@@ -164,8 +161,8 @@ func (r *run) execute(ctx context.Context) (Report, error) {
 
 // startProcess starts the clock and the process's first life, and the strategy in it.
 func (r *run) startProcess(runCtx context.Context) error {
-	r.win.start.Store(-1)
-	r.win.end.Store(-1)
+	r.load.Now, r.load.Stopped = r.now, r.stopped.Load
+	r.load.Window.Reset()
 	r.runCtx = runCtx
 	first := r.newIncarnation(runCtx, 0)
 	r.life.cur.Store(first)

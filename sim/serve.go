@@ -94,7 +94,7 @@ func (w *worker) countOutcome(s *served) {
 func (w *worker) judgeWindow(s *served) {
 	r, c := w.run, &w.counts
 	if r.cfg.Model == Closed {
-		ws, we := r.win.start.Load(), r.win.end.Load()
+		ws, we := r.load.Window.Start.Load(), r.load.Window.End.Load()
 		open := ws >= 0 && (we < 0 || int64(s.end) <= we)
 		s.measured = open && int64(s.due) >= ws
 		if open && int64(s.end) >= ws {
