@@ -79,124 +79,12 @@ func (a Accounting) Kind(k EventKind) KindCount {
 // Account counts what became of the history's events.
 func Account(h *History) Accounting {
 	var a Accounting
-	index := newIDIndex() // event ID -> 1 + index in h.Events
-	for i, e := range h.Events {
-		index.add(e.ID, i+1)
-	}
-	n := len(h.Events)
-	mails, published := make([]int, n), make([]int, n)
-	for _, m := range h.Mails {
-		if i := index.get(m.Event) - 1; i >= 0 {
-			mails[i]++
-		} else {
-			a.Unexpected++
-		}
-	}
-	for _, p := range h.Published {
-		if i := index.get(p.Event) - 1; i >= 0 {
-			published[i]++
-		} else {
-			a.Unexpected++
-		}
-	}
-	// First delivery of each event, failed sends, accepted sends.
-	firstAccepted := make([]time.Duration, n)
-	accepted, failed, mailsAccepted := make([]int, n), make([]int, n), make([]int, n)
-	for _, s := range h.Sends {
-		i := index.get(s.Event) - 1
-		if i < 0 {
-			continue
-		}
-		if s.Accepted {
-			if accepted[i] == 0 || s.At < firstAccepted[i] {
-				firstAccepted[i] = s.At
-			}
-			accepted[i]++
-			if !s.Publish {
-				mailsAccepted[i]++
-			}
-		} else {
-			failed[i]++
-		}
-	}
-	inCrash := make([]bool, n)
-	for _, c := range h.Crashes {
-		for _, id := range c.InFlight {
-			if i := index.get(id) - 1; i >= 0 {
-				inCrash[i] = true
-			}
-		}
-	}
-	held := newIDIndex()
-	for _, b := range h.Batches {
-		for _, l := range b.Lines {
-			held.add(l.OrderID, 1)
-		}
-	}
-	reallocs := map[string]int{}
-	for _, re := range h.Reallocations {
-		reallocs[re.Cause]++
-	}
+	t := tallyEvents(h, &a)
 	kinds := map[EventKind]*KindCount{}
 	var lastDelivery time.Duration
 	for i, e := range h.Events {
-		if e.State == RolledBack || e.State == Discarded {
-			a.Unexpected += mails[i] + published[i]
-			if e.State == Discarded {
-				a.Committed++
-				a.Discarded++
-			}
-			continue
-		}
-		deliveries := mails[i]
-		switch e.Kind {
-		case KindOutOfStock:
-		case KindDeallocated: // delivered to its handler: the reallocations it sent
-			deliveries = reallocs[e.ID]
-		default:
-			deliveries = published[i]
-		}
-		a.Committed++
-		a.Duplicated += max(mails[i]-1, 0)
-		a.DuplicatedPublished += max(published[i]-1, 0)
-		a.Resends += max(mailsAccepted[i]-1, 0)
-		k := kinds[e.Kind]
-		if k == nil {
-			k = &KindCount{Kind: e.Kind}
-			kinds[e.Kind] = k
-		}
-		k.Committed++
-		k.Duplicated += max(deliveries-1, 0)
-		if e.Kind == KindOutOfStock && mails[i] > 0 && held.get(e.Order) > 0 {
-			a.FalseOutOfStock += mails[i]
-		}
-		if deliveries > 0 {
-			a.Delivered++
-			k.Delivered++
-			if e.Unknown {
-				a.Recovered++
-			}
-			if accepted[i] > 0 && firstAccepted[i] >= h.FaultsEnd {
-				a.Liveness.Delivered++ // it was still pending when the faults stopped
-				lastDelivery = max(lastDelivery, firstAccepted[i])
-			}
-			continue
-		}
-		switch {
-		case !h.Drained:
-			a.Pending++
-		case inCrash[i]:
-			a.Lost++
-			a.LostInCrash++
-			k.Lost++
-		case failed[i] > 0:
-			a.Lost++
-			a.LostSendFailed++
-			k.Lost++
-		default:
-			a.Lost++
-			a.LostOther++
-			k.Lost++
+		if d, ok := a.judgeEvent(h, t, i, e, kinds); ok {
+			lastDelivery = max(lastDelivery, d)
 		}
 	}
 	a.Liveness.FaultsEnd = h.FaultsEnd
@@ -210,6 +98,150 @@ func Account(h *History) Accounting {
 	}
 	slices.SortFunc(a.ByKind, func(x, y KindCount) int { return int(x.Kind) - int(y.Kind) })
 	return a
+}
+
+// eventTally is what the history holds of each of its events, by index in History.Events.
+type eventTally struct {
+	mails, published                []int // mails and publications the servers hold
+	accepted, failed, mailsAccepted []int // sends accepted, failed, and mail sends accepted
+	firstAccepted                   []time.Duration
+	inCrash                         []bool         // held in memory by a crash
+	held                            *idIndex       // order ID -> lines held in a batch
+	reallocs                        map[string]int // Deallocated ID -> reallocations it sent
+}
+
+// tallyEvents counts, for each event of h, what the servers hold, the sends tried, whether a
+// crash held it and what it reallocated. Mails and publications of no event count as Unexpected.
+func tallyEvents(h *History, a *Accounting) eventTally {
+	index := newIDIndex() // event ID -> 1 + index in h.Events
+	for i, e := range h.Events {
+		index.add(e.ID, i+1)
+	}
+	n := len(h.Events)
+	t := eventTally{mails: make([]int, n), published: make([]int, n), firstAccepted: make([]time.Duration, n),
+		accepted: make([]int, n), failed: make([]int, n), mailsAccepted: make([]int, n), inCrash: make([]bool, n),
+		held: newIDIndex(), reallocs: map[string]int{}}
+	for _, m := range h.Mails {
+		if i := index.get(m.Event) - 1; i >= 0 {
+			t.mails[i]++
+		} else {
+			a.Unexpected++
+		}
+	}
+	for _, p := range h.Published {
+		if i := index.get(p.Event) - 1; i >= 0 {
+			t.published[i]++
+		} else {
+			a.Unexpected++
+		}
+	}
+	t.tallySends(h, index)
+	for _, c := range h.Crashes {
+		for _, id := range c.InFlight {
+			if i := index.get(id) - 1; i >= 0 {
+				t.inCrash[i] = true
+			}
+		}
+	}
+	for _, b := range h.Batches {
+		for _, l := range b.Lines {
+			t.held.add(l.OrderID, 1)
+		}
+	}
+	for _, re := range h.Reallocations {
+		t.reallocs[re.Cause]++
+	}
+	return t
+}
+
+// tallySends counts each event's first delivery, failed sends and accepted sends.
+func (t eventTally) tallySends(h *History, index *idIndex) {
+	for _, s := range h.Sends {
+		i := index.get(s.Event) - 1
+		if i < 0 {
+			continue
+		}
+		if s.Accepted {
+			if t.accepted[i] == 0 || s.At < t.firstAccepted[i] {
+				t.firstAccepted[i] = s.At
+			}
+			t.accepted[i]++
+			if !s.Publish {
+				t.mailsAccepted[i]++
+			}
+		} else {
+			t.failed[i]++
+		}
+	}
+}
+
+// judgeEvent accounts for event i of h: committed or not, delivered, duplicated, pending or lost
+// and why. It returns the time of the event's first delivery when that came after the faults
+// stopped (the liveness phase delivered it).
+func (a *Accounting) judgeEvent(h *History, t eventTally, i int, e EventOp, kinds map[EventKind]*KindCount) (time.Duration, bool) {
+	mails, published := t.mails[i], t.published[i]
+	if e.State == RolledBack || e.State == Discarded {
+		a.Unexpected += mails + published
+		if e.State == Discarded {
+			a.Committed++
+			a.Discarded++
+		}
+		return 0, false
+	}
+	deliveries := mails
+	switch e.Kind {
+	case KindOutOfStock:
+	case KindDeallocated: // delivered to its handler: the reallocations it sent
+		deliveries = t.reallocs[e.ID]
+	default:
+		deliveries = published
+	}
+	a.Committed++
+	a.Duplicated += max(mails-1, 0)
+	a.DuplicatedPublished += max(published-1, 0)
+	a.Resends += max(t.mailsAccepted[i]-1, 0)
+	k := kinds[e.Kind]
+	if k == nil {
+		k = &KindCount{Kind: e.Kind}
+		kinds[e.Kind] = k
+	}
+	k.Committed++
+	k.Duplicated += max(deliveries-1, 0)
+	if e.Kind == KindOutOfStock && mails > 0 && t.held.get(e.Order) > 0 {
+		a.FalseOutOfStock += mails
+	}
+	if deliveries > 0 {
+		a.Delivered++
+		k.Delivered++
+		if e.Unknown {
+			a.Recovered++
+		}
+		if t.accepted[i] > 0 && t.firstAccepted[i] >= h.FaultsEnd {
+			a.Liveness.Delivered++ // it was still pending when the faults stopped
+			return t.firstAccepted[i], true
+		}
+		return 0, false
+	}
+	a.countUndelivered(h, t, i, k)
+	return 0, false
+}
+
+// countUndelivered counts a committed event nothing delivered: pending when the run did not
+// drain, else lost in a crash, after a failed send, or otherwise.
+func (a *Accounting) countUndelivered(h *History, t eventTally, i int, k *KindCount) {
+	switch {
+	case !h.Drained:
+		a.Pending++
+		return
+	case t.inCrash[i]:
+		a.LostInCrash++
+	case t.failed[i] > 0:
+		a.LostSendFailed++
+	default:
+		a.LostOther++
+	}
+	a.Lost++
+	k.Lost++
 }
 
 // Undelivered returns the IDs of the committed events, not discarded, that were never delivered:

@@ -167,7 +167,22 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors come back as one line; -h prints the usage
 	fs.Usage = func() { usage(fs) }
+	workloadFlags(fs, &cfg)
+	loadFlags(fs, &cfg)
+	dispatchFlags(fs, &cfg)
+	faultFlags(fs, &cfg)
+	adapterFlags(fs, &cfg, &opt)
 
+	err := explain(fs, fs.Parse(args))
+	opt.given = set(fs)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	return cfg, opt, fs, err
+}
+
+// workloadFlags registers the seeded plan's flags: the workload preset, products, batches, orders and the run's length.
+func workloadFlags(fs *flag.FlagSet, cfg *sim.Config) {
 	fs.Func("workload", "preset the other flags change: "+strings.Join(workloadNames(), " or ")+" (hot-sku: 1 sku, 1 batch of 500, 1000 orders of 1) (default "+cfg.Workload+")", func(s string) error {
 		if _, ok := sim.Workloads[s]; !ok {
 			return fmt.Errorf("unknown workload %q (want %s)", s, strings.Join(workloadNames(), " or "))
@@ -191,12 +206,20 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		cfg.WarmupOrders, cfg.Warmup = n, d
 		return err
 	})
+}
+
+// loadFlags registers the load model's flags.
+func loadFlags(fs *flag.FlagSet, cfg *sim.Config) {
 	fs.StringVar(&cfg.Model, "model", cfg.Model, "load model: closed (workers send the next order when the last returns) or open (orders arrive at -rate)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, fmt.Sprintf("closed: clients; open: most orders served at once (at most -orders in a run sized by -orders, and at most %d)", sim.MaxWorkers))
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "open model: orders per second offered")
 	fs.StringVar(&cfg.Arrivals, "arrivals", cfg.Arrivals, "open model: steady (every 1/rate) or poisson arrivals")
 	fs.IntVar(&cfg.Backlog, "backlog", cfg.Backlog, "open model: orders waiting for a worker before new ones are dropped")
 	fs.DurationVar(&cfg.LateAfter, "late", cfg.LateAfter, "open model: an order that starts this much after it was due counts as late")
+}
+
+// dispatchFlags registers the flags of the mailer's latency, the dispatch strategies and the service's retries.
+func dispatchFlags(fs *flag.FlagSet, cfg *sim.Config) {
 	fs.Func("mailer-latency", "mailer send time: 5ms (fixed), fixed:5ms, uniform:1ms..9ms or exp:5ms (exponential, mean) (default "+cfg.Mailer.Mean.String()+")",
 		func(s string) error {
 			l, err := sim.ParseLatency(s)
@@ -215,7 +238,10 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.IntVar(&cfg.HandlerAttempts, "handler-attempts", cfg.HandlerAttempts, "sync-retry: attempts of a failing handler in all (the book: 3)")
 	fs.DurationVar(&cfg.HandlerBackoff, "handler-backoff", cfg.HandlerBackoff, "sync-retry: ceiling of the first wait between attempts, doubled each time, jittered")
 	fs.BoolVar(&cfg.Dedup, "dedup", cfg.Dedup, "outbox: the mailer de-duplicates by event id (-dedup=false to see the duplicates)")
+}
 
+// faultFlags registers the fault flags.
+func faultFlags(fs *flag.FlagSet, cfg *sim.Config) {
 	// Faults: all seeded by -seed; a liveness phase without faults ends every run.
 	fs.Func("crash", "crash the whole process with probability p at each visit of a point: point=p,... with points "+pointNames()+" (default none)", func(s string) error {
 		c, err := sim.ParseCrashRates(s)
@@ -241,7 +267,10 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 		cfg.Require = p
 		return err
 	})
+}
 
+// adapterFlags registers the flags of the real adapters and of the output: what to run against, how many times, and where the results go.
+func adapterFlags(fs *flag.FlagSet, cfg *sim.Config, opt *options) {
 	fs.StringVar(&opt.broker, "broker", "fakes", "broker Allocated events are published to: fakes, nats (a NATS JetStream server embedded in the process, a new one for each run) or a nats:// URL (a new stream on that server for each run); nats needs cmd/simulate-real")
 	fs.Func("broker-drops", "drop the broker connection before these publications, counted from 1 over the run: n/n/...; it comes back once that publication failed, and the faults stay on until every drop came (default none)", func(s string) error {
 		ns, err := sim.ParseBrokerDrops(s)
@@ -257,13 +286,6 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	fs.StringVar(&opt.report, "report", "", "write a self-contained HTML report (charts work offline) of the run, comparison or sweep to this file")
 	fs.StringVar(&opt.report, "chart", "", "deprecated: the same as -report")
 	fs.IntVar(&opt.count, "count", 1, "run everything this many times (samples for benchstat)")
-
-	err := explain(fs, fs.Parse(args))
-	opt.given = set(fs)
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
-	}
-	return cfg, opt, fs, err
 }
 
 func workloadNames() []string {

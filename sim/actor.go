@@ -1,0 +1,161 @@
+package sim
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/service"
+)
+
+// actor is one goroutine of the simulated process, with its own log: no lock on the hot path.
+type actor struct {
+	name      string
+	w         *worker                     // nil unless the actor is a worker
+	inc       atomic.Pointer[incarnation] // the life of the process it belongs to
+	sends     []sendRec
+	foreign   map[int]string // sends[i] caused by an event whose ID the simulator did not make
+	sendCount int
+
+	// The events its units of work raised: a worker's requests, and (Config.QuantityChanges) the
+	// reallocations an async handler or an outbox relay runs. They are "e<stream>-<seq>": a
+	// worker's stream is its number, the other actors' count on from Config.Workers.
+	stream      int
+	eventPrefix string
+	idBuf       []byte
+	events      []eventRec  // index = event seq - 1
+	chain       *chainStats // nil without Config.QuantityChanges
+	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
+}
+
+// The logs hold no pointers, so that the garbage collector never scans them however long they
+// grow (a million orders log a million events and sends): IDs are kept as their numbers and
+// spelled out once, when the run assembles its History.
+
+// eventRec is an EventOp as its worker logs it: event "e<worker>-<index+1>", raised for order
+// "o<orderStream>-<orderSeq>".
+type eventRec struct {
+	orderStream, orderSeq int32
+	qty                   int32 // of the line a Deallocated took out (Config.QuantityChanges)
+	state                 EventState
+	kind                  EventKind
+	unknown               bool
+	committedAt           time.Duration
+}
+
+// sendRec is a SendOp as its actor logs it: the cause is event "e<worker>-<seq>" (seq 0: see
+// actor.foreign).
+type sendRec struct {
+	worker, seq                     int32
+	err, timeout, accepted, publish bool
+	unknown                         bool // timed out, and the mailer cannot say whether the server took it
+	at, took                        time.Duration
+}
+
+// parseEventID reads "e<worker>-<seq>" as the workers stamp it, on every send: by hand, as
+// strconv would cost a third of the send's bookkeeping.
+func parseEventID(id string) (worker, seq int32, ok bool) {
+	if len(id) < 4 || len(id) > 22 || id[0] != 'e' {
+		return 0, 0, false
+	}
+	var n [2]int64
+	part, digits := 0, 0
+	for i := 1; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= '0' && c <= '9':
+			n[part] = n[part]*10 + int64(c-'0')
+			digits++
+		case c == '-' && part == 0 && digits > 0:
+			part, digits = 1, 0
+		default:
+			return 0, 0, false
+		}
+	}
+	if part != 1 || digits == 0 || n[0] > math.MaxInt32 || n[1] < 1 || n[1] > math.MaxInt32 {
+		return 0, 0, false
+	}
+	return int32(n[0]), int32(n[1]), true
+}
+
+func eventID(worker, seq int) string { return "e" + strconv.Itoa(worker) + "-" + strconv.Itoa(seq) }
+
+func orderID(stream, seq int32) string {
+	return "o" + strconv.Itoa(int(stream)) + "-" + strconv.Itoa(int(seq))
+}
+
+type actorKey struct{}
+
+func actorOf(ctx context.Context) *actor {
+	a, _ := ctx.Value(actorKey{}).(*actor)
+	return a
+}
+
+// Actor implements Host. The actor belongs to the live process. With reallocation chains
+// (Config.QuantityChanges) it has an event ID stream of its own, recorded in the history, and a
+// dispatcher for what its reallocations commit (offWorkerDispatch).
+func (r *run) Actor(ctx context.Context, name string) context.Context {
+	inc := r.life.cur.Load()
+	a := &actor{name: name + inc.suffix(), stream: -1}
+	a.inc.Store(inc)
+	r.mu.Lock()
+	r.actors = append(r.actors, a)
+	if r.cfg.QuantityChanges > 0 {
+		a.setStream(r.streams)
+		a.chain = newChainStats()
+		r.streams++
+	}
+	r.mu.Unlock()
+	ctx = context.WithValue(ctx, actorKey{}, a)
+	if a.chain != nil {
+		ctx = service.WithCallDispatcher(service.WithIDs(ctx, a.nextEventID), r.offWorkerDispatch)
+	}
+	return ctx
+}
+
+func (a *actor) setStream(n int) { a.stream, a.eventPrefix = n, "e"+strconv.Itoa(n)+"-" }
+
+// nextEventID stamps events with "e<stream>-<seq>" and records each one as raised, for the order
+// a worker is serving; while a Deallocated handler runs (chainMiddleware) the ID is the Allocate
+// command's it sends.
+func (a *actor) nextEventID() string {
+	if a.chain != nil && a.chain.cause != "" {
+		return a.commandID()
+	}
+	a.idBuf = strconv.AppendInt(append(a.idBuf[:0], a.eventPrefix...), int64(len(a.events)+1), 10)
+	rec := eventRec{state: RolledBack}
+	if a.w != nil {
+		rec.orderStream, rec.orderSeq = int32(a.w.current.Stream), int32(a.w.current.Seq)
+	}
+	a.events = append(a.events, rec)
+	return string(a.idBuf)
+}
+
+func (a *actor) event(id string) *eventRec {
+	if a.eventPrefix == "" {
+		return nil
+	}
+	rest, ok := strings.CutPrefix(id, a.eventPrefix)
+	seq, err := strconv.Atoi(rest)
+	if !ok || err != nil || seq < 1 || seq > len(a.events) {
+		return nil
+	}
+	return &a.events[seq-1]
+}
+
+// markCommitted records the actor's events as committed at at, unless already (the crash store
+// does it inside the commit's step when the process can crash), and the reallocations they end.
+func (a *actor) markCommitted(events []domain.Event, at time.Duration) {
+	for _, e := range events {
+		if op := a.event(e.Identity().ID); op != nil && op.state == RolledBack {
+			op.state, op.kind, op.committedAt = Committed, kindOf(e), at
+			if a.chain != nil {
+				a.attribute(op, e)
+				a.reallocated(e)
+			}
+		}
+	}
+}
