@@ -1,4 +1,5 @@
-// Package smtp is a service.Mailer that sends each mail over its own SMTP conversation, with a
+// Package smtp is a service.Mailer that sends mail over SMTP, reusing a small pool of idle
+// sessions between sends, with a
 // connect and a send timeout, optional STARTTLS, and a Message-ID derived from the mail's cause
 // event so that a receiver can drop repeats. Its errors fall in the service layer's categories
 // (service.ErrMailTransient, service.ErrMailPermanent, service.ErrMailUnknown).
@@ -20,8 +21,10 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -34,6 +37,8 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultSendTimeout    = 30 * time.Second
 	DefaultDomain         = "stockbus.invalid"
+	DefaultMaxIdle        = 4
+	DefaultIdleTimeout    = 30 * time.Second
 )
 
 // Config configures a Mailer.
@@ -52,8 +57,16 @@ type Config struct {
 	TLS *tls.Config
 	// Domain is the right-hand side of the Message-IDs (empty: DefaultDomain).
 	Domain string
-	// Now is the clock of the Date header (nil: time.Now).
+	// Now is the clock of the Date header and of IdleTimeout (nil: time.Now).
 	Now func() time.Time
+	// MaxIdle is how many idle sessions the mailer keeps open for later sends (0: DefaultMaxIdle;
+	// negative: none, every send opens and quits its own connection). It bounds idle sessions
+	// only: concurrent sends open as many connections as they need.
+	MaxIdle int
+	// IdleTimeout is how long an idle session may wait before a send stops reusing it and
+	// closes it (0: DefaultIdleTimeout). It is checked when a send looks for a session; no
+	// goroutine sweeps the pool.
+	IdleTimeout time.Duration
 }
 
 // ErrConfig is wrapped by New's error for a Config it cannot send with.
@@ -64,13 +77,40 @@ var ErrConfig = errors.New("smtp: bad config")
 // It wraps service.ErrMailPermanent.
 var ErrBadMail = fmt.Errorf("smtp: bad mail: %w", service.ErrMailPermanent)
 
-// Mailer sends mail over SMTP, one connection per send. It is safe for concurrent use.
+// ErrClosed is wrapped by Send's error once Close has been called. It wraps
+// service.ErrMailPermanent: no retry on this mailer can succeed.
+var ErrClosed = fmt.Errorf("smtp: mailer closed: %w", service.ErrMailPermanent)
+
+// Mailer sends mail over SMTP, reusing idle sessions. It is safe for concurrent use. Close it
+// when done, to close its idle sessions.
 type Mailer struct {
 	addr, from    string
 	connect, send time.Duration
 	tls           *tls.Config
 	domain        string
 	now           func() time.Time
+	maxIdle       int
+	idleTimeout   time.Duration
+
+	mu     sync.Mutex
+	idle   []*session // oldest first
+	closed bool
+}
+
+// session is one SMTP connection, owned by one send at a time or idle in the pool.
+type session struct {
+	raw       net.Conn
+	conn      *limitConn
+	c         *gosmtp.Client // nil until the send that dialled it has started the conversation
+	idleSince time.Time
+}
+
+func (s *session) close() {
+	if s.c != nil {
+		_ = s.c.Close()
+		return
+	}
+	_ = s.raw.Close()
 }
 
 var _ service.Mailer = (*Mailer)(nil)
@@ -85,11 +125,20 @@ func New(cfg Config) (*Mailer, error) {
 	if err != nil || from.Name != "" || from.Address != cfg.From {
 		return nil, fmt.Errorf("%w: sender %q is not a bare address", ErrConfig, cfg.From)
 	}
-	if cfg.ConnectTimeout < 0 || cfg.SendTimeout < 0 {
+	if cfg.ConnectTimeout < 0 || cfg.SendTimeout < 0 || cfg.IdleTimeout < 0 {
 		return nil, fmt.Errorf("%w: negative timeout", ErrConfig)
 	}
 	m := &Mailer{addr: cfg.Addr, from: cfg.From, connect: cfg.ConnectTimeout, send: cfg.SendTimeout,
-		domain: cfg.Domain, now: cfg.Now}
+		domain: cfg.Domain, now: cfg.Now, maxIdle: cfg.MaxIdle, idleTimeout: cfg.IdleTimeout}
+	switch {
+	case m.maxIdle == 0:
+		m.maxIdle = DefaultMaxIdle
+	case m.maxIdle < 0:
+		m.maxIdle = 0
+	}
+	if m.idleTimeout == 0 {
+		m.idleTimeout = DefaultIdleTimeout
+	}
 	if m.connect == 0 {
 		m.connect = DefaultConnectTimeout
 	}
@@ -184,14 +233,20 @@ func isDotAtom(s string) bool {
 	return true
 }
 
-// Send sends the mail in one SMTP conversation: connect, EHLO, STARTTLS if configured, MAIL
-// FROM, RCPT TO, DATA. It returns nil once the server has accepted the mail. A failure wraps
-// service.ErrMailTransient (a 4xx reply, or the server could not be reached or dropped the
-// connection before the mail's data was complete: nothing was delivered),
-// service.ErrMailPermanent (a 5xx reply, a TLS failure, ErrBadMail) or service.ErrMailUnknown (a
-// timeout or a dropped connection after the data was complete, before the server's reply); a
-// reply's *gosmtp.SMTPError is wrapped too. When ctx ends the connection is closed at once and
-// the error wraps ctx.Err(), beside service.ErrMailUnknown if the data was already complete.
+// Send sends the mail over an idle session if one is left from an earlier send, or else over a
+// new connection (connect, EHLO, STARTTLS if configured), then MAIL FROM, RCPT TO, DATA. It
+// returns nil once the server has accepted the mail. An idle session the server has dropped
+// (a network error or a 421 reply to MAIL FROM, when none of the mail has left) is closed and
+// the send goes on over another session, so the mail is sent at most once per call.
+//
+// A failure wraps service.ErrMailTransient (a 4xx reply, or the server could not be reached or
+// dropped the connection before the mail's data was complete: nothing was delivered),
+// service.ErrMailPermanent (a 5xx reply, a TLS failure, ErrBadMail, ErrClosed) or
+// service.ErrMailUnknown (a timeout or a dropped connection after the data was complete, before
+// the server's reply); a reply's *gosmtp.SMTPError is wrapped too. When ctx ends the connection
+// is closed at once and the error wraps ctx.Err(), beside service.ErrMailUnknown if the data was
+// already complete. After a network error, a timeout or a cancellation the session is closed; after
+// a 4xx or 5xx reply (but 421) it is reset with RSET and kept.
 func (m *Mailer) Send(ctx context.Context, ml service.Mail) error {
 	rcpt, msg, err := m.compose(ml)
 	if err != nil {
@@ -200,50 +255,156 @@ func (m *Mailer) Send(ctx context.Context, ml service.Mail) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("smtp: send to %s: %w", m.addr, err)
 	}
+	var limit time.Time // set when the first conversation starts, kept over a stale session's replacement
+	for {
+		s, err := m.take()
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			break
+		}
+		if stale, err := m.converse(ctx, s, &limit, rcpt, msg); !stale {
+			return err
+		}
+	}
 	d := net.Dialer{Timeout: m.connect}
 	raw, err := d.DialContext(ctx, "tcp", m.addr)
 	if err != nil {
 		return m.fail(ctx, false, fmt.Errorf("connect: %w", err))
 	}
-	defer raw.Close()
-	stop := context.AfterFunc(ctx, func() { _ = raw.Close() })
-	defer stop()
-	conn := &limitConn{Conn: raw, limit: time.Now().Add(m.send)}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return m.fail(ctx, false, err)
-	}
+	_, err = m.converse(ctx, &session{raw: raw, conn: &limitConn{Conn: raw}}, &limit, rcpt, msg)
+	return err
+}
 
-	var c *gosmtp.Client
-	if m.tls != nil {
-		if c, err = gosmtp.NewClientStartTLS(conn, m.tls); err != nil {
-			return m.fail(ctx, false, fmt.Errorf("starttls: %w", err))
+// converse sends one mail over s, then pools s or closes it. stale reports that s was an idle
+// session found broken before any of the mail left, so the send may go on over another.
+func (m *Mailer) converse(ctx context.Context, s *session, limit *time.Time, rcpt string, msg []byte) (stale bool, err error) {
+	reused := s.c != nil
+	if limit.IsZero() {
+		*limit = time.Now().Add(m.send)
+	}
+	s.conn.limit = *limit
+	keep := false
+	stop := context.AfterFunc(ctx, func() { _ = s.raw.Close() })
+	defer func() {
+		if stop() && keep {
+			m.put(s)
+		} else {
+			s.close()
 		}
-		// The handshake happens on the first command after STARTTLS.
-		if err := c.Hello("localhost"); err != nil {
-			return m.fail(ctx, false, fmt.Errorf("ehlo over tls: %w", err))
+	}()
+	if err := s.conn.SetDeadline(time.Time{}); err != nil {
+		return reused && ctx.Err() == nil, m.fail(ctx, false, err)
+	}
+	if !reused {
+		if m.tls != nil {
+			if s.c, err = gosmtp.NewClientStartTLS(s.conn, m.tls); err != nil {
+				return false, m.fail(ctx, false, fmt.Errorf("starttls: %w", err))
+			}
+			// The handshake happens on the first command after STARTTLS.
+			if err := s.c.Hello("localhost"); err != nil {
+				return false, m.fail(ctx, false, fmt.Errorf("ehlo over tls: %w", err))
+			}
+		} else {
+			s.c = gosmtp.NewClient(s.conn)
 		}
-	} else {
-		c = gosmtp.NewClient(conn)
 	}
-	defer c.Close()
-	if err := c.Mail(m.from, nil); err != nil {
-		return m.fail(ctx, false, fmt.Errorf("mail from: %w", err))
+	// replied keeps the session after a reply that ended the transaction: RSET makes it ready
+	// for the next mail, and a failed RSET closes it.
+	replied := func(err error) {
+		var reply *gosmtp.SMTPError
+		keep = errors.As(err, &reply) && reply.Code != 421 && ctx.Err() == nil && s.c.Reset() == nil
 	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return m.fail(ctx, false, fmt.Errorf("rcpt to: %w", err))
+	if err := s.c.Mail(m.from, nil); err != nil {
+		if reused && ctx.Err() == nil && isDropped(err) {
+			return true, err
+		}
+		replied(err)
+		return false, m.fail(ctx, false, fmt.Errorf("mail from: %w", err))
 	}
-	w, err := c.Data()
+	if err := s.c.Rcpt(rcpt, nil); err != nil {
+		replied(err)
+		return false, m.fail(ctx, false, fmt.Errorf("rcpt to: %w", err))
+	}
+	w, err := s.c.Data()
 	if err != nil {
-		return m.fail(ctx, false, fmt.Errorf("data: %w", err))
+		replied(err)
+		return false, m.fail(ctx, false, fmt.Errorf("data: %w", err))
 	}
 	if _, err := w.Write(msg); err != nil {
-		return m.fail(ctx, false, fmt.Errorf("data: %w", err))
+		return false, m.fail(ctx, false, fmt.Errorf("data: %w", err))
 	}
 	// From here the server may have the whole mail, whatever happens to its reply.
 	if err := w.Close(); err != nil {
-		return m.fail(ctx, true, fmt.Errorf("end of data: %w", err))
+		replied(err)
+		return false, m.fail(ctx, true, fmt.Errorf("end of data: %w", err))
 	}
-	_ = c.Quit() // the server has accepted the mail; a failed QUIT changes nothing
+	keep = true
+	return false, nil
+}
+
+// isDropped reports whether err, met at MAIL FROM on an idle session, says the server had
+// dropped the session while it was idle.
+func isDropped(err error) bool {
+	var reply *gosmtp.SMTPError
+	if errors.As(err, &reply) {
+		return reply.Code == 421
+	}
+	return isNetwork(err)
+}
+
+// take returns an idle session, most recently used first, closing those idle for longer than
+// the idle timeout, or nil if there is none. It fails with ErrClosed after Close.
+func (m *Mailer) take() (*session, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("smtp: send to %s: %w", m.addr, ErrClosed)
+	}
+	now := m.now()
+	n := 0
+	for n < len(m.idle) && now.Sub(m.idle[n].idleSince) >= m.idleTimeout {
+		n++
+	}
+	expired := slices.Clone(m.idle[:n])
+	m.idle = m.idle[n:]
+	var s *session
+	if k := len(m.idle); k > 0 {
+		s, m.idle = m.idle[k-1], m.idle[:k-1]
+	}
+	m.mu.Unlock()
+	for _, e := range expired {
+		e.close()
+	}
+	return s, nil
+}
+
+// put returns s to the pool, or quits it if the pool is full or the mailer closed.
+func (m *Mailer) put(s *session) {
+	m.mu.Lock()
+	if !m.closed && len(m.idle) < m.maxIdle {
+		s.idleSince = m.now()
+		m.idle = append(m.idle, s)
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	_ = s.c.Quit() // the mail is sent; a failed QUIT changes nothing
+}
+
+// Close quits the idle sessions and makes every later Send fail with ErrClosed. Sends in
+// progress finish and close their sessions. It always returns nil; later calls do nothing.
+func (m *Mailer) Close() error {
+	m.mu.Lock()
+	idle := m.idle
+	m.idle, m.closed = nil, true
+	m.mu.Unlock()
+	for _, s := range idle {
+		s.conn.limit = time.Now().Add(m.connect)
+		_ = s.c.Quit()
+		s.close()
+	}
 	return nil
 }
 

@@ -47,6 +47,7 @@ func TestMailerPassesTheMailerContract(t *testing.T) {
 		}})
 		m, err := smtp.New(smtp.Config{Addr: srv.Addr(), From: "stockbus@example.com", SendTimeout: timeout})
 		require.NoError(t, err)
+		t.Cleanup(func() { assert.NoError(t, m.Close()) })
 		return mailertest.Subject{Mailer: m, Hung: hung, Delivered: func() []mailertest.Delivery {
 			var ds []mailertest.Delivery
 			for _, msg := range srv.Delivered() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -41,6 +42,7 @@ func newMailer(t *testing.T, cfg smtp.Config) *smtp.Mailer {
 	}
 	m, err := smtp.New(cfg)
 	require.NoError(t, err, "smtp.New(%+v)", cfg)
+	t.Cleanup(func() { assert.NoError(t, m.Close()) })
 	return m
 }
 
@@ -262,5 +264,68 @@ func TestSendCancelledAfterTheDataLeavesTheOutcomeUnknown(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.ErrorIs(t, err, service.ErrMailUnknown, "the server had the whole mail")
 	assert.False(t, service.MailRetryable(err), "a cancelled send is not retried")
+	assert.Len(t, srv.Delivered(), 1)
+}
+
+func TestSendReusesOneSession(t *testing.T) {
+	now := time.Unix(0, 0)
+	for _, tc := range []struct {
+		name    string
+		cfg     smtp.Config
+		between func(*smtptest.Server) // run between the two sends
+		plan    smtptest.Plan
+		wantErr bool // the first send fails
+		want    int  // connections the server accepted for both sends
+	}{
+		{"two healthy sends", smtp.Config{}, nil, nil, false, 1},
+		{"reuse turned off", smtp.Config{MaxIdle: -1}, nil, nil, false, 2},
+		{"the server drops the idle session", smtp.Config{}, (*smtptest.Server).DropConnections, nil, false, 2},
+		{"idle for longer than the timeout", smtp.Config{IdleTimeout: time.Minute}, func(*smtptest.Server) { now = now.Add(time.Minute) }, nil, false, 2},
+		{"idle within the timeout", smtp.Config{IdleTimeout: time.Minute}, func(*smtptest.Server) { now = now.Add(time.Second) }, nil, false, 1},
+		// A reply leaves the session in a known state, so RSET makes it usable again.
+		{"a 451 to MAIL FROM keeps it", smtp.Config{}, nil, smtptest.Sequence(smtptest.Fault{At: smtptest.AtMail, Reply: smtptest.Transient}), true, 1},
+		{"a 451 to the data keeps it", smtp.Config{}, nil, smtptest.Sequence(smtptest.Fault{Reply: smtptest.Transient}), true, 1},
+		{"a dropped connection closes it", smtp.Config{}, nil, smtptest.Sequence(smtptest.Fault{Reply: smtptest.Close}), true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := start(t, smtptest.Config{Plan: tc.plan})
+			cfg := tc.cfg
+			cfg.Addr, cfg.Now = srv.Addr(), func() time.Time { return now }
+			m := newMailer(t, cfg)
+			err := m.Send(context.Background(), notice("e1"))
+			assert.Equal(t, tc.wantErr, err != nil, "first send: %v", err)
+			if tc.between != nil {
+				tc.between(srv)
+			}
+			require.NoError(t, m.Send(context.Background(), notice("e2")), "second send")
+			assert.Equal(t, tc.want, srv.Connections(), "connections")
+			wantDelivered := 2
+			if tc.wantErr {
+				wantDelivered = 1
+			}
+			assert.Len(t, srv.Delivered(), wantDelivered, "each mail delivered once")
+		})
+	}
+}
+
+func TestManySendsOverOneConnection(t *testing.T) {
+	srv := start(t, smtptest.Config{})
+	m := newMailer(t, smtp.Config{Addr: srv.Addr()})
+	for i := range 20 {
+		require.NoError(t, m.Send(context.Background(), notice(fmt.Sprint("e", i))))
+	}
+	assert.Equal(t, 1, srv.Connections())
+	assert.Len(t, srv.Delivered(), 20)
+}
+
+func TestSendAfterCloseFails(t *testing.T) {
+	srv := start(t, smtptest.Config{})
+	m := newMailer(t, smtp.Config{Addr: srv.Addr()})
+	require.NoError(t, m.Send(context.Background(), notice("e1")))
+	require.NoError(t, m.Close())
+	err := m.Send(context.Background(), notice("e2"))
+	assert.ErrorIs(t, err, smtp.ErrClosed)
+	assertCategory(t, err, service.ErrMailPermanent)
+	assert.NoError(t, m.Close(), "a second Close")
 	assert.Len(t, srv.Delivered(), 1)
 }

@@ -140,6 +140,23 @@ func (s *Server) Transactions() int {
 	return s.next
 }
 
+// Connections returns how many connections the server has accepted.
+func (s *Server) Connections() int {
+	s.ln.mu.Lock()
+	defer s.ln.mu.Unlock()
+	return s.ln.accepted
+}
+
+// DropConnections closes every open connection without a reply, as a server does to sessions
+// it finds idle for too long; the server goes on accepting new ones.
+func (s *Server) DropConnections() {
+	s.ln.mu.Lock()
+	defer s.ln.mu.Unlock()
+	for c := range s.ln.conns {
+		_ = c.Close()
+	}
+}
+
 // Close stops the server: it ends every delay and hang, closes the listener and every
 // connection, and returns once every goroutine of the server has ended. Later calls do nothing.
 func (s *Server) Close() error {
@@ -293,9 +310,10 @@ func (ss *session) apply() error {
 // has not registered yet.
 type listener struct {
 	net.Listener
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]bool
+	mu       sync.Mutex
+	closed   bool
+	accepted int
+	conns    map[net.Conn]bool
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -310,6 +328,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	l.conns[c] = true
+	l.accepted++
 	return &conn{Conn: c, l: l}, nil
 }
 
