@@ -53,7 +53,8 @@ func SMTP(addr string) (sim.MailerOpener, error) {
 			return nil, nil, errors.Join(err, closeMailer())
 		}
 		m.client = client
-		return m, closeMailer, nil
+		// The mailer's idle sessions close first (their QUIT), then the test server.
+		return m, func() error { return errors.Join(client.Close(), closeMailer()) }, nil
 	}, nil
 }
 
