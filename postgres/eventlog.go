@@ -6,17 +6,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/internal/sqlstore"
 )
 
-// LoggedEvent is a row of the event log: an event as its commit stored it.
-type LoggedEvent struct {
-	Seq         uint64       // position in commit order over every store on the database, from 1
-	Type        string       // "Allocated", "OutOfStock" or "Deallocated"
-	CausationID string       // the event's CausationID, "" for a root
-	Event       domain.Event // as committed, with its ID
-}
+// LoggedEvent is a row of the event log: an event as its commit stored it (Seq is its
+// position in commit order over every store on the database, from 1).
+type LoggedEvent = sqlstore.LoggedEvent
 
 // eventLog writes every pending event of the entries' products into the event log, in one
 // statement of the commit's own transaction, whatever the dispatch strategy: a row is there if
