@@ -148,6 +148,23 @@ func comparisonFooter(p *printer, reports []sim.Report, sweep *sim.Sweep) error 
 	return p.err
 }
 
+// anyHas reports whether any report has the optional part that part returns (nil: none), such as
+// its broker report: a comparison shows the part's rows only then.
+func anyHas[T any](reports []sim.Report, part func(sim.Report) *T) bool {
+	return slices.ContainsFunc(reports, func(r sim.Report) bool { return part(r) != nil })
+}
+
+// partCell is a comparison's cell of an optional part: f of the report's part, or "-" for a report
+// without it.
+func partCell[T any](part func(sim.Report) *T, f func(*T) string) func(sim.Report) string {
+	return func(r sim.Report) string {
+		if p := part(r); p != nil {
+			return f(p)
+		}
+		return "-"
+	}
+}
+
 func yesNo(b bool) string {
 	if b {
 		return "yes"
