@@ -1,7 +1,6 @@
 package output
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/stockbus/stockbus/sim"
@@ -32,7 +31,7 @@ func htmlTables(reports []sim.Report, sweep *sim.Sweep) []htmlTable {
 // sendTable is every send's time as the sender timed it (failed sends included), one row per
 // report, when any report sends through a real mailer: the text report's mailer send row.
 func sendTable(reports []sim.Report, sweep *sim.Sweep) (htmlTable, bool) {
-	if !slices.ContainsFunc(reports, func(r sim.Report) bool { return r.Config.RealMailer() }) {
+	if !anyRealMailer(reports) {
 		return htmlTable{}, false
 	}
 	t := htmlTable{Title: "Mail sends, as the sender timed them",
