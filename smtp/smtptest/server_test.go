@@ -341,6 +341,10 @@ func TestServerCountsTheSessionsEndedByQUIT(t *testing.T) {
 	mail := func(c *gosmtp.Client) error {
 		return c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: x\r\n\r\ny\r\n"))
 	}
+	mailThen := func(end func(*gosmtp.Client) error) func(*smtptest.Server, *gosmtp.Client) error {
+		return func(_ *smtptest.Server, c *gosmtp.Client) error { return errors.Join(mail(c), end(c)) }
+	}
+	quit, hangUp := mailThen((*gosmtp.Client).Quit), mailThen((*gosmtp.Client).Close)
 	for _, tc := range []struct {
 		name  string
 		plan  smtptest.Plan
@@ -348,24 +352,14 @@ func TestServerCountsTheSessionsEndedByQUIT(t *testing.T) {
 		after func(*smtptest.Server, *gosmtp.Client) error // on a client that said EHLO (after STARTTLS with tls)
 		want  int
 	}{
-		{"QUIT after a mail", nil, 0, func(_ *smtptest.Server, c *gosmtp.Client) error {
-			return errors.Join(mail(c), c.Quit())
-		}, 1},
+		{"QUIT after a mail", nil, 0, quit, 1},
 		{"QUIT with no mail", nil, 0, func(_ *smtptest.Server, c *gosmtp.Client) error { return c.Quit() }, 1},
-		{"QUIT after STARTTLS and a mail", nil, tls.VersionTLS13, func(_ *smtptest.Server, c *gosmtp.Client) error {
-			return errors.Join(mail(c), c.Quit())
-		}, 1},
+		{"QUIT after STARTTLS and a mail", nil, tls.VersionTLS13, quit, 1},
 		// Over TLS 1.2 the server writes last in the handshake, just before STARTTLS ends the
 		// plaintext session.
-		{"QUIT after STARTTLS with TLS 1.2", nil, tls.VersionTLS12, func(_ *smtptest.Server, c *gosmtp.Client) error {
-			return errors.Join(mail(c), c.Quit())
-		}, 1},
-		{"the client hangs up after a mail", nil, 0, func(_ *smtptest.Server, c *gosmtp.Client) error {
-			return errors.Join(mail(c), c.Close())
-		}, 0},
-		{"the client hangs up after STARTTLS and a mail", nil, tls.VersionTLS13, func(_ *smtptest.Server, c *gosmtp.Client) error {
-			return errors.Join(mail(c), c.Close())
-		}, 0},
+		{"QUIT after STARTTLS with TLS 1.2", nil, tls.VersionTLS12, quit, 1},
+		{"the client hangs up after a mail", nil, 0, hangUp, 0},
+		{"the client hangs up after STARTTLS and a mail", nil, tls.VersionTLS13, hangUp, 0},
 		{"the server drops the session", nil, 0, func(s *smtptest.Server, c *gosmtp.Client) error {
 			s.DropConnections()
 			assert.Error(t, c.Quit(), "QUIT on a dropped session")
