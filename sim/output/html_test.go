@@ -190,10 +190,9 @@ func pageTable(t *testing.T, page, title string) ([][]string, bool) {
 // textFigures returns the submatches of pattern in the text report of r.
 func textFigures(t *testing.T, r sim.Report, pattern string) []string {
 	t.Helper()
-	var buf bytes.Buffer
-	require.NoError(t, output.WriteText(&buf, r))
-	m := regexp.MustCompile(pattern).FindStringSubmatch(buf.String())
-	require.NotNil(t, m, "the text report has %s:\n%s", pattern, buf.String())
+	out := text(t, r)
+	m := regexp.MustCompile(pattern).FindStringSubmatch(out)
+	require.NotNil(t, m, "the text report has %s:\n%s", pattern, out)
 	return m[1:]
 }
 

@@ -1,6 +1,7 @@
 package output_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/output"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -25,4 +27,20 @@ func run(t *testing.T, cfg sim.Config) sim.Report {
 	r, err := sim.Run(context.Background(), cfg)
 	require.NoError(t, err, "Run(%+v)", cfg)
 	return r
+}
+
+// text is r's text report.
+func text(t *testing.T, r sim.Report) string {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, output.WriteText(&buf, r), "WriteText")
+	return buf.String()
+}
+
+// comparison is the text comparison of reports.
+func comparison(t *testing.T, reports []sim.Report) string {
+	t.Helper()
+	var buf bytes.Buffer
+	require.NoError(t, output.WriteComparison(&buf, reports, nil), "WriteComparison")
+	return buf.String()
 }
