@@ -109,12 +109,8 @@ func TestTextReportShowsEveryPart(t *testing.T) {
 }
 
 func TestSweepTable(t *testing.T) {
-	sw, err := sim.ParseSweep("workers=1,2")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
-	reports, err := sim.RunAll(t.Context(), cfgs)
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "workers=1,2")
+	reports := runAll(t, cfgs)
 	require.Len(t, reports, 4)
 
 	var buf bytes.Buffer

@@ -91,12 +91,8 @@ func assertOffline(t *testing.T, page string) {
 }
 
 func TestSweepPageChartsEveryMeasureOnANumericAxis(t *testing.T) {
-	sw, err := sim.ParseSweep("mailer-latency=0,1ms")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
-	reports, err := sim.RunAll(t.Context(), cfgs)
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "mailer-latency=0,1ms")
+	reports := runAll(t, cfgs)
 
 	page, charts := renderPage(t, reports, &sw)
 	assertOffline(t, page)
@@ -132,10 +128,7 @@ func TestRunPageShowsSpectrumTimelineAndAccounting(t *testing.T) {
 }
 
 func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
-	sw, err := sim.ParseSweep("workers=1,2,4")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "workers=1,2,4")
 	for _, tc := range []struct {
 		name       string
 		sync, asyn float64 // orders/s

@@ -44,3 +44,22 @@ func comparison(t *testing.T, reports []sim.Report) string {
 	require.NoError(t, output.WriteComparison(&buf, reports, nil), "WriteComparison")
 	return buf.String()
 }
+
+// sweepPlan is the sweep spec over tiny(), for sync and async: the sweep and its runs'
+// configurations.
+func sweepPlan(t *testing.T, spec string) (sim.Sweep, []sim.Config) {
+	t.Helper()
+	sw, err := sim.ParseSweep(spec)
+	require.NoError(t, err, "ParseSweep(%q)", spec)
+	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
+	require.NoError(t, err, "Plan of %q", spec)
+	return sw, cfgs
+}
+
+// runAll runs cfgs, as a sweep does.
+func runAll(t *testing.T, cfgs []sim.Config) []sim.Report {
+	t.Helper()
+	reports, err := sim.RunAll(t.Context(), cfgs)
+	require.NoError(t, err, "RunAll")
+	return reports
+}
