@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -328,4 +329,47 @@ func TestSendAfterCloseFails(t *testing.T) {
 	assertCategory(t, err, service.ErrMailPermanent)
 	assert.NoError(t, m.Close(), "a second Close")
 	assert.Len(t, srv.Delivered(), 1)
+}
+
+// meet is a plan under which the first n mail transactions wait for each other at MAIL FROM, so
+// that n concurrent sends hold n sessions open at once, whatever the scheduling.
+func meet(n int) smtptest.Plan {
+	var all sync.WaitGroup
+	all.Add(n)
+	return func(i int) smtptest.Fault {
+		if i < n {
+			all.Done()
+			all.Wait()
+		}
+		return smtptest.Fault{}
+	}
+}
+
+// Close sends QUIT on every idle session, and a send that finds the pool full quits its session
+// at once: every session the mailer opened ends with QUIT, none with a dropped connection.
+func TestCloseQuitsTheIdleSessions(t *testing.T) {
+	const sends = 3
+	for _, tc := range []struct {
+		name    string
+		maxIdle int
+	}{
+		{"all three idle until Close", 4},
+		{"two idle until Close, one quit by its send", 2},
+		{"no pool: each send quits its own", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := start(t, smtptest.Config{Plan: meet(sends)})
+			m := newMailer(t, smtp.Config{Addr: srv.Addr(), MaxIdle: tc.maxIdle})
+			var wg sync.WaitGroup
+			for i := range sends {
+				wg.Go(func() { assert.NoError(t, m.Send(context.Background(), notice(fmt.Sprint("e", i)))) })
+			}
+			wg.Wait()
+			require.Equal(t, sends, srv.Connections(), "connections for %d sends that met at MAIL FROM", sends)
+			require.NoError(t, m.Close())
+			require.NoError(t, srv.Close(), "closing the server, which ends the sessions left open")
+			assert.Equal(t, sends, srv.Quits(), "sessions ended with QUIT, of %d", sends)
+			assert.Len(t, srv.Delivered(), sends)
+		})
+	}
 }

@@ -16,21 +16,11 @@ func brokerLine(b *sim.BrokerReport) string {
 
 // brokerRows adds the broker's rows to a comparison when a run has a broker report.
 func brokerRows(reports []sim.Report, line func(string, func(sim.Report) string)) {
-	shown := false
-	for _, r := range reports {
-		shown = shown || r.Broker != nil
-	}
-	if !shown {
+	broker := func(r sim.Report) *sim.BrokerReport { return r.Broker }
+	if !anyHas(reports, broker) {
 		return
 	}
-	cell := func(f func(*sim.BrokerReport) string) func(sim.Report) string {
-		return func(r sim.Report) string {
-			if r.Broker == nil {
-				return "-"
-			}
-			return f(r.Broker)
-		}
-	}
+	cell := func(f func(*sim.BrokerReport) string) func(sim.Report) string { return partCell(broker, f) }
 	line("publish p50 / p99", cell(func(b *sim.BrokerReport) string { return dur(b.Publish.P50) + " / " + dur(b.Publish.P99) }))
 	line("broker re-sent / dedup hits", cell(func(b *sim.BrokerReport) string { return fmt.Sprintf("%d / %d", b.Resent, b.DedupHits) }))
 	line("broker holds / stored twice", cell(func(b *sim.BrokerReport) string { return fmt.Sprintf("%d / %d", b.Held, b.Duplicated) }))

@@ -12,17 +12,11 @@ import (
 // run has them: the quantity changes and reallocations, the depth of the chains, and the messages
 // the bus handled by type, so that each strategy's chains read side by side.
 func chainRows(reports []sim.Report, line func(string, func(sim.Report) string)) {
-	if !slices.ContainsFunc(reports, func(r sim.Report) bool { return r.Chains != nil }) {
+	chains := func(r sim.Report) *sim.Chains { return r.Chains }
+	if !anyHas(reports, chains) {
 		return
 	}
-	cell := func(f func(*sim.Chains) string) func(sim.Report) string {
-		return func(r sim.Report) string {
-			if r.Chains == nil {
-				return "-"
-			}
-			return f(r.Chains)
-		}
-	}
+	cell := func(f func(*sim.Chains) string) func(sim.Report) string { return partCell(chains, f) }
 	line("quantity changes / reallocations", cell(func(c *sim.Chains) string {
 		return fmt.Sprintf("%d / %d", c.QuantityChanges, c.Reallocations)
 	}))

@@ -1,14 +1,11 @@
 package output_test
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/stockbus/stockbus/sim"
-	"github.com/stockbus/stockbus/sim/output"
 )
 
 // TestTheComparisonShowsEachStrategysChains: with chains the comparison has their rows, one
@@ -18,9 +15,7 @@ func TestTheComparisonShowsEachStrategysChains(t *testing.T) {
 		DepthMean: 1.5, Messages: map[string]int64{"Deallocated": 5, "Allocate": 5}}}
 	with.Config.Strategy = sim.Async
 	without := sim.Report{Config: sim.Default()}
-	var sb strings.Builder
-	require.NoError(t, output.WriteComparison(&sb, []sim.Report{without, with}, nil))
-	out := sb.String()
+	out := comparison(t, []sim.Report{without, with})
 	for _, row := range []string{"quantity changes / reallocations", "chain depth max / p99 / mean", "Deallocated handled", "Allocate handled"} {
 		assert.Contains(t, out, row)
 	}
@@ -28,7 +23,5 @@ func TestTheComparisonShowsEachStrategysChains(t *testing.T) {
 	assert.Regexp(t, `chain depth max / p99 / mean\s+-\s+3 / 3 / 1.50`, out)
 	assert.NotContains(t, out, "OutOfStock handled", "a type no run handled")
 
-	sb.Reset()
-	require.NoError(t, output.WriteComparison(&sb, []sim.Report{without, without}, nil))
-	assert.NotContains(t, sb.String(), "reallocations")
+	assert.NotContains(t, comparison(t, []sim.Report{without, without}), "reallocations")
 }

@@ -60,7 +60,7 @@ func figureRows(reports []sim.Report, line func(string, func(sim.Report) string)
 	line("latency max", func(r sim.Report) string { return dur(r.Latency.Max) })
 	line("dispatch per request", func(r sim.Report) string { return dur(r.Dispatch.Mean) })
 	line("dispatch share", func(r sim.Report) string { return fmt.Sprintf("%.1f%%", 100*r.Dispatch.Share) })
-	if slices.ContainsFunc(reports, func(r sim.Report) bool { return r.Config.RealMailer() }) {
+	if anyRealMailer(reports) {
 		line("mailer send p50 / p99", func(r sim.Report) string { return dur(r.Mailer.Send.P50) + " / " + dur(r.Mailer.Send.P99) })
 	}
 	line("commit p50 / p99", func(r sim.Report) string { return dur(r.Commit.P50) + " / " + dur(r.Commit.P99) })
@@ -146,6 +146,29 @@ func comparisonFooter(p *printer, reports []sim.Report, sweep *sim.Sweep) error 
 		p.line("faults: %s", faultsLine(reports[0].Config))
 	}
 	return p.err
+}
+
+// anyHas reports whether any report has the optional part that part returns (nil: none), such as
+// its broker report: a comparison shows the part's rows only then.
+func anyHas[T any](reports []sim.Report, part func(sim.Report) *T) bool {
+	return slices.ContainsFunc(reports, func(r sim.Report) bool { return part(r) != nil })
+}
+
+// anyRealMailer reports whether any report sends through a mailer other than the fake one: a
+// comparison, and the HTML page, show the sends as the sender timed them only then.
+func anyRealMailer(reports []sim.Report) bool {
+	return slices.ContainsFunc(reports, func(r sim.Report) bool { return r.Config.RealMailer() })
+}
+
+// partCell is a comparison's cell of an optional part: f of the report's part, or "-" for a report
+// without it.
+func partCell[T any](part func(sim.Report) *T, f func(*T) string) func(sim.Report) string {
+	return func(r sim.Report) string {
+		if p := part(r); p != nil {
+			return f(p)
+		}
+		return "-"
+	}
 }
 
 func yesNo(b bool) string {

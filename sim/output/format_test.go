@@ -92,9 +92,7 @@ func TestBenchLinesParse(t *testing.T) {
 
 func TestTextReportShowsEveryPart(t *testing.T) {
 	reports := comparedReports(t)
-	var buf bytes.Buffer
-	require.NoError(t, output.WriteText(&buf, reports[0]))
-	out := buf.String()
+	out := text(t, reports[0])
 	for _, want := range []string{
 		"stockbus simulate: sync dispatch, closed model, 3 workers", "seed 42", "GOMAXPROCS", "workload", "plan",
 		"orders", "events", "mails", "conflicts", "throughput", "orders/s", "latency", "p99.9", "dispatch", "% of request time",
@@ -104,21 +102,15 @@ func TestTextReportShowsEveryPart(t *testing.T) {
 	}
 	assert.NotContains(t, out, "BROKEN")
 
-	buf.Reset()
-	require.NoError(t, output.WriteComparison(&buf, reports, nil))
-	out = buf.String()
+	out = comparison(t, reports)
 	assert.Regexp(t, `sync\s+async/block\s+outbox`, out)
 	assert.Contains(t, out, "dispatch share")
 	assert.Contains(t, out, "delivery lag p99")
 }
 
 func TestSweepTable(t *testing.T) {
-	sw, err := sim.ParseSweep("workers=1,2")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
-	reports, err := sim.RunAll(t.Context(), cfgs)
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "workers=1,2")
+	reports := runAll(t, cfgs)
 	require.Len(t, reports, 4)
 
 	var buf bytes.Buffer
@@ -144,9 +136,7 @@ func faultyReports(t *testing.T) []sim.Report {
 
 func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	reports := faultyReports(t)
-	var buf bytes.Buffer
-	require.NoError(t, output.WriteText(&buf, reports[0]))
-	out := buf.String()
+	out := text(t, reports[0])
 	for _, want := range []string{
 		"faults    crash after-commit=0.05; mail errors 0.1; clients resend after an unknown outcome with p=0.5; then a liveness phase without faults",
 		"promise   at-most-once + delivered when nothing fails", "fired", "crashes ", "after-commit ", "send errors ", "client resends ",
@@ -157,23 +147,18 @@ func TestReportsShowFaultsAndAccounting(t *testing.T) {
 	}
 	assert.NotContains(t, out, "rerun:", "only a failing run says how to rerun it")
 
-	buf.Reset()
-	require.NoError(t, output.WriteText(&buf, comparedReports(t)[0]))
-	assert.NotContains(t, buf.String(), "fired", "no fault, nothing fired")
-	assert.Contains(t, buf.String(), "accounting")
+	plain := text(t, comparedReports(t)[0])
+	assert.NotContains(t, plain, "fired", "no fault, nothing fired")
+	assert.Contains(t, plain, "accounting")
 
-	buf.Reset()
-	require.NoError(t, output.WriteComparison(&buf, reports, nil))
-	out = buf.String()
+	out = comparison(t, reports)
 	for _, want := range []string{"at-most-once / at-least-once", "crashes", "lost", "OutOfStock / other", "in a crash / send failed", "duplicated", "resends / dedup hits",
 		"unexpected", "recovered", "pending when faults stopped", "still pending after drain", "faults: crash after-commit=0.05"} {
 		assert.Contains(t, out, want)
 	}
 	assert.Regexp(t, `at-most-once / at-least-once\s+yes / no\s+yes / yes`, out)
 
-	buf.Reset()
-	require.NoError(t, output.WriteComparison(&buf, comparedReports(t), nil))
-	assert.NotContains(t, buf.String(), "in a crash", "no accounting rows without faults")
+	assert.NotContains(t, comparison(t, comparedReports(t)), "in a crash", "no accounting rows without faults")
 }
 
 func TestJSONHasTheFaultFields(t *testing.T) {

@@ -31,8 +31,9 @@ type Chart struct {
 
 // WriteHTML writes one self-contained HTML page for a run, a comparison (several reports) or a
 // sweep (sweep non-nil): the text report's table, the sweep's charts, each report's latency
-// percentile spectrum, a timeline of throughput and p99 per interval, and the event accounting.
-// The page references nothing outside itself.
+// percentile spectrum, a timeline of throughput and p99 per interval, and the event accounting;
+// on a real mailer, the mail sends as the sender timed them; with a broker report, what the broker
+// did. The page references nothing outside itself.
 func WriteHTML(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 	if len(reports) == 0 {
 		return fmt.Errorf("no reports to write")
@@ -80,6 +81,7 @@ func WriteHTML(w io.Writer, reports []sim.Report, sweep *sim.Sweep) error {
 		"Charts":     charts,
 		"ChartsJSON": template.JS(data),
 		"Accounting": accountingRows(reports, sweep),
+		"Tables":     htmlTables(reports, sweep),
 		"ECharts":    template.JS(echartsJS),
 	})
 }
@@ -333,7 +335,11 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <table><tr><th>run</th><th>committed</th><th>delivered</th><th>discarded</th><th>lost</th><th>lost in crash</th><th>lost, send failed</th><th>pending</th><th>duplicated mails</th><th>duplicated publications</th></tr>
 {{range .Accounting}}<tr><td>{{.Label}}</td><td>{{.Committed}}</td><td>{{.Delivered}}</td><td>{{.Discarded}}</td><td>{{.Lost}}</td><td>{{.LostInCrash}}</td><td>{{.LostSendFailed}}</td><td>{{.Pending}}</td><td>{{.Duplicated}}</td><td>{{.DuplicatedPublished}}</td></tr>
 {{end}}</table>
-<h2>Report</h2>
+{{range .Tables}}<h2>{{.Title}}</h2>
+<table><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr>
+{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>
+{{end}}<h2>Report</h2>
 <pre>{{.Table}}</pre>
 <script>{{.ECharts}}</script>
 <script>

@@ -2,6 +2,7 @@ package output_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/sim"
 	"github.com/stockbus/stockbus/sim/output"
 )
@@ -89,12 +91,8 @@ func assertOffline(t *testing.T, page string) {
 }
 
 func TestSweepPageChartsEveryMeasureOnANumericAxis(t *testing.T) {
-	sw, err := sim.ParseSweep("mailer-latency=0,1ms")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
-	reports, err := sim.RunAll(t.Context(), cfgs)
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "mailer-latency=0,1ms")
+	reports := runAll(t, cfgs)
 
 	page, charts := renderPage(t, reports, &sw)
 	assertOffline(t, page)
@@ -130,10 +128,7 @@ func TestRunPageShowsSpectrumTimelineAndAccounting(t *testing.T) {
 }
 
 func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
-	sw, err := sim.ParseSweep("workers=1,2,4")
-	require.NoError(t, err)
-	cfgs, err := sw.Plan(tiny(), []string{sim.Sync, sim.Async})
-	require.NoError(t, err)
+	sw, cfgs := sweepPlan(t, "workers=1,2,4")
 	for _, tc := range []struct {
 		name       string
 		sync, asyn float64 // orders/s
@@ -160,6 +155,125 @@ func TestSweepAxesAreLogOnlyWhenValuesSpanDecades(t *testing.T) {
 				}
 			}
 			t.Fatal("no throughput chart")
+		})
+	}
+}
+
+// pageTable returns the cells of the page's table under the heading title, its head row first,
+// and whether the page has that table.
+func pageTable(t *testing.T, page, title string) ([][]string, bool) {
+	t.Helper()
+	start := strings.Index(page, "<h2>"+title+"</h2>\n<table>")
+	if start < 0 {
+		return nil, false
+	}
+	table := page[start:]
+	table = table[:strings.Index(table, "</table>")]
+	var rows [][]string
+	for _, tr := range regexp.MustCompile(`<tr>(.*?)</tr>`).FindAllStringSubmatch(table, -1) {
+		var cells []string
+		for _, c := range regexp.MustCompile(`<t[dh]>(.*?)</t[dh]>`).FindAllStringSubmatch(tr[1], -1) {
+			cells = append(cells, c[1])
+		}
+		rows = append(rows, cells)
+	}
+	return rows, true
+}
+
+// textFigures returns the submatches of pattern in the text report of r.
+func textFigures(t *testing.T, r sim.Report, pattern string) []string {
+	t.Helper()
+	out := text(t, r)
+	m := regexp.MustCompile(pattern).FindStringSubmatch(out)
+	require.NotNil(t, m, "the text report has %s:\n%s", pattern, out)
+	return m[1:]
+}
+
+// serverMailer is a fake mailer standing for a real one: its own record is its server's.
+type serverMailer struct{ *fakes.Mailer }
+
+func (m serverMailer) Mails() []sim.Mail {
+	var out []sim.Mail
+	for _, ml := range m.Mailer.Mails() {
+		out = append(out, sim.Mail{Event: ml.Cause.Identity().ID, To: ml.To, Body: ml.Body})
+	}
+	return out
+}
+
+func openServerMailer(_ context.Context, spec sim.MailerSpec) (sim.Mailer, func() error, error) {
+	var opts []fakes.MailerOption
+	if spec.Dedup {
+		opts = append(opts, fakes.WithDedup())
+	}
+	return serverMailer{fakes.NewMailer(opts...)}, func() error { return nil }, nil
+}
+
+// The page shows the mail sends as the sender timed them when the run sends through a mailer other
+// than the fake one, as the text report does, with the text report's figures.
+func TestPageShowsMailSendsOnARealMailer(t *testing.T) {
+	const title = "Mail sends, as the sender timed them"
+	for _, tc := range []struct {
+		name string
+		real bool
+	}{
+		{"on the fake mailer, no table", false},
+		{"on another mailer, its sends", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tiny()
+			if tc.real {
+				cfg.OpenMailer, cfg.MailerName = openServerMailer, "server"
+			}
+			r := run(t, cfg)
+			page, _ := renderPage(t, []sim.Report{r}, nil)
+			rows, ok := pageTable(t, page, title)
+			require.Equal(t, tc.real, ok, "the page has a table %q", title)
+			if !tc.real {
+				return
+			}
+			fig := textFigures(t, r, `mailer send +min (\S+)  p50 (\S+)  p90 (\S+)  p99 (\S+)  p99\.9 (\S+)  max (\S+)  \(mean (\S+), n=(\d+)\)`)
+			require.Positive(t, r.Mailer.Send.Count, "the run sent mail")
+			assert.Equal(t, [][]string{
+				{"run", "mailer", "sends", "min", "p50", "p90", "p99", "p99.9", "max", "mean"},
+				{cfg.Strategy, "server", fig[7], fig[0], fig[1], fig[2], fig[3], fig[4], fig[5], fig[6]},
+			}, rows)
+		})
+	}
+}
+
+// The page shows what the broker did when the run has a broker report, as the text report does,
+// with the text report's figures; a run without one has no row.
+func TestPageShowsWhatTheBrokerDid(t *testing.T) {
+	const title = "What the broker did"
+	for _, tc := range []struct {
+		name  string
+		drops []int
+	}{
+		{"on the fake broker, no table", nil},
+		{"with the connection dropped at publications 3 and 7", []int{3, 7}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tiny()
+			cfg.BrokerDrops = tc.drops
+			r := run(t, cfg)
+			plain := run(t, tiny())
+			plain.Config.Strategy = "without a broker report"
+			page, _ := renderPage(t, []sim.Report{r, plain}, nil)
+			rows, ok := pageTable(t, page, title)
+			require.Equal(t, tc.drops != nil, ok, "the page has a table %q", title)
+			if tc.drops == nil {
+				return
+			}
+			b := r.Broker
+			require.NotNil(t, b)
+			require.Equal(t, 2, b.Drops, "both drops fired")
+			fig := textFigures(t, r, `broker +\S+: publish p50 (\S+), p99 (\S+) over`)
+			assert.Equal(t, [][]string{
+				{"run", "broker", "publish p50", "publish p99", "acknowledged", "publications", "failed",
+					"re-sent", "dedup hits", "holds", "stored twice", "acknowledged but missing", "connection drops"},
+				{cfg.Strategy, b.Name, fig[0], fig[1], fmt.Sprint(b.Publish.Count), fmt.Sprint(b.Publications), fmt.Sprint(b.Errors),
+					fmt.Sprint(b.Resent), fmt.Sprint(b.DedupHits), fmt.Sprint(b.Held), fmt.Sprint(b.Duplicated), fmt.Sprint(b.Lost), "2"},
+			}, rows)
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/mail"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -85,6 +86,7 @@ type Server struct {
 	next     int // the next transaction's number
 	messages []Message
 	seen     map[string]bool // delivered Message-IDs
+	quits    int             // sessions ended by the client's QUIT
 }
 
 // Start starts a server on a free port of 127.0.0.1. Close it when done.
@@ -96,7 +98,9 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{plan: cfg.Plan, dedup: cfg.Dedup, ln: &listener{Listener: l, conns: map[net.Conn]bool{}},
 		done: make(chan struct{}), served: make(chan struct{}), seen: map[string]bool{}}
 	s.srv = gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
-		return &session{s: s, c: c}, nil
+		ss := &session{s: s, c: c, conn: connOf(c.Conn())}
+		_, ss.tlsAtStart = c.TLSConnectionState()
+		return ss, nil
 	}))
 	s.srv.Domain = "localhost"
 	s.srv.TLSConfig = cfg.TLS
@@ -145,6 +149,16 @@ func (s *Server) Connections() int {
 	s.ln.mu.Lock()
 	defer s.ln.mu.Unlock()
 	return s.ln.accepted
+}
+
+// Quits returns how many sessions ended with the client's QUIT, as against those whose
+// connection closed or failed without one (a client that hangs up, DropConnections, a Close
+// fault, Close). A session counts once the server has answered its QUIT and logged it out, a
+// moment after the client read the 221: after Close the count is final.
+func (s *Server) Quits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quits
 }
 
 // DropConnections closes every open connection without a reply, as a server does to sessions
@@ -227,16 +241,34 @@ var (
 
 // session is one SMTP session; go-smtp calls it from the connection's goroutine.
 type session struct {
-	s     *Server
-	c     *gosmtp.Conn
-	n     int
-	fault Fault
-	from  string
-	to    []string
+	s          *Server
+	c          *gosmtp.Conn
+	conn       *conn // the accepted connection (TLS, once STARTTLS has run, goes over it)
+	tlsAtStart bool  // the session began after STARTTLS
+	n          int
+	fault      Fault
+	from       string
+	to         []string
 }
 
-func (ss *session) Reset()        { ss.from, ss.to, ss.fault = "", nil, Fault{} }
-func (ss *session) Logout() error { return nil }
+func (ss *session) Reset() { ss.from, ss.to, ss.fault = "", nil, Fault{} }
+
+// Logout counts the session as quit when go-smtp ends it right after writing a reply, with no
+// read since: go-smtp ends a session after its own reply only on QUIT (or on a panic, a fourth
+// protocol error or a Reject, none of which this server's clients cause). A connection that
+// closes or fails ends it after a read. STARTTLS logs out the plaintext session too, to begin
+// another over TLS: that one is not an end.
+func (ss *session) Logout() error {
+	if _, secure := ss.c.TLSConnectionState(); secure && !ss.tlsAtStart {
+		return nil
+	}
+	if ss.conn != nil && ss.conn.lastWrite.Load() {
+		ss.s.mu.Lock()
+		ss.s.quits++
+		ss.s.mu.Unlock()
+	}
+	return nil
+}
 
 func (ss *session) Mail(from string, _ *gosmtp.MailOptions) error {
 	ss.n, ss.fault = ss.s.begin()
@@ -341,9 +373,33 @@ func (l *listener) closeAll() {
 	}
 }
 
+// conn is an accepted connection: it leaves the listener's set when closed, and remembers
+// whether its last read or write was a write (see session.Logout).
 type conn struct {
 	net.Conn
-	l *listener
+	l         *listener
+	lastWrite atomic.Bool
+}
+
+// connOf returns the accepted connection under c, which is one or a TLS connection over one.
+func connOf(c net.Conn) *conn {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	oc, _ := c.(*conn)
+	return oc
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.lastWrite.Store(false)
+	return n, err
+}
+
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.lastWrite.Store(err == nil)
+	return n, err
 }
 
 func (c *conn) Close() error {

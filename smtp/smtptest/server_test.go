@@ -330,3 +330,68 @@ func TestServerGivesConcurrentTransactionsThePlansFaults(t *testing.T) {
 	}
 	assert.Equal(t, map[smtptest.Outcome]int{smtptest.Refused: want, smtptest.Delivered: n - want}, outcomes)
 }
+
+// Quits counts the sessions a client ended with QUIT, and no session that ended otherwise:
+// the client hanging up, the server dropping it, a Close fault, the server closing, or the
+// plaintext session STARTTLS replaces.
+func TestServerCountsTheSessionsEndedByQUIT(t *testing.T) {
+	serverTLS, clientTLS, err := smtptest.SelfSigned()
+	require.NoError(t, err)
+	clientTLS.ServerName = "127.0.0.1"
+	mail := func(c *gosmtp.Client) error {
+		return c.SendMail("a@example.com", []string{"b@example.com"}, strings.NewReader("Subject: x\r\n\r\ny\r\n"))
+	}
+	mailThen := func(end func(*gosmtp.Client) error) func(*smtptest.Server, *gosmtp.Client) error {
+		return func(_ *smtptest.Server, c *gosmtp.Client) error { return errors.Join(mail(c), end(c)) }
+	}
+	quit, hangUp := mailThen((*gosmtp.Client).Quit), mailThen((*gosmtp.Client).Close)
+	for _, tc := range []struct {
+		name  string
+		plan  smtptest.Plan
+		tls   uint16                                       // the TLS version the client insists on after STARTTLS (0: plaintext)
+		after func(*smtptest.Server, *gosmtp.Client) error // on a client that said EHLO (after STARTTLS with tls)
+		want  int
+	}{
+		{"QUIT after a mail", nil, 0, quit, 1},
+		{"QUIT with no mail", nil, 0, func(_ *smtptest.Server, c *gosmtp.Client) error { return c.Quit() }, 1},
+		{"QUIT after STARTTLS and a mail", nil, tls.VersionTLS13, quit, 1},
+		// Over TLS 1.2 the server writes last in the handshake, just before STARTTLS ends the
+		// plaintext session.
+		{"QUIT after STARTTLS with TLS 1.2", nil, tls.VersionTLS12, quit, 1},
+		{"the client hangs up after a mail", nil, 0, hangUp, 0},
+		{"the client hangs up after STARTTLS and a mail", nil, tls.VersionTLS13, hangUp, 0},
+		{"the server drops the session", nil, 0, func(s *smtptest.Server, c *gosmtp.Client) error {
+			s.DropConnections()
+			assert.Error(t, c.Quit(), "QUIT on a dropped session")
+			return nil
+		}, 0},
+		{"a Close fault", smtptest.Sequence(smtptest.Fault{Reply: smtptest.Close}), 0, func(_ *smtptest.Server, c *gosmtp.Client) error {
+			assert.Error(t, mail(c), "a mail the plan closes the connection on")
+			return nil
+		}, 0},
+		{"the server closes with the session open", nil, 0, func(*smtptest.Server, *gosmtp.Client) error { return nil }, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := smtptest.Config{Plan: tc.plan}
+			if tc.tls != 0 {
+				cfg.TLS = serverTLS
+			}
+			s := start(t, cfg)
+			var c *gosmtp.Client
+			var err error
+			if tc.tls != 0 {
+				ct := clientTLS.Clone()
+				ct.MinVersion, ct.MaxVersion = tc.tls, tc.tls
+				c, err = gosmtp.DialStartTLS(s.Addr(), ct)
+			} else {
+				c, err = gosmtp.Dial(s.Addr())
+			}
+			require.NoError(t, err, "dial")
+			defer c.Close()
+			require.NoError(t, c.Hello("localhost"), "EHLO")
+			require.NoError(t, tc.after(s, c))
+			require.NoError(t, s.Close(), "Close, which waits for every session to end")
+			assert.Equal(t, tc.want, s.Quits(), "Quits after Close")
+		})
+	}
+}
