@@ -149,29 +149,6 @@ func TestHotSKUIsTheFiguresWorkload(t *testing.T) {
 }
 
 func TestFaultParsers(t *testing.T) {
-	c, err := sim.ParseCrashRates("after-commit=0.05, relay-sent=1")
-	require.NoError(t, err)
-	assert.Equal(t, sim.CrashRates{AfterCommit: 0.05, RelaySent: 1}, c)
-	assert.Equal(t, "after-commit=0.05,relay-sent=1", c.String())
-	assert.True(t, c.Any())
-	assert.Equal(t, 0.05, c.At(sim.AfterCommit))
-	for _, none := range []string{"", "none"} {
-		c, err = sim.ParseCrashRates(none)
-		require.NoError(t, err)
-		assert.False(t, c.Any())
-		assert.Equal(t, "none", c.String())
-	}
-	for _, bad := range []string{"after-commit", "after-lunch=0.1", "after-commit=2", "after-commit=x", "relay-sent=-0.1"} {
-		_, err := sim.ParseCrashRates(bad)
-		assert.Error(t, err, bad)
-	}
-	for _, p := range sim.Points() {
-		got, err := sim.ParsePoint(p.String())
-		require.NoError(t, err)
-		assert.Equal(t, p, got)
-	}
-	assert.Equal(t, "point(9)", sim.Point(9).String())
-
 	p, err := sim.ParsePromise("no-loss,no-duplicate")
 	require.NoError(t, err)
 	assert.Equal(t, sim.Promise{NoLoss: true, NoDuplicate: true, NoDuplicatePublish: true}, p)
