@@ -28,9 +28,6 @@ import (
 // errCrashed is what a handler returns when the process died inside it.
 var errCrashed = errors.New("simulated crash")
 
-// errDied is what a goroutine of a process that already died gets back when it tries to go on.
-var errDied = errors.New("the process died")
-
 // crashed is the panic value that unwinds a worker's request when its process died under it.
 type crashed struct{ at Point }
 
