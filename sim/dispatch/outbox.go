@@ -15,7 +15,7 @@ import (
 	"github.com/stockbus/stockbus/sim/faults"
 )
 
-// MaxRelays is the most outbox relays a run may have (Config.Relays).
+// MaxRelays is the most outbox relays a run may have (Options.Relays, sim.Config.Relays).
 const MaxRelays = 64
 
 // The settings of the outbox strategy's relays.
@@ -48,7 +48,7 @@ func relayBackoff(attempt int) time.Duration {
 // new relays under new names ("r0@2"), whose clock is one lease ahead of the dead ones': the rows
 // the dead relays held are theirs at once, as they would be after the lease on a real clock, and
 // no wall-clock wait makes a run slower or its history depend on the machine. So a row sent and
-// not marked when its relay died (CrashOp.Unmarked) is sent again, once per crash that caught it,
+// not marked when its relay died (sim.CrashOp.Unmarked) is sent again, once per crash that caught it,
 // and the mailer's de-duplication drops the repeat.
 //
 // Order: one relay sends rows in the order it claims them, oldest first, so mails keep commit

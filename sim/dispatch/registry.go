@@ -25,8 +25,9 @@ const (
 )
 
 // Options are the settings of a run a strategy may read, taken from sim.Config: a strategy gets
-// them when it is made, one strategy per run. The zero value is valid for every strategy but
-// async (a queue of 0 with no handler goroutine blocks the first request) and outbox (no relay).
+// them when it is made, one strategy per run. The zero value suits sync and sync-retry (which then
+// tries each handler once); async needs Handlers (with none, a request blocks until its life
+// ends) and outbox needs Relays (with none, nothing is delivered).
 type Options struct {
 	// Seed seeds the strategy's randomness (sync-retry's backoff jitter); never 0 in a run.
 	Seed int64
