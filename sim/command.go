@@ -109,7 +109,7 @@ var configFlags = []configFlag{
 	{name: "quantity-changes", get: func(c Config) string { return ftoa(c.QuantityChanges) }},
 	{name: "rendezvous", get: func(c Config) string { return itoa(c.Rendezvous) }},
 	{name: "require", get: func(c Config) string {
-		if f := c.Require.flag(); f != "" {
+		if f := c.Require.Flag(); f != "" {
 			return f
 		}
 		return "none"

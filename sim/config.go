@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/dispatch"
 )
 
 // Load models.
@@ -19,18 +20,18 @@ const (
 	Open = "open"
 )
 
-// Strategy names.
+// Strategy names: those of the strategies package dispatch registers (see StrategyNames).
 const (
 	// Sync is the book's design: handlers run inside the request, after commit.
-	Sync = "sync"
+	Sync = dispatch.Sync
 	// SyncRetry is Sync with the book's handler retries: a failing handler runs again up to
 	// Config.HandlerAttempts times in all, after a jittered exponential backoff (service.Retry).
-	SyncRetry = "sync-retry"
+	SyncRetry = dispatch.SyncRetry
 	// Async commits, then puts events on a bounded in-memory queue drained by Handlers goroutines.
-	Async = "async"
+	Async = dispatch.Async
 	// Outbox stores events in the same commit as the product; a relay delivers them and marks them
 	// done, and the mailer de-duplicates by event id.
-	Outbox = "outbox"
+	Outbox = dispatch.Outbox
 )
 
 // What an async dispatcher does when its queue is full.

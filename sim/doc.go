@@ -19,7 +19,8 @@
 // duplicated, unexpected, recovered. Check judges it against the invariants and the strategy's
 // Promise. The Report carries the figures, the accounting, the model check and the invariants;
 // package output (sim/output) writes it as text, JSON, benchmark lines or an HTML page, and Sweep
-// plans runs to compare. The plan comes from sim/workload and the histograms from sim/hist (see
-// the layers in sim/README.md). The package knows nothing of flags or terminals: cmd/simulate
+// plans runs to compare. The plan comes from sim/workload, the histograms from sim/hist, the
+// crash plan from sim/faults and the strategies from sim/dispatch (see the layers in
+// sim/README.md). The package knows nothing of flags or terminals: cmd/simulate
 // does the wiring, and Config.Command gives the command line that reruns a Config.
 package sim

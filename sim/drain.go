@@ -23,7 +23,7 @@ func (r *run) drain(runCtx context.Context) (end time.Duration) {
 // interrupted. It polls: the strategy's goroutines make the progress it waits for.
 func (r *run) holdFaults(ctx context.Context) {
 	waiting := func() bool {
-		return r.counted != nil && !r.counted.spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults) || !r.broker.faults.spent()
+		return r.counted != nil && !r.counted.Spent() || r.mailTries.Load() < int64(r.cfg.HoldFaults) || !r.broker.faults.spent()
 	}
 	if !waiting() {
 		return

@@ -9,39 +9,6 @@ import (
 	"github.com/stockbus/stockbus/sim"
 )
 
-func TestParseCrashVisits(t *testing.T) {
-	for _, tc := range []struct {
-		name, in string
-		want     sim.CrashVisits
-		wantErr  string
-	}{
-		{name: "none", in: "none"},
-		{name: "empty", in: ""},
-		{name: "one point", in: "relay-sent=700/800", want: sim.CrashVisits{sim.RelaySent: {700, 800}}},
-		{name: "two points", in: "after-commit=3,relay-sent=1", want: sim.CrashVisits{sim.AfterCommit: {3}, sim.RelaySent: {1}}},
-		{name: "visit 0", in: "relay-sent=0", wantErr: "counted from 1"},
-		{name: "not a number", in: "relay-sent=x", wantErr: "counted from 1"},
-		{name: "twice the same visit", in: "relay-sent=5/5", wantErr: "visit 5 listed twice"},
-		{name: "twice the same point", in: "relay-sent=5,relay-sent=6", wantErr: "given twice"},
-		{name: "unknown point", in: "nowhere=5", wantErr: "unknown crash point"},
-		{name: "no visits", in: "relay-sent", wantErr: "want point=n/n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := sim.ParseCrashVisits(tc.in)
-			if tc.wantErr != "" {
-				require.ErrorContains(t, err, tc.wantErr)
-				assert.Nil(t, got)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-			if tc.want != nil {
-				assert.Equal(t, tc.in, got.String(), "String reads back")
-			}
-		})
-	}
-}
-
 // A plan by count crashes exactly at the listed commits that carried an event: with one sync
 // worker each such crash loses exactly the event its commit carried.
 func TestCrashAtCountsCommitsThatCarriedAnEvent(t *testing.T) {

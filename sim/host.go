@@ -5,7 +5,10 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/dispatch"
 )
+
+var _ dispatch.Host = (*run)(nil)
 
 // offWorkerDispatch hands over what a reallocation committed on an actor that is no worker (an
 // async handler, an outbox relay). Under the outbox the events are in the outbox already and the
@@ -68,7 +71,7 @@ func (r *run) setState(ctx context.Context, e domain.Event, s EventState) {
 }
 
 // Store implements Host.
-func (r *run) Store() Store { return r.store }
+func (r *run) Store() dispatch.Store { return r.store }
 
 // Crash implements Host.
 func (r *run) Crash(ctx context.Context, p Point) bool { return r.crashAt(ctx, p, nil) }

@@ -10,6 +10,7 @@ import (
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/dispatch"
 )
 
 // A real mailer's server de-duplicates exactly when the fake mailer would, with the options the
@@ -19,7 +20,9 @@ func TestMailerSpecDedupFollowsTheStrategy(t *testing.T) {
 		for _, dedup := range []bool{true, false} {
 			c := Default()
 			c.Strategy, c.Dedup = name, dedup
-			m := fakes.NewMailer(strategies[name](c).MailerOptions()...)
+			s, err := dispatch.New(name, c.dispatchOptions())
+			require.NoError(t, err)
+			m := fakes.NewMailer(s.MailerOptions()...)
 			mail := service.Mail{To: "stock@made.com", Body: "b", Cause: domain.OutOfStock{Meta: domain.Meta{ID: "e1-1"}, SKU: "S"}}
 			for range 2 {
 				require.NoError(t, m.Send(context.Background(), mail))

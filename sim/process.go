@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -23,6 +24,12 @@ import (
 // lock and a crash takes it exclusively, so the crash happens at one instant between steps: what
 // the process held in memory at that instant (committed events not yet delivered) is recorded
 // with the crash, and is exactly what the crash lost.
+
+// errCrashed is what a handler returns when the process died inside it.
+var errCrashed = errors.New("simulated crash")
+
+// crashed is the panic value that unwinds a worker's request when its process died under it.
+type crashed struct{ at Point }
 
 // incarnation is one life of the simulated process.
 type incarnation struct {
@@ -176,7 +183,7 @@ func (r *run) crashAt(ctx context.Context, p Point, carried []string) bool {
 	if l.off || a.inc.Load() != old {
 		return false
 	}
-	if r.counted != nil && !r.counted.visit(p) {
+	if r.counted != nil && !r.counted.Visit(p) {
 		return false
 	}
 	op := CrashOp{Seq: len(l.crashes) + 1, At: r.now(), Point: p, Actor: a.name, Carried: carried}

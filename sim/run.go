@@ -3,12 +3,13 @@ package sim
 import (
 	"context"
 	"fmt"
-	"github.com/stockbus/stockbus/sim/load"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/faults"
+	"github.com/stockbus/stockbus/sim/load"
 )
 
 // Run builds the real stack (domain, service layer, unit of work, bus) on the fakes, seeds it
@@ -60,10 +61,10 @@ func newRun(cfg Config, cal *Calibration) (*run, error) {
 	}
 	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults, calibration: cal, timeline: newTimeline()}
 	if r.faults == nil && cfg.Crash.Any() {
-		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
+		r.faults = faults.NewSeeded(cfg.Seed, cfg.Crash)
 	}
 	if cfg.CrashAt.Any() {
-		r.counted = newCountedCrashes(cfg.CrashAt)
+		r.counted = faults.NewCounter(cfg.CrashAt)
 	}
 	return r, nil
 }
@@ -90,7 +91,7 @@ type run struct {
 	batchRefs   map[string][]string // batch references by sku, for quantity changes
 	plan        *Plan
 	faults      Faults          // the crash plan, nil without crashes
-	counted     *countedCrashes // the crash plan by count (Config.CrashAt), nil without one
+	counted     *faults.Counter // the crash plan by count (Config.CrashAt), nil without one
 	calibration *Calibration    // the model check's, nil for a run without a model
 	mailTries   atomic.Int64    // mailer sends tried, for Config.HoldFaults
 	store       Store

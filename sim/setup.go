@@ -9,6 +9,7 @@ import (
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/dispatch"
 )
 
 // setup builds the run's stack and seeds it: the strategy, mailer and broker, the bus's
@@ -16,7 +17,11 @@ import (
 // commit hooks and the workers.
 func (r *run) setup(ctx context.Context) error {
 	cfg := r.cfg
-	r.strategy = strategies[cfg.Strategy](cfg)
+	strategy, err := dispatch.New(cfg.Strategy, cfg.dispatchOptions())
+	if err != nil {
+		return err
+	}
+	r.strategy = strategy
 	if err := r.openMailer(ctx); err != nil {
 		return fmt.Errorf("open the mailer %s: %w", cfg.mailerName(), err)
 	}

@@ -165,8 +165,8 @@ func (c Config) validateFaults() error {
 	switch {
 	case c.Require.Model && !c.hasModel():
 		return bad("require", "model: only a closed %s run has a model check (got -model %s, -strategy %s)", Sync, c.Model, c.Strategy)
-	case c.CrashAt.validate() != nil:
-		return bad("crash-at", "%v", c.CrashAt.validate())
+	case c.CrashAt.Validate() != nil:
+		return bad("crash-at", "%v", c.CrashAt.Validate())
 	case c.CrashAt.Any() && (c.Crash.Any() || c.Faults != nil):
 		return bad("crash-at", "a plan by count replaces -crash: give one of them")
 	case c.HoldFaults < 0:

@@ -16,12 +16,8 @@ import (
 func busRoutes(t *testing.T, cfg Config) []string {
 	t.Helper()
 	require.NoError(t, cfg.Validate())
-	plan, err := NewPlan(cfg)
+	r, err := newRun(cfg, nil)
 	require.NoError(t, err)
-	r := &run{cfg: cfg, plan: plan, faults: cfg.Faults, timeline: newTimeline()}
-	if cfg.Crash.Any() {
-		r.faults = newSeededCrashes(cfg.Seed, cfg.Crash)
-	}
 	require.NoError(t, r.setup(context.Background()))
 	for _, closer := range []func() error{r.closeStore, r.closeMailer, r.broker.close} {
 		if closer != nil {

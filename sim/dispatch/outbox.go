@@ -1,4 +1,4 @@
-package sim
+package dispatch
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/faults"
 )
 
-// MaxRelays is the most outbox relays a run may have (Config.Relays).
+// MaxRelays is the most outbox relays a run may have (Options.Relays, sim.Config.Relays).
 const MaxRelays = 64
 
 // The settings of the outbox strategy's relays.
@@ -47,7 +48,7 @@ func relayBackoff(attempt int) time.Duration {
 // new relays under new names ("r0@2"), whose clock is one lease ahead of the dead ones': the rows
 // the dead relays held are theirs at once, as they would be after the lease on a real clock, and
 // no wall-clock wait makes a run slower or its history depend on the machine. So a row sent and
-// not marked when its relay died (CrashOp.Unmarked) is sent again, once per crash that caught it,
+// not marked when its relay died (sim.CrashOp.Unmarked) is sent again, once per crash that caught it,
 // and the mailer's de-duplication drops the repeat.
 //
 // Order: one relay sends rows in the order it claims them, oldest first, so mails keep commit
@@ -69,6 +70,10 @@ type outboxStrategy struct {
 	drainRounds                       atomic.Int64 // Stop's looks at the counts, for the test that it waits
 }
 
+var _ Strategy = (*outboxStrategy)(nil)
+
+func newOutbox(o Options) Strategy { return &outboxStrategy{relays: o.Relays, dedup: o.Dedup} }
+
 // outboxLife is the relays of one life of the process.
 type outboxLife struct {
 	ctx    context.Context    // the life's: ends with its crash or the run's interruption
@@ -83,8 +88,14 @@ type outboxLife struct {
 func (s *outboxStrategy) Promise() Promise {
 	return Promise{Delivered: true, NoLoss: true, NoDuplicate: s.dedup}
 }
-func (s *outboxStrategy) Durable() bool                    { return true }
+
+// Durable is true: the commit stores the events as outbox rows.
+func (s *outboxStrategy) Durable() bool { return true }
+
+// Middleware is none: the relays retry a failed send themselves.
 func (s *outboxStrategy) Middleware() []service.Middleware { return nil }
+
+// MailerOptions make the mailer de-duplicate by event id, unless Options.Dedup is off.
 func (s *outboxStrategy) MailerOptions() []fakes.MailerOption {
 	if !s.dedup {
 		return nil
@@ -142,7 +153,7 @@ func (s *outboxStrategy) hook(ctx context.Context, at outbox.Point, _ string, _ 
 	}
 	switch at {
 	case outbox.Sent:
-		if s.h.Crash(ctx, RelaySent) {
+		if s.h.Crash(ctx, faults.RelaySent) {
 			return outbox.ErrCrash
 		}
 	case outbox.Failed:
@@ -185,9 +196,11 @@ func (s *outboxStrategy) Stop() {
 	s.wg.Wait()
 }
 
-func (s *outboxStrategy) Stats() StrategyStats {
+// Stats reports the most rows pending, the rows still pending, the failed sends and store steps,
+// and the lives.
+func (s *outboxStrategy) Stats() Stats {
 	pending, _ := s.store.OutboxCounts()
-	return StrategyStats{MaxDepth: int(s.maxBacklog.Load()), Pending: pending, HandlerErrors: s.errs.Load(), Lives: len(s.lives)}
+	return Stats{MaxDepth: int(s.maxBacklog.Load()), Pending: pending, HandlerErrors: s.errs.Load(), Lives: len(s.lives)}
 }
 
 // lifeClock is the clock of one life's relays: the system clock, ahead by one lease per earlier
@@ -247,7 +260,7 @@ func (rs relayStore) step(ctx context.Context, call func() error) error {
 	for attempt := 1; ; attempt++ {
 		var err error
 		if !rs.s.h.Step(ctx, func() { err = call() }) {
-			return errDied
+			return ErrDied
 		}
 		if err == nil || errors.Is(err, outbox.ErrNotClaimed) || errors.Is(err, outbox.ErrInvalid) || ctx.Err() != nil {
 			return err

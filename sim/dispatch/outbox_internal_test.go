@@ -1,4 +1,4 @@
-package sim
+package dispatch
 
 import (
 	"context"
@@ -14,7 +14,10 @@ import (
 	"github.com/stockbus/stockbus/fakes"
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/service"
+	"github.com/stockbus/stockbus/sim/faults"
 )
+
+var _ Host = (*blockingHost)(nil)
 
 // blockingHost is a Host whose deliveries block until release is closed; entered receives one
 // value per delivery that started.
@@ -33,7 +36,7 @@ func (h *blockingHost) Deliver(_ context.Context, e domain.Event) error {
 func (h *blockingHost) Discarded(context.Context, domain.Event) bool { return true }
 func (h *blockingHost) Abandoned(context.Context, domain.Event)      {}
 func (h *blockingHost) Store() Store                                 { return h.store }
-func (h *blockingHost) Crash(context.Context, Point) bool            { return false }
+func (h *blockingHost) Crash(context.Context, faults.Point) bool     { return false }
 func (h *blockingHost) Alive(context.Context) bool                   { return true }
 func (h *blockingHost) Step(_ context.Context, fn func()) bool       { fn(); return true }
 func (h *blockingHost) Marked(...string)                             {}
