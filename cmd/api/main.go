@@ -3,7 +3,10 @@
 // -store postgres://... a PostgreSQL database that several instances may share, with
 // -mailer smtp://host:port a real SMTP server, with -broker nats://host:port a NATS JetStream
 // stream for the Allocated events. It prints "listening on http://ADDR" on stdout once it accepts
-// connections, and logs to stderr.
+// connections, and logs to stderr. GET /stats answers what the process measured since it started
+// (httpapi.Stats): HdrHistograms of each API request's time and of its dispatch time (its event
+// handlers after commit), and of the relays' handler calls, encoded so that a client can merge
+// those of several instances.
 //
 // -strategy sync (the book's) handles a commit's events before the answer; -strategy outbox
 // stores them in the commit's transaction and runs -relays relays in the process (package
@@ -233,8 +236,11 @@ func serve(ctx context.Context, cfg config, st *stack, stdout io.Writer, log *sl
 	}
 
 	var inFlight tracker
+	mux := http.NewServeMux()
+	mux.Handle("/", st.meter.Wrap(httpapi.NewHandler(st.uow, httpapi.WithLogger(log), httpapi.WithMaxBodyBytes(cfg.maxBody))))
+	mux.Handle("/stats", st.meter)
 	srv := &http.Server{
-		Handler:           inFlight.wrap(httpapi.NewHandler(st.uow, httpapi.WithLogger(log), httpapi.WithMaxBodyBytes(cfg.maxBody))),
+		Handler:           inFlight.wrap(mux),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,

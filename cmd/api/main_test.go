@@ -352,3 +352,38 @@ func TestRunHandlerAttempts(t *testing.T) {
 		})
 	}
 }
+
+// GET /stats serves the meter: one request time and one dispatch time per API request, and under
+// the outbox the relays' handler calls, outside every request.
+func TestRunServesStats(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		relayed bool
+	}{
+		{"sync", nil, false},
+		{"outbox", []string{"-strategy", "outbox"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, tc.args...)
+			ctx := t.Context()
+			require.NoError(t, s.client.AddBatch(ctx, "batch1", "POPULAR-CURTAINS", 1, noETA))
+			_, err := s.client.Allocate(ctx, "o1", "POPULAR-CURTAINS", 1)
+			require.NoError(t, err)
+			_, err = s.client.Allocate(ctx, "o2", "POPULAR-CURTAINS", 1)
+			require.ErrorIs(t, err, domain.ErrOutOfStock)
+			var st httpapi.Stats
+			require.Eventually(t, func() bool {
+				st, err = s.client.Stats(ctx)
+				return err == nil && (!tc.relayed || st.Relayed.Count > 0)
+			}, 10*time.Second, 5*time.Millisecond, "stats: %v", err)
+			assert.EqualValues(t, 3, st.Requests.Count, "add_batch and two allocates")
+			assert.EqualValues(t, 3, st.Dispatch.Count)
+			assert.Contains(t, st.Instance, "api-", "the instance's name and life")
+			if !tc.relayed {
+				assert.Zero(t, st.Relayed.Count, "sync: every handler runs in its request")
+			}
+			assert.NoError(t, s.stop())
+		})
+	}
+}
