@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -281,4 +282,14 @@ func TestClassify(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { assert.Equal(t, tc.want, httpload.Classify(tc.ref, tc.err)) })
 	}
+}
+
+func TestTextRoundsToThreeSignificantDigits(t *testing.T) {
+	rep := &httpload.Report{Targets: []string{"http://a"}, Model: "closed", Workers: 1, Spread: "one target"}
+	rep.Latency.Count, rep.Latency.P50, rep.Latency.Max = 1, 241663*time.Nanosecond, 4825769*time.Nanosecond
+	var b bytes.Buffer
+	require.NoError(t, httpload.WriteText(&b, rep, "head"))
+	assert.Contains(t, b.String(), "p50 242µs")
+	assert.Contains(t, b.String(), "max 4.83ms")
+	assert.True(t, strings.HasPrefix(b.String(), "head\n"))
 }

@@ -115,7 +115,7 @@ func WriteText(w io.Writer, r *Report, header string) error {
 	switch {
 	case r.Server != nil:
 		s := r.Server
-		fmt.Fprintf(&b, "\n  server      %d instances merged: %s\n", len(s.Instances), strings.Join(s.Instances, ", "))
+		fmt.Fprintf(&b, "\n  server      %d instance(s) merged: %s\n", len(s.Instances), strings.Join(s.Instances, ", "))
 		fmt.Fprintf(&b, "  requests    %s\n", distText(s.Requests))
 		fmt.Fprintf(&b, "  dispatch    %s  (%.1f%% of request time)\n", distText(s.Dispatch), 100*s.DispatchShare)
 		fmt.Fprintf(&b, "  relayed     %s  (handler calls outside requests)\n", distText(s.Relayed))
@@ -137,5 +137,14 @@ func distText(d hist.Dist) string {
 	if d.Count == 0 {
 		return "none"
 	}
-	return fmt.Sprintf("p50 %v  p99 %v  p99.9 %v  max %v  (mean %v, n=%d)", d.P50, d.P99, d.P999, d.Max, d.Mean, d.Count)
+	return fmt.Sprintf("p50 %v  p99 %v  p99.9 %v  max %v  (mean %v, n=%d)", short(d.P50), short(d.P99), short(d.P999), short(d.Max), short(d.Mean), d.Count)
+}
+
+// short rounds d to 3 significant digits, as HdrHistogram tells values apart.
+func short(d time.Duration) time.Duration {
+	unit := time.Duration(1)
+	for v := d; v >= 1000; v /= 10 {
+		unit *= 10
+	}
+	return d.Round(unit)
 }
