@@ -293,3 +293,27 @@ func TestTextRoundsToThreeSignificantDigits(t *testing.T) {
 	assert.Contains(t, b.String(), "max 4.83ms")
 	assert.True(t, strings.HasPrefix(b.String(), "head\n"))
 }
+
+func TestMergeStatsAddsEveryProcess(t *testing.T) {
+	var stats []httpapi.Stats
+	for i, n := range []int{3, 5} {
+		m := httpapi.NewMeter(fmt.Sprintf("life-%d", i))
+		h := m.Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		for range n {
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/allocate", nil))
+		}
+		s, err := m.Stats()
+		require.NoError(t, err)
+		stats = append(stats, s)
+	}
+	srv, err := httpload.MergeStats(stats)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"life-0", "life-1"}, srv.Instances)
+	assert.EqualValues(t, 8, srv.Requests.Count)
+	assert.EqualValues(t, 8, srv.Dispatch.Count)
+	assert.Zero(t, srv.Dispatch.Max, "no handler ran")
+	stats[1].Dispatch.HDR = "garbage"
+	_, err = httpload.MergeStats(stats)
+	assert.ErrorIs(t, err, httpapi.ErrBadStats)
+	assert.Contains(t, err.Error(), "life-1")
+}

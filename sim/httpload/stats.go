@@ -154,11 +154,32 @@ func (r *Report) server(ctx context.Context, clients []*httpapi.Client, baseline
 		r.StatsError = "server stats: " + errors.Join(errs...).Error()
 		return
 	}
+	srv.fill(req, disp, rel)
+	r.Server = srv
+}
+
+// fill sets the figures from the merged histograms.
+func (srv *Server) fill(req, disp, rel *Merged) {
 	srv.Requests, srv.Dispatch, srv.Relayed = req.Dist(), disp.Dist(), rel.Dist()
 	if req.Sum() > 0 {
 		srv.DispatchShare = float64(disp.Sum()) / float64(req.Sum())
 	}
-	r.Server = srv
+}
+
+// MergeStats merges the stats of several processes, or of several lives of one (a life killed
+// takes its histograms with it: fetch them before), into one Server, or returns the first that
+// does not decode (an error wrapping httpapi.ErrBadStats, naming its instance).
+func MergeStats(stats []httpapi.Stats) (*Server, error) {
+	req, disp, rel := NewMerged(), NewMerged(), NewMerged()
+	srv := &Server{}
+	for _, s := range stats {
+		if err := errors.Join(req.Add(s.Requests), disp.Add(s.Dispatch), rel.Add(s.Relayed)); err != nil {
+			return nil, fmt.Errorf("stats of %s: %w", s.Instance, err)
+		}
+		srv.Instances = append(srv.Instances, s.Instance)
+	}
+	srv.fill(req, disp, rel)
+	return srv, nil
 }
 
 func addSince(m *Merged, after, before httpapi.EncodedHistogram) error {
