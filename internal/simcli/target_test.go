@@ -1,11 +1,14 @@
 package simcli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -130,4 +133,28 @@ func TestTargetWithoutStatsStillReports(t *testing.T) {
 	code, out, errOut = simulate(t, append(tinyTarget, "-seed", "9", "-target", srv.URL, "-no-stats")...)
 	assert.Equal(t, exitOK, code, "stderr: %s", errOut)
 	assert.NotContains(t, out, "server ")
+}
+
+func TestTargetInterruptedPrintsWhatRan(t *testing.T) {
+	m := httpapi.NewMeter("api-test")
+	uow := service.Bootstrap(fakes.NewStore(), fakes.NewMailer(), service.WithBusOptions(service.WithMiddleware(m.Middleware())))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var allocates atomic.Int64
+	api := m.Wrap(httpapi.NewHandler(uow))
+	mux := http.NewServeMux()
+	mux.Handle("/stats", m)
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/allocate" && allocates.Add(1) == 50 {
+			cancel() // Ctrl-C, in the middle of the run
+		}
+		api.ServeHTTP(w, r)
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	var out, errOut bytes.Buffer
+	code := Run(ctx, Adapters{}, append(tinyTarget, "-target", srv.URL), &out, &errOut, false)
+	assert.Equal(t, exitInterrupted, code, "stderr: %s", errOut.String())
+	assert.Contains(t, out.String(), "server      1 instance", "the stats are fetched after the interrupt")
+	assert.NotContains(t, out.String(), "sent 200", "the run stopped early")
 }
