@@ -87,6 +87,7 @@ type config struct {
 	mailer       string
 	mailFrom     string
 	mailTimeout  time.Duration
+	mailLatency  time.Duration // the fake mailer's time per send
 	broker       string
 	natsStream   string
 	natsPrefix   string
@@ -124,6 +125,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.StringVar(&cfg.name, "name", "api", "this instance's name (letters, digits, - and _): the start of its event IDs and relay names")
 	fs.StringVar(&cfg.store, "store", "memory", "system of record: memory (the in-memory fake, lost at exit) or postgres://... (shared by every instance on the database)")
 	fs.StringVar(&cfg.mailer, "mailer", "fake", "where out-of-stock mails go: fake (kept in memory, counted at exit) or smtp://host:port")
+	fs.DurationVar(&cfg.mailLatency, "mail-latency", 0, "with -mailer fake: how long each send takes (the simulator's fixed -mailer-latency), to see what a slow mail server costs each caller")
 	fs.StringVar(&cfg.mailFrom, "mail-from", "stockbus@localhost", "with -mailer smtp://: the sender address")
 	fs.DurationVar(&cfg.mailTimeout, "mail-timeout", smtp.DefaultSendTimeout, "with -mailer smtp://: how long one send may take from the greeting to the reply to its data")
 	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none, or nats://host:port (a JetStream stream, created if missing)")
@@ -170,6 +172,10 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-relays must be between 0 and %d, got %d", maxRelays, cfg.relays)
 	case cfg.relaysSet && cfg.strategy != "outbox":
 		err = fmt.Errorf("-relays %d needs -strategy outbox (got -strategy %s)", cfg.relays, cfg.strategy)
+	case cfg.mailLatency < 0 || cfg.mailLatency > time.Minute:
+		err = fmt.Errorf("-mail-latency must be between 0 and 1m, got %v", cfg.mailLatency)
+	case cfg.mailLatency > 0 && cfg.mailer != "fake":
+		err = fmt.Errorf("-mail-latency %v needs -mailer fake (a real mail server takes its own time)", cfg.mailLatency)
 	case cfg.mailTimeout <= 0:
 		err = fmt.Errorf("-mail-timeout must be positive, got %v", cfg.mailTimeout)
 	case cfg.relayLease <= 0:

@@ -183,7 +183,11 @@ func openPublisher(ctx context.Context, cfg config, st *stack) (service.Publishe
 func openMailer(cfg config, st *stack) (service.Mailer, error) {
 	spec := cfg.mailer
 	if spec == "fake" {
-		m := fakes.NewMailer()
+		var opts []fakes.MailerOption
+		if cfg.mailLatency > 0 {
+			opts = append(opts, fakes.WithLatency(fakes.Fixed(cfg.mailLatency)))
+		}
+		m := fakes.NewMailer(opts...)
 		st.reports = append(st.reports, func(log *slog.Logger) { log.Info("fake mailer", "mails", m.Len()) })
 		return m, nil
 	}
