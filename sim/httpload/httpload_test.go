@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,4 +317,29 @@ func TestMergeStatsAddsEveryProcess(t *testing.T) {
 	_, err = httpload.MergeStats(stats)
 	assert.ErrorIs(t, err, httpapi.ErrBadStats)
 	assert.Contains(t, err.Error(), "life-1")
+}
+
+// A target that restarted between the baseline and the end (its stats name another life): its
+// figures are counted whole and the report names it.
+func TestRunCountsARestartedTargetWhole(t *testing.T) {
+	m := httpapi.NewMeter("ignored")
+	uow := service.Bootstrap(fakes.NewStore(), fakes.NewMailer(), service.WithBusOptions(service.WithMiddleware(m.Middleware())))
+	var lives atomic.Int64
+	mux := http.NewServeMux()
+	mux.Handle("/", m.Wrap(httpapi.NewHandler(uow)))
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		s, err := m.Stats()
+		require.NoError(t, err)
+		s.Instance = fmt.Sprintf("api-life-%d", lives.Add(1))
+		w.Header().Set("Content-Type", "application/json")
+		require.NoError(t, json.NewEncoder(w).Encode(s))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	plan := newPlan(t, 40)
+	rep, err := httpload.Run(t.Context(), httpload.Config{Targets: []string{srv.URL}, Plan: plan, Closed: &load.Closed{Workers: 2, Orders: 40}})
+	require.NoError(t, err)
+	require.NotNil(t, rep.Server, rep.StatsError)
+	assert.Equal(t, []string{"api-life-2"}, rep.Server.Restarted)
+	assert.EqualValues(t, 40+len(plan.Batches), rep.Server.Requests.Count, "the whole life: the seeding too")
 }
