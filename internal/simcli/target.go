@@ -60,8 +60,8 @@ func checkTarget(fs *flag.FlagSet, format string) error {
 		}
 	})
 	if len(bad) > 0 {
-		return &sim.ConfigError{Field: bad[0], Reason: "makes no sense with -target: the API under load has its own store, mailer, broker, dispatch and faults (with -target: " +
-			strings.Join(targetFlagsOK[4:], ", ") + ", -format text or json)"}
+		return &sim.ConfigError{Field: bad[0], Reason: "makes no sense with -target: the API under load has its own store, mailer, broker, dispatch and faults (with -target: -" +
+			strings.Join(targetFlagsOK[4:], ", -") + ", -format text or json, -target-timeout, -no-stats)"}
 	}
 	if format != "text" && format != "json" {
 		return &sim.ConfigError{Field: "format", Reason: fmt.Sprintf("with -target, want text or json, got %q", format)}
