@@ -75,8 +75,8 @@ func WithHTTPClient(hc *http.Client) ClientOption { return func(c *Client) { c.h
 // Every such error is a *StatusError. A transport failure is returned as net/http gives it (a
 // cancelled ctx satisfies errors.Is with ctx.Err()). A Client is safe for concurrent use.
 type Client struct {
-	hc                    *http.Client
-	allocateURL, batchURL string
+	hc                              *http.Client
+	allocateURL, batchURL, statsURL string
 }
 
 // NewClient returns a client of the API at baseURL ("http://127.0.0.1:8080"; a path is kept as a
@@ -90,7 +90,7 @@ func NewClient(baseURL string, opts ...ClientOption) (*Client, error) {
 		return nil, fmt.Errorf("%w %q: want http://host:port or https://host:port, with no query", ErrBadURL, baseURL)
 	}
 	base := strings.TrimSuffix(u.String(), "/")
-	c := &Client{allocateURL: base + "/allocate", batchURL: base + "/add_batch"}
+	c := &Client{allocateURL: base + "/allocate", batchURL: base + "/add_batch", statsURL: base + "/stats"}
 	for _, o := range opts {
 		o(c)
 	}

@@ -3,7 +3,10 @@
 // -store postgres://... a PostgreSQL database that several instances may share, with
 // -mailer smtp://host:port a real SMTP server, with -broker nats://host:port a NATS JetStream
 // stream for the Allocated events. It prints "listening on http://ADDR" on stdout once it accepts
-// connections, and logs to stderr.
+// connections, and logs to stderr. GET /stats answers what the process measured since it started
+// (httpapi.Stats): HdrHistograms of each API request's time and of its dispatch time (its event
+// handlers after commit), and of the relays' handler calls, encoded so that a client can merge
+// those of several instances.
 //
 // -strategy sync (the book's) handles a commit's events before the answer; -strategy outbox
 // stores them in the commit's transaction and runs -relays relays in the process (package
@@ -84,6 +87,7 @@ type config struct {
 	mailer       string
 	mailFrom     string
 	mailTimeout  time.Duration
+	mailLatency  time.Duration // the fake mailer's time per send
 	broker       string
 	natsStream   string
 	natsPrefix   string
@@ -121,6 +125,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.StringVar(&cfg.name, "name", "api", "this instance's name (letters, digits, - and _): the start of its event IDs and relay names")
 	fs.StringVar(&cfg.store, "store", "memory", "system of record: memory (the in-memory fake, lost at exit) or postgres://... (shared by every instance on the database)")
 	fs.StringVar(&cfg.mailer, "mailer", "fake", "where out-of-stock mails go: fake (kept in memory, counted at exit) or smtp://host:port")
+	fs.DurationVar(&cfg.mailLatency, "mail-latency", 0, "with -mailer fake: how long each send takes (the simulator's fixed -mailer-latency), to see what a slow mail server costs each caller")
 	fs.StringVar(&cfg.mailFrom, "mail-from", "stockbus@localhost", "with -mailer smtp://: the sender address")
 	fs.DurationVar(&cfg.mailTimeout, "mail-timeout", smtp.DefaultSendTimeout, "with -mailer smtp://: how long one send may take from the greeting to the reply to its data")
 	fs.StringVar(&cfg.broker, "broker", "none", "where Allocated events are published: none, or nats://host:port (a JetStream stream, created if missing)")
@@ -167,6 +172,10 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-relays must be between 0 and %d, got %d", maxRelays, cfg.relays)
 	case cfg.relaysSet && cfg.strategy != "outbox":
 		err = fmt.Errorf("-relays %d needs -strategy outbox (got -strategy %s)", cfg.relays, cfg.strategy)
+	case cfg.mailLatency < 0 || cfg.mailLatency > time.Minute:
+		err = fmt.Errorf("-mail-latency must be between 0 and 1m, got %v", cfg.mailLatency)
+	case cfg.mailLatency > 0 && cfg.mailer != "fake":
+		err = fmt.Errorf("-mail-latency %v needs -mailer fake (a real mail server takes its own time)", cfg.mailLatency)
 	case cfg.mailTimeout <= 0:
 		err = fmt.Errorf("-mail-timeout must be positive, got %v", cfg.mailTimeout)
 	case cfg.relayLease <= 0:
@@ -233,8 +242,11 @@ func serve(ctx context.Context, cfg config, st *stack, stdout io.Writer, log *sl
 	}
 
 	var inFlight tracker
+	mux := http.NewServeMux()
+	mux.Handle("/", st.meter.Wrap(httpapi.NewHandler(st.uow, httpapi.WithLogger(log), httpapi.WithMaxBodyBytes(cfg.maxBody))))
+	mux.Handle("/stats", st.meter)
 	srv := &http.Server{
-		Handler:           inFlight.wrap(httpapi.NewHandler(st.uow, httpapi.WithLogger(log), httpapi.WithMaxBodyBytes(cfg.maxBody))),
+		Handler:           inFlight.wrap(mux),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,

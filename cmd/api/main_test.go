@@ -288,6 +288,8 @@ func TestRunFlags(t *testing.T) {
 		{"no body", []string{"-max-body", "0"}, errUsage, "-max-body must be positive"},
 		{"no attempt", []string{"-handler-attempts", "0"}, errUsage, "-handler-attempts must be 1 or more"},
 		{"a negative backoff", []string{"-handler-backoff", "-1ms"}, errUsage, "-handler-backoff must not be negative"},
+		{"a negative mail latency", []string{"-mail-latency", "-1ms"}, errUsage, "-mail-latency must be between 0 and 1m"},
+		{"a mail latency for a real mailer", []string{"-mailer", "smtp://127.0.0.1:25", "-mail-latency", "5ms"}, errUsage, "-mail-latency 5ms needs -mailer fake"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -348,6 +350,47 @@ func TestRunHandlerAttempts(t *testing.T) {
 				outcomes = append(outcomes, m.Outcome)
 			}
 			assert.Equal(t, tt.outcomes, outcomes, "what the SMTP server made of the sends")
+			assert.NoError(t, s.stop())
+		})
+	}
+}
+
+// GET /stats serves the meter: one request time and one dispatch time per API request, and under
+// the outbox the relays' handler calls, outside every request.
+func TestRunServesStats(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		relayed bool
+	}{
+		{"sync", []string{"-mail-latency", "20ms"}, false},
+		{"outbox", []string{"-strategy", "outbox", "-mail-latency", "20ms"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := start(t, tc.args...)
+			ctx := t.Context()
+			require.NoError(t, s.client.AddBatch(ctx, "batch1", "POPULAR-CURTAINS", 1, noETA))
+			_, err := s.client.Allocate(ctx, "o1", "POPULAR-CURTAINS", 1)
+			require.NoError(t, err)
+			_, err = s.client.Allocate(ctx, "o2", "POPULAR-CURTAINS", 1)
+			require.ErrorIs(t, err, domain.ErrOutOfStock)
+			var st httpapi.Stats
+			require.Eventually(t, func() bool {
+				st, err = s.client.Stats(ctx)
+				return err == nil && (!tc.relayed || st.Relayed.Count >= 2) // the Allocated and the OutOfStock
+			}, 10*time.Second, 5*time.Millisecond, "stats: %v", err)
+			assert.EqualValues(t, 3, st.Requests.Count, "add_batch and two allocates")
+			assert.EqualValues(t, 3, st.Dispatch.Count)
+			assert.Contains(t, st.Instance, "api-", "the instance's name and life")
+			if tc.relayed {
+				assert.GreaterOrEqual(t, st.Relayed.MaxNs, int64(20*time.Millisecond), "the out-of-stock mail's -mail-latency, in a relay")
+				assert.Zero(t, st.Dispatch.MaxNs, "no handler ran in a request")
+			} else {
+				assert.GreaterOrEqual(t, st.Dispatch.MaxNs, int64(20*time.Millisecond), "the out-of-stock mail's -mail-latency, inside its request")
+			}
+			if !tc.relayed {
+				assert.Zero(t, st.Relayed.Count, "sync: every handler runs in its request")
+			}
 			assert.NoError(t, s.stop())
 		})
 	}

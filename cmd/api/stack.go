@@ -14,6 +14,7 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/httpapi"
 	"github.com/stockbus/stockbus/nats"
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/postgres"
@@ -25,6 +26,7 @@ import (
 // closes at exit.
 type stack struct {
 	uow     service.UnitOfWork
+	meter   *httpapi.Meter // each request's time and dispatch time, served at GET /stats
 	ids     *idSource
 	relays  []*outbox.Relay
 	reports []func(*slog.Logger) // what the stack did, logged after the drain
@@ -58,7 +60,7 @@ func build(ctx context.Context, cfg config, log *slog.Logger) (_ *stack, err err
 	if err != nil {
 		return nil, err
 	}
-	st := &stack{ids: ids}
+	st := &stack{ids: ids, meter: httpapi.NewMeter(ids.life)}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, st.close())
@@ -76,7 +78,8 @@ func build(ctx context.Context, cfg config, log *slog.Logger) (_ *stack, err err
 	if err != nil {
 		return nil, err
 	}
-	opts := []service.Option{service.WithRetries(cfg.retries)}
+	// The meter's middleware is the outermost, so that a handler's time includes its retries.
+	opts := []service.Option{service.WithRetries(cfg.retries), service.WithBusOptions(service.WithMiddleware(st.meter.Middleware()))}
 	if cfg.attempts > 1 {
 		// Under sync dispatch the request waits for the retries: that is their price.
 		retry := service.Retry(service.RetryPolicy{Attempts: cfg.attempts, Base: cfg.backoff, Retryable: service.MailRetryable})
@@ -180,7 +183,11 @@ func openPublisher(ctx context.Context, cfg config, st *stack) (service.Publishe
 func openMailer(cfg config, st *stack) (service.Mailer, error) {
 	spec := cfg.mailer
 	if spec == "fake" {
-		m := fakes.NewMailer()
+		var opts []fakes.MailerOption
+		if cfg.mailLatency > 0 {
+			opts = append(opts, fakes.WithLatency(fakes.Fixed(cfg.mailLatency)))
+		}
+		m := fakes.NewMailer(opts...)
 		st.reports = append(st.reports, func(log *slog.Logger) { log.Info("fake mailer", "mails", m.Len()) })
 		return m, nil
 	}

@@ -2,16 +2,19 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/stockbus/stockbus/domain"
+	"github.com/stockbus/stockbus/httpapi"
 	"github.com/stockbus/stockbus/nats"
 	"github.com/stockbus/stockbus/postgres"
 	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/httpload"
 	"github.com/stockbus/stockbus/smtp"
 	"github.com/stockbus/stockbus/smtp/smtptest"
 )
@@ -81,6 +84,24 @@ type Report struct {
 	Mismatches                           []string       // answers the log contradicts (must be none)
 	UnknownCommitted, UnknownUncommitted int            // requests of unknown outcome whose order the log holds, and does not
 	Pending                              int            // outbox rows neither done nor parked at the end
+	// Server merges every life's GET /stats: the killed life's taken just before the kill, the
+	// others' at the end (after the drain). Nil, with StatsError set, when one could not be read.
+	Server     *httpload.Server
+	StatsError string
+}
+
+// mergeStats merges the lives' stats into Server, or says in StatsError why it cannot.
+func (r *Report) mergeStats(stats []httpapi.Stats, errs []error) {
+	if len(errs) > 0 {
+		r.StatsError = "server stats: " + errors.Join(errs...).Error()
+		return
+	}
+	srv, err := httpload.MergeStats(stats)
+	if err != nil {
+		r.StatsError = "server stats: " + err.Error()
+		return
+	}
+	r.Server = srv
 }
 
 // Outcomes counts the requests by outcome.
@@ -211,6 +232,15 @@ func (r *Report) account(ctx context.Context, store *postgres.Store, sink *smtpt
 	return nil
 }
 
+// round rounds d to 3 significant digits, as the histograms tell values apart.
+func round(d time.Duration) time.Duration {
+	unit := time.Duration(1)
+	for v := d; v >= 1000; v /= 10 {
+		unit *= 10
+	}
+	return d.Round(unit)
+}
+
 func orderOf(e domain.Event) string {
 	switch e := e.(type) {
 	case domain.Allocated:
@@ -239,9 +269,17 @@ func (r *Report) String() string {
 		r.Strategy, r.Instances, r.Orders, r.Stock, r.Killed, r.KilledAt)
 	fmt.Fprintf(&b, "  at the kill: %d mails held at the sink, %d requests in flight to %s\n", r.HeldAtKill, r.VictimInFlight, r.Killed)
 	lat := r.Latency()
-	fmt.Fprintf(&b, "  client: %d requests in %v (%.0f/s); latency of the answered p50 %v, p99 %v, max %v\n",
+	fmt.Fprintf(&b, "  client: %d requests in %v (%.0f/s); latency of the answered from each order's intended start (closed: when a worker took it) p50 %v, p99 %v, p99.9 %v, max %v\n",
 		len(r.Requests), r.Elapsed.Round(time.Millisecond), float64(len(r.Requests))/r.Elapsed.Seconds(),
-		lat.Quantile(50).Round(10*time.Microsecond), lat.Quantile(99).Round(10*time.Microsecond), lat.Dist().Max.Round(10*time.Microsecond))
+		round(lat.Quantile(50)), round(lat.Quantile(99)), round(lat.Quantile(99.9)), round(lat.Dist().Max))
+	switch s := r.Server; {
+	case s != nil:
+		fmt.Fprintf(&b, "  server, %d lives merged (%s): %d requests p50 %v, p99 %v; dispatch after commit p50 %v, p99 %v, %.1f%% of request time; relayed %d handler calls p50 %v, p99 %v\n",
+			len(s.Instances), strings.Join(s.Instances, ", "), s.Requests.Count, round(s.Requests.P50), round(s.Requests.P99),
+			round(s.Dispatch.P50), round(s.Dispatch.P99), 100*s.DispatchShare, s.Relayed.Count, round(s.Relayed.P50), round(s.Relayed.P99))
+	default:
+		fmt.Fprintf(&b, "  %s\n", r.StatsError)
+	}
 	fmt.Fprintf(&b, "  answers: %d allocated, %d out of stock, %d warned, %d failed, %d unknown (%d of them committed, by the event log)\n",
 		o[Allocated], o[OutOfStock], o[Warned], o[Failed], o[Unknown], r.UnknownCommitted)
 	fmt.Fprintf(&b, "  event log: %d Allocated, %d OutOfStock (%d allocation rows; %d IDs logged twice)\n",

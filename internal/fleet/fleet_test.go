@@ -63,8 +63,19 @@ func TestTwoInstancesOneKilled(t *testing.T) {
 				assert.Equal(t, n, rep.Delivered[typ]+lost, "%s: committed = delivered + lost", typ)
 			}
 
+			// The servers' side: every life's histograms merged (the killed one's taken just
+			// before the kill). Each answered request was counted by the life that answered
+			// it, and so was the batch; a request cut short by the kill was not.
+			require.NotNil(t, rep.Server, rep.StatsError)
+			assert.Len(t, rep.Server.Instances, cfg.Instances+1, "every instance's life and the killed one")
+			answered := o[fleet.Allocated] + o[fleet.OutOfStock] + o[fleet.Warned] + o[fleet.Failed]
+			assert.EqualValues(t, answered+1, rep.Server.Requests.Count, "requests the servers answered: the answered orders and the batch")
+			assert.EqualValues(t, rep.Server.Requests.Count, rep.Server.Dispatch.Count)
+
 			switch strategy {
 			case "outbox":
+				assert.Zero(t, rep.Server.Dispatch.Max, "no request ran a handler: the relays did")
+				assert.Positive(t, rep.Server.Relayed.Count)
 				// The kill caught every relay of both instances after the sink took its row's
 				// mail: the victim's died before the mark, the survivors' timed out waiting
 				// for the reply. Each row was sent again, and the sink dropped the repeat.
@@ -73,6 +84,8 @@ func TestTwoInstancesOneKilled(t *testing.T) {
 				assert.Empty(t, rep.Lost, "events lost under the outbox after the drain")
 				assert.Zero(t, rep.Pending, "outbox rows pending")
 			case "sync":
+				assert.Zero(t, rep.Server.Relayed.Count, "every handler ran in its request")
+				assert.Positive(t, rep.Server.DispatchShare)
 				// The kill caught every request in flight held in its mail, after its commit.
 				require.Positive(t, rep.VictimInFlight, "requests in flight to the killed instance")
 				assert.Equal(t, rep.VictimInFlight, len(rep.Lost), "lost events against the requests in flight at the kill")

@@ -132,6 +132,10 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 			return nil, err
 		}
 	}
+	for n := range instances {
+		d.stats = append(d.stats, d.fetchStats(ctx, n)...)
+	}
+	rep.mergeStats(d.stats, d.statsErrs)
 	// Every instance ends cleanly: the HTTP drain, then the relays.
 	for _, in := range instances {
 		if err := in.Stop(); err != nil {
@@ -158,6 +162,21 @@ type driver struct {
 	busy, busyVictim atomic.Int64 // requests in flight, and those to the victim's current life
 
 	heldAtKill, victimAtKill int
+
+	stats     []httpapi.Stats // the servers' stats: the victim's first life before the kill
+	statsErrs []error
+}
+
+// fetchStats fetches instance n's GET /stats, noting a failure in statsErrs.
+func (d *driver) fetchStats(ctx context.Context, n int) []httpapi.Stats {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := d.clients[n].Stats(sctx)
+	if err != nil {
+		d.statsErrs = append(d.statsErrs, fmt.Errorf("%s (life %d): %w", d.instances[n].Name(), d.instances[n].Lives(), err))
+		return nil
+	}
+	return []httpapi.Stats{s}
 }
 
 // run sends every order and returns the index of the order before which it killed the victim.
@@ -260,6 +279,9 @@ func (d *driver) kill(ctx context.Context, k int) (int, error) {
 		time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
 	}
 	d.heldAtKill, d.victimAtKill = d.gate.count(), int(d.busyVictim.Load())
+	// The victim's histograms die with it: take them now. Its requests in flight are held in
+	// their mails (or there are none), so none finishes between this and the kill.
+	d.stats = append(d.stats, d.fetchStats(ctx, d.victim)...)
 	in := d.instances[d.victim]
 	if err := in.Kill(); err != nil {
 		return 0, err

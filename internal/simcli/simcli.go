@@ -56,6 +56,7 @@ type options struct {
 	mailer  string
 	given   map[string]bool // the flags given on the command line
 	broker  string
+	target  targetOptions // -target and its flags
 }
 
 // Run runs the command with args, writing the report to stdout and errors to stderr (and a
@@ -66,6 +67,12 @@ func Run(ctx context.Context, ad Adapters, args []string, stdout, stderr io.Writ
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK
+	}
+	if err == nil && len(opt.target.urls) > 0 {
+		return runTarget(ctx, cfg, opt, fs, stdout, stderr)
+	}
+	if err == nil {
+		err = targetFlagsAlone(opt)
 	}
 	if err == nil {
 		err = ad.apply(&cfg, opt)
@@ -172,6 +179,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	dispatchFlags(fs, &cfg)
 	faultFlags(fs, &cfg)
 	adapterFlags(fs, &cfg, &opt)
+	targetFlags(fs, &opt.target)
 
 	err := explain(fs, fs.Parse(args))
 	opt.given = set(fs)
@@ -323,7 +331,8 @@ Runs a seeded workload through the stockbus stack on the fakes and reports what 
 dispatch costs: throughput, latency percentiles, the share of each request spent in dispatch,
 a model check and the invariants. With fault flags (-crash, -conflict-rate, -mail-errors,
 -mail-timeout, -client-retry, -bad-input) it also accounts for every event: lost, duplicated,
-unexpected, recovered. With no flags it compares sync, sync-retry, async and outbox.
+unexpected, recovered. With no flags it compares sync, sync-retry, async and outbox. With
+-target URL it drives an HTTP API (go run ./cmd/api, or any that speaks its JSON) instead.
 
 Exit status: 0 ok, 1 an invariant broke (a strategy broke its promise; the command that reruns
 it is printed), 2 bad flags or configuration, 130 interrupted.

@@ -2,7 +2,8 @@
 // its accounting: cmd/api built once, N instances on a new database of the Postgres server
 // STOCKBUS_POSTGRES_URL names (dropped at the end), one embedded NATS server, one SMTP sink, the
 // orders of one hot sku spread over the instances over HTTP, and one instance killed with SIGKILL
-// mid-run and restarted. scripts/fleet runs it.
+// mid-run and restarted. Beside the accounting it prints the client-side latency and the servers'
+// histograms (GET /stats) merged over every life. scripts/fleet runs it.
 //
 // Exit status: 0 when every run's accounting is exact (no phantom delivery, no answer the event
 // log contradicts, and under the outbox nothing lost), 1 otherwise or on a failure, 2 for a bad
