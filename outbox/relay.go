@@ -12,7 +12,7 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
-// Defaults of a Relay.
+// Defaults and limits of a Relay.
 const (
 	// DefaultLease is how long a claim holds its rows: a relay that dies mid-batch leaves them to
 	// the others this long after it claimed them. It must cover the sends of one batch.
@@ -21,11 +21,16 @@ const (
 	// anyway, for rows committed by other processes (whose commits cannot nudge it), rows
 	// retried by other relays, and leases of dead relays that ended.
 	DefaultPoll = 5 * time.Second
-	// DefaultBatch is how many rows one claim takes.
+	// DefaultBatch is how many rows one claim takes, and so the most rows one mark (one
+	// Store.Done call) records, and the most that a crash before the mark makes go out again.
 	DefaultBatch = 100
 	// DefaultMaxAttempts is how many failed sends park a row as a dead letter even when every
 	// failure was transient.
 	DefaultMaxAttempts = 10
+	// StopMarkTimeout is how long a relay whose context ended may still spend marking done the
+	// rows of its claim that it had already sent: they were delivered, and a stop should not make
+	// them go out again after the lease.
+	StopMarkTimeout = 10 * time.Second
 )
 
 // Sender delivers one event. It returns nil only when the event was delivered (or a receiver
@@ -105,7 +110,9 @@ func WithLease(d time.Duration) Option { return func(r *Relay) { r.lease = d } }
 // WithPoll sets the fallback poll of an idle relay (default DefaultPoll).
 func WithPoll(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
 
-// WithBatch sets how many rows one claim takes (default DefaultBatch).
+// WithBatch sets how many rows one claim takes (default DefaultBatch). A claim's sent rows are
+// marked together after its last send, so the batch bounds what a crash re-sends: a relay that
+// dies within every claim it makes marks nothing and makes no progress.
 func WithBatch(n int) Option { return func(r *Relay) { r.batch = n } }
 
 // WithMaxAttempts sets how many failed sends park a row (default DefaultMaxAttempts; 0: only a
@@ -128,7 +135,7 @@ func WithHook(h Hook) Option { return func(r *Relay) { r.hook = h } }
 func WithOnDead(f func(DeadLetter)) Option { return func(r *Relay) { r.onDead = f } }
 
 // WithOnError sets a function told of every failed port call (the relay carries on: a failed
-// claim waits a poll, a failed mark leaves the row to be sent again after the lease).
+// claim waits a poll, a failed mark leaves the claim's sent rows to be sent again after the lease).
 func WithOnError(f func(error)) Option { return func(r *Relay) { r.onError = f } }
 
 // Relay moves rows from a Store to a Sender, one row at a time, in the order it claimed them, and
@@ -257,7 +264,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			ok, notBefore, err := r.deliver(ctx, row)
 			if err != nil {
-				return err // the process died: what it sent stays unmarked
+				return err // a hook stopped the relay, as a dying process: what it sent stays unmarked
 			}
 			if ok {
 				sent = append(sent, row)
@@ -314,11 +321,6 @@ func (r *Relay) deliver(ctx context.Context, row Row) (bool, time.Time, error) {
 	}
 	return false, time.Time{}, nil
 }
-
-// StopMarkTimeout is how long a relay whose context ended may still spend marking done the rows
-// of its claim that it had already sent: they were delivered, and a stop should not make them go
-// out again after the lease.
-const StopMarkTimeout = 10 * time.Second
 
 // mark records the sent rows of one claim as done in one Done call, then runs the Marked hook for
 // each, in the order they were sent. It returns an error only when a hook stopped the relay.
