@@ -228,7 +228,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		return fmt.Errorf("relay %s: %w", r.name, ErrRunning)
 	}
 	defer r.running.Store(false)
-	var due time.Time // the earliest not-before time this relay set, zero when none is ahead
+	var (
+		due  time.Time // the earliest not-before time this relay set, zero when none is ahead
+		sent []Row     // the current claim's rows sent and not yet marked, reused across claims
+		ids  []string  // their event IDs, for the mark
+	)
 	for ctx.Err() == nil {
 		now := r.clock.Now()
 		until := now.Add(r.lease)
@@ -255,7 +259,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		var sent []Row
+		sent = sent[:0]
 		for _, row := range rows {
 			if !r.clock.Now().Before(until) {
 				// The lease is over: another relay may hold the row now. Claim afresh.
@@ -276,7 +280,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				due = notBefore
 			}
 		}
-		if err := r.mark(ctx, sent); err != nil {
+		if ids, err = r.mark(ctx, sent, ids[:0]); err != nil {
 			return err
 		}
 	}
@@ -323,14 +327,14 @@ func (r *Relay) deliver(ctx context.Context, row Row) (bool, time.Time, error) {
 }
 
 // mark records the sent rows of one claim as done in one Done call, then runs the Marked hook for
-// each, in the order they were sent. It returns an error only when a hook stopped the relay.
-func (r *Relay) mark(ctx context.Context, sent []Row) error {
+// each, in the order they were sent. It returns ids (a buffer, given empty) holding the rows'
+// event IDs, and an error only when a hook stopped the relay.
+func (r *Relay) mark(ctx context.Context, sent []Row, ids []string) ([]string, error) {
 	if len(sent) == 0 {
-		return nil
+		return ids, nil
 	}
-	ids := make([]string, len(sent))
-	for i, row := range sent {
-		ids[i] = row.ID()
+	for _, row := range sent {
+		ids = append(ids, row.ID())
 	}
 	markCtx := ctx
 	if ctx.Err() != nil {
@@ -345,10 +349,10 @@ func (r *Relay) mark(ctx context.Context, sent []Row) error {
 	}
 	for _, row := range sent {
 		if err := r.at(markCtx, Marked, row); err != nil {
-			return err
+			return ids, err
 		}
 	}
-	return nil
+	return ids, nil
 }
 
 func (r *Relay) at(ctx context.Context, p Point, row Row) error {
