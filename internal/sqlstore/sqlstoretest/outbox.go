@@ -52,6 +52,7 @@ func TestOutbox(t *testing.T, h OutboxHarness) {
 		outboxtest.TestStore(t, func(t *testing.T) (service.Store, outbox.Store) { s := open(t); return s, s })
 	})
 	t.Run("written in the commit", func(t *testing.T) { writtenInTheCommit(t, open(t)) })
+	t.Run("a commit's several events are rows in their order", func(t *testing.T) { severalEventsInOneCommit(t, open(t)) })
 	t.Run("crashed relays lose nothing", func(t *testing.T) { crashedRelaysLoseNothing(t, h, open) })
 	t.Run("a version 1 table is upgraded", func(t *testing.T) {
 		s := open(t)
@@ -115,4 +116,29 @@ func crashedRelaysLoseNothing(t *testing.T, h OutboxHarness, open func(t *testin
 			t.Logf("%d rows, %d sent and not marked, %d incarnations, %d rounds", len(d.Rows), len(d.Unmarked), d.Incarnations, d.Rounds)
 		})
 	}
+}
+
+// A commit that records several events (a batch shrunk below two of its lines deallocates both)
+// writes one row for each, in the order recorded.
+func severalEventsInOneCommit(t *testing.T, s OutboxStore) {
+	uow := service.Bootstrap(s, fakes.NewMailer(), service.WithDispatcher(func(context.Context, []domain.Event) error { return nil }))
+	addBatch(t, s, "LAMP", "b1", 3)
+	for _, order := range []string{"o1", "o2", "o3"} {
+		_, err := service.Allocate(ctx, uow, order, "LAMP", 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, service.ChangeBatchQuantity(ctx, uow, "b1", 1))
+	rows := s.Outbox()
+	require.Len(t, rows, 5, "three Allocated rows, then one per line deallocated")
+	log, err := s.EventLog(ctx)
+	require.NoError(t, err)
+	require.Len(t, log, 5, "logged events")
+	orders := map[string]bool{}
+	for i, row := range rows[3:] {
+		d, ok := row.Event.(domain.Deallocated)
+		require.True(t, ok, "row %d is %T, want domain.Deallocated", row.Seq, row.Event)
+		orders[d.OrderID] = true
+		assert.Equal(t, log[3+i].Event.Identity().ID, row.ID(), "row %d against the event log, which keeps the recorded order", 3+i)
+	}
+	assert.Len(t, orders, 2, "two lines deallocated")
 }
