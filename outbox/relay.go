@@ -12,7 +12,7 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
-// Defaults of a Relay.
+// Defaults and limits of a Relay.
 const (
 	// DefaultLease is how long a claim holds its rows: a relay that dies mid-batch leaves them to
 	// the others this long after it claimed them. It must cover the sends of one batch.
@@ -21,11 +21,16 @@ const (
 	// anyway, for rows committed by other processes (whose commits cannot nudge it), rows
 	// retried by other relays, and leases of dead relays that ended.
 	DefaultPoll = 5 * time.Second
-	// DefaultBatch is how many rows one claim takes.
+	// DefaultBatch is how many rows one claim takes, and so the most rows one mark (one
+	// Store.Done call) records, and the most that a crash before the mark makes go out again.
 	DefaultBatch = 100
 	// DefaultMaxAttempts is how many failed sends park a row as a dead letter even when every
 	// failure was transient.
 	DefaultMaxAttempts = 10
+	// StopMarkTimeout is how long a relay whose context ended may still spend marking done the
+	// rows of its claim that it had already sent: they were delivered, and a stop should not make
+	// them go out again after the lease.
+	StopMarkTimeout = 10 * time.Second
 )
 
 // Sender delivers one event. It returns nil only when the event was delivered (or a receiver
@@ -50,10 +55,12 @@ type Point int
 const (
 	// Claimed: the row was claimed and is about to be sent.
 	Claimed Point = iota + 1
-	// Sent: the send succeeded and the row is about to be marked done. A crash here is the one
-	// that duplicates: the mail went out and the row is sent again after the lease.
+	// Sent: the send succeeded; the row waits to be marked done with the other rows of its claim
+	// that were sent. A crash here is the one that duplicates: this row and the rows of the claim
+	// sent before it went out, none is marked, and they are all sent again after the lease.
 	Sent
-	// Marked: the row was marked done (or marking it failed, see Stats.StoreErrors).
+	// Marked: the claim's sent rows were marked done in one Store.Done call (or marking them
+	// failed, see Stats.StoreErrors). It runs once per row, after the call, in the order sent.
 	Marked
 	// Failed: the send failed and the row is about to be retried later or parked.
 	Failed
@@ -84,7 +91,7 @@ type Hook func(ctx context.Context, at Point, relay string, row Row) error
 type Stats struct {
 	Claims      int // claim calls (fetches), whether they found rows or not
 	Claimed     int // rows claimed
-	Sent        int // rows sent and marked done
+	Sent        int // rows sent and marked done (counted when their claim's mark succeeds)
 	Retried     int // failed sends given back for a later attempt
 	Dead        int // rows parked as dead letters
 	Skipped     int // claimed rows not sent because the lease ended first
@@ -103,7 +110,9 @@ func WithLease(d time.Duration) Option { return func(r *Relay) { r.lease = d } }
 // WithPoll sets the fallback poll of an idle relay (default DefaultPoll).
 func WithPoll(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
 
-// WithBatch sets how many rows one claim takes (default DefaultBatch).
+// WithBatch sets how many rows one claim takes (default DefaultBatch). A claim's sent rows are
+// marked together after its last send, so the batch bounds what a crash re-sends: a relay that
+// dies within every claim it makes marks nothing and makes no progress.
 func WithBatch(n int) Option { return func(r *Relay) { r.batch = n } }
 
 // WithMaxAttempts sets how many failed sends park a row (default DefaultMaxAttempts; 0: only a
@@ -126,11 +135,14 @@ func WithHook(h Hook) Option { return func(r *Relay) { r.hook = h } }
 func WithOnDead(f func(DeadLetter)) Option { return func(r *Relay) { r.onDead = f } }
 
 // WithOnError sets a function told of every failed port call (the relay carries on: a failed
-// claim waits a poll, a failed mark leaves the row to be sent again after the lease).
+// claim waits a poll, a failed mark leaves the claim's sent rows to be sent again after the lease).
 func WithOnError(f func(error)) Option { return func(r *Relay) { r.onError = f } }
 
-// Relay moves rows from a Store to a Sender, one row at a time, in the order it claimed them.
-// Several relays, each with its own name, may share one Store. Its methods are safe for
+// Relay moves rows from a Store to a Sender, one row at a time, in the order it claimed them, and
+// marks each claim's sent rows done in one Store.Done call once the claim's sends are over: a
+// mark costs one statement per claim, not one per row. A row whose send failed is never marked;
+// a relay that dies before the mark leaves all the claim's sent rows to be sent again. Several
+// relays, each with its own name, may share one Store. Its methods are safe for
 // concurrent use; Run runs at most once at a time.
 type Relay struct {
 	name        string
@@ -209,13 +221,18 @@ var ErrRunning = errors.New("relay already running")
 // early with an error wrapping a hook's error when a hook stops it. When it finds nothing to
 // claim it waits for a Notify, for its poll interval, or for the next row it retried to come due,
 // whichever is first. A send cut short by ctx is neither marked nor given back: its row waits out
-// the lease, since the mail may have gone out.
+// the lease, since the mail may have gone out. The rows of the claim sent before ctx ended are
+// still marked done, taking at most StopMarkTimeout.
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("relay %s: %w", r.name, ErrRunning)
 	}
 	defer r.running.Store(false)
-	var due time.Time // the earliest not-before time this relay set, zero when none is ahead
+	var (
+		due  time.Time // the earliest not-before time this relay set, zero when none is ahead
+		sent []Row     // the current claim's rows sent and not yet marked, reused across claims
+		ids  []string  // their event IDs, for the mark
+	)
 	for ctx.Err() == nil {
 		now := r.clock.Now()
 		until := now.Add(r.lease)
@@ -242,71 +259,100 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		sent = sent[:0]
 		for _, row := range rows {
 			if !r.clock.Now().Before(until) {
 				// The lease is over: another relay may hold the row now. Claim afresh.
 				r.count(func(s *Stats) { s.Skipped++ })
 				continue
 			}
-			notBefore, err := r.deliver(ctx, row)
+			ok, notBefore, err := r.deliver(ctx, row)
 			if err != nil {
-				return err
+				return err // a hook stopped the relay, as a dying process: what it sent stays unmarked
+			}
+			if ok {
+				sent = append(sent, row)
 			}
 			if ctx.Err() != nil {
-				return nil
+				break
 			}
 			if !notBefore.IsZero() && (due.IsZero() || notBefore.Before(due)) {
 				due = notBefore
 			}
 		}
+		if ids, err = r.mark(ctx, sent, ids[:0]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// deliver sends one claimed row and records the outcome. It returns the row's not-before time
-// when it was given back for a retry, and an error only when a hook stopped the relay.
-func (r *Relay) deliver(ctx context.Context, row Row) (time.Time, error) {
+// deliver sends one claimed row and records a failure. It reports whether the send succeeded
+// (the row is then the caller's to mark), the row's not-before time when it was given back for a
+// retry, and an error only when a hook stopped the relay.
+func (r *Relay) deliver(ctx context.Context, row Row) (bool, time.Time, error) {
 	if err := r.at(ctx, Claimed, row); err != nil {
-		return time.Time{}, err
+		return false, time.Time{}, err
 	}
 	sendErr := r.send(ctx, row.Event)
 	if ctx.Err() != nil {
-		return time.Time{}, nil
+		return false, time.Time{}, nil
 	}
 	if sendErr == nil {
-		if err := r.at(ctx, Sent, row); err != nil {
-			return time.Time{}, err
-		}
-		if err := r.store.Done(ctx, row.ID()); err != nil {
-			r.storeError(fmt.Errorf("relay %s: mark %s done: %w", r.name, row.ID(), err))
-		} else {
-			r.count(func(s *Stats) { s.Sent++ })
-		}
-		return time.Time{}, r.at(ctx, Marked, row)
+		return true, time.Time{}, r.at(ctx, Sent, row)
 	}
 	if err := r.at(ctx, Failed, row); err != nil {
-		return time.Time{}, err
+		return false, time.Time{}, err
 	}
 	attempts := row.Attempts + 1
 	if r.isRetryable(sendErr) && (r.maxAttempts == 0 || attempts < r.maxAttempts) {
 		notBefore := r.clock.Now().Add(r.backoff(attempts))
 		if err := r.store.Retry(ctx, r.name, row.ID(), notBefore, sendErr.Error()); err != nil {
 			r.storeError(fmt.Errorf("relay %s: retry %s: %w", r.name, row.ID(), err))
-			return time.Time{}, nil
+			return false, time.Time{}, nil
 		}
 		r.count(func(s *Stats) { s.Retried++ })
-		return notBefore, nil
+		return false, notBefore, nil
 	}
 	if err := r.store.Dead(ctx, r.name, row.ID(), sendErr.Error()); err != nil {
 		r.storeError(fmt.Errorf("relay %s: park %s: %w", r.name, row.ID(), err))
-		return time.Time{}, nil
+		return false, time.Time{}, nil
 	}
 	r.count(func(s *Stats) { s.Dead++ })
 	if r.onDead != nil {
 		row.Attempts = attempts
 		r.onDead(DeadLetter{Row: row, Reason: sendErr.Error()})
 	}
-	return time.Time{}, nil
+	return false, time.Time{}, nil
+}
+
+// mark records the sent rows of one claim as done in one Done call, then runs the Marked hook for
+// each, in the order they were sent. It returns ids (a buffer, given empty) holding the rows'
+// event IDs, and an error only when a hook stopped the relay.
+func (r *Relay) mark(ctx context.Context, sent []Row, ids []string) ([]string, error) {
+	if len(sent) == 0 {
+		return ids, nil
+	}
+	for _, row := range sent {
+		ids = append(ids, row.ID())
+	}
+	markCtx := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		markCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), StopMarkTimeout)
+		defer cancel()
+	}
+	if err := r.store.Done(markCtx, ids...); err != nil {
+		r.storeError(fmt.Errorf("relay %s: mark %d rows done, %s to %s: %w", r.name, len(ids), ids[0], ids[len(ids)-1], err))
+	} else {
+		r.count(func(s *Stats) { s.Sent += len(ids) })
+	}
+	for _, row := range sent {
+		if err := r.at(markCtx, Marked, row); err != nil {
+			return ids, err
+		}
+	}
+	return ids, nil
 }
 
 func (r *Relay) at(ctx context.Context, p Point, row Row) error {

@@ -12,8 +12,8 @@ func TestCrashedRelaysLoseNothingOnTheFakeStore(t *testing.T) {
 		name string
 		plan outboxtest.Crashes
 	}{
-		{"one relay, de-duplicating mailer", outboxtest.Crashes{Relays: 1, CrashEvery: 7, Batch: 10, Stock: 50, Orders: 100, Dedup: true}},
-		{"one relay, plain mailer", outboxtest.Crashes{Relays: 1, CrashEvery: 7, Batch: 10, Stock: 50, Orders: 100}},
+		{"one relay, de-duplicating mailer", outboxtest.Crashes{Relays: 1, CrashEvery: 7, Batch: 5, Stock: 50, Orders: 100, Dedup: true}},
+		{"one relay, plain mailer", outboxtest.Crashes{Relays: 1, CrashEvery: 7, Batch: 5, Stock: 50, Orders: 100}},
 		{"three relays, de-duplicating mailer", outboxtest.Crashes{Relays: 3, CrashEvery: 40, Batch: 25, Stock: 500, Orders: 1000, Dedup: true}},
 		{"three relays, plain mailer", outboxtest.Crashes{Relays: 3, CrashEvery: 40, Batch: 25, Stock: 500, Orders: 1000}},
 		{"three relays that never crash", outboxtest.Crashes{Relays: 3, Batch: 25, Stock: 500, Orders: 1000}},

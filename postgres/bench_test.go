@@ -8,6 +8,8 @@ import (
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
+	"github.com/stockbus/stockbus/outbox"
+	"github.com/stockbus/stockbus/outbox/outboxtest"
 	"github.com/stockbus/stockbus/service"
 )
 
@@ -41,4 +43,13 @@ func BenchmarkAllocate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRelay is outboxtest.BenchmarkRelay on the store: a relay's claims and marks, per row.
+func BenchmarkRelay(b *testing.B) {
+	outboxtest.BenchmarkRelay(b, func(b *testing.B) (service.Store, outbox.Store) {
+		s := open(b)
+		s.EnableOutbox()
+		return s, s
+	})
 }

@@ -22,7 +22,7 @@ func (w *writer) eventLog(entries []sqlstore.Entry) error {
 	var ids, types, causes, payloads []string
 	for _, en := range entries {
 		for _, e := range en.P.Events {
-			typ, payload, err := encodeEvent(e)
+			typ, payload, err := sqlstore.EncodeEvent(e)
 			if err != nil {
 				return fmt.Errorf("commit: event log: %w", err)
 			}
@@ -57,7 +57,7 @@ func (s *Store) EventLog(ctx context.Context) ([]LoggedEvent, error) {
 		payload string
 	)
 	_, err = pgx.ForEachRow(rows, []any{&seq, &l.Type, &l.CausationID, &payload}, func() error {
-		e, err := decodeEvent(l.Type, payload)
+		e, err := sqlstore.DecodeEvent(l.Type, payload)
 		if err != nil {
 			return fmt.Errorf("event log row %d: %w", seq, err)
 		}

@@ -9,44 +9,35 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stockbus/stockbus/internal/sqlstore/sqlstoretest"
 	"github.com/stockbus/stockbus/outbox"
 	"github.com/stockbus/stockbus/outbox/outboxtest"
 	"github.com/stockbus/stockbus/postgres"
-	"github.com/stockbus/stockbus/service"
 )
 
-func TestOutboxContract(t *testing.T) {
-	outboxtest.TestStore(t, func(t *testing.T) (service.Store, outbox.Store) {
-		s := open(t)
-		s.EnableOutbox()
-		return s, s
+func TestOutbox(t *testing.T) {
+	sqlstoretest.TestOutbox(t, sqlstoretest.OutboxHarness{
+		Open: func(t *testing.T) sqlstoretest.OutboxStore { return open(t) },
+		Another: func(t *testing.T, s sqlstoretest.OutboxStore) sqlstoretest.OutboxStore {
+			return sameDatabase(t, s.(*postgres.Store))
+		},
+		// Each relay on a pool of its own over one database, as in separate processes.
+		Relays: 3,
+		Downgrade: func(t *testing.T, s sqlstoretest.OutboxStore) {
+			_, err := s.(*postgres.Store).Pool().Exec(ctx, `DROP TABLE event_log;
+DROP INDEX outbox_pending;
+ALTER TABLE outbox DROP COLUMN dead, DROP COLUMN attempts, DROP COLUMN reason,
+	DROP COLUMN not_before, DROP COLUMN claimed_by, DROP COLUMN lease_until;
+CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;
+UPDATE stockbus_schema SET version = 1`)
+			require.NoError(t, err, "take the database back to version 1")
+		},
+		SchemaVersion: postgres.SchemaVersion,
+		Version: func(t *testing.T, s sqlstoretest.OutboxStore) (version int) {
+			require.NoError(t, s.(*postgres.Store).Pool().QueryRow(ctx, "SELECT version FROM stockbus_schema").Scan(&version))
+			return version
+		},
 	})
-}
-
-// The issue's done-when: 3 relays, each on a store of its own (a pool, as a process would have)
-// over one database, on the hot sku (a batch of 500, 1,000 orders of 1: 500 Allocated and 500
-// OutOfStock rows), each incarnation crashing after its 40th send and before marking it, restarted
-// under a new name and left to wait out its dead predecessor's lease.
-func TestCrashedRelaysLoseNothing(t *testing.T) {
-	for _, c := range []struct {
-		name       string
-		dedup      bool
-		crashEvery int
-	}{
-		{"de-duplicating mailer: no mail lost or duplicated", true, 40},
-		{"plain mailer: the duplicates are the rows sent and not marked", false, 40},
-		{"no crash: no duplicate, and each relay sends in commit order", false, 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			s := open(t)
-			s.EnableOutbox()
-			stores := []outbox.Store{s, sameDatabase(t, s), sameDatabase(t, s)}
-			plan := outboxtest.Crashes{Relays: 3, CrashEvery: c.crashEvery, Batch: 25, Stock: 500, Orders: 1000, Dedup: c.dedup, Stores: stores}
-			d := outboxtest.Drain(t, s, s, plan)
-			d.Check(t, plan)
-			t.Logf("%d rows, %d sent and not marked, %d incarnations, %d rounds", len(d.Rows), len(d.Unmarked), d.Incarnations, d.Rounds)
-		})
-	}
 }
 
 // sameDatabase opens another store on s's database, closed when the test ends.
@@ -96,26 +87,4 @@ func seqs(rows []outbox.Row) []uint64 {
 		out = append(out, r.Seq)
 	}
 	return out
-}
-
-// A database at schema version 1 (an outbox without claims) is upgraded on Open, its rows kept
-// and claimable.
-func TestOpenUpgradesAVersion1Outbox(t *testing.T) {
-	s := open(t)
-	s.EnableOutbox()
-	outboxtest.Orders(t, s, "LAMP", 1, 2)
-	_, err := s.Pool().Exec(ctx, `DROP TABLE event_log;
-DROP INDEX outbox_pending;
-ALTER TABLE outbox DROP COLUMN dead, DROP COLUMN attempts, DROP COLUMN reason,
-	DROP COLUMN not_before, DROP COLUMN claimed_by, DROP COLUMN lease_until;
-CREATE INDEX outbox_pending ON outbox(seq) WHERE NOT done;
-UPDATE stockbus_schema SET version = 1`)
-	require.NoError(t, err, "take the database back to version 1")
-	again := sameDatabase(t, s)
-	var version int
-	require.NoError(t, again.Pool().QueryRow(ctx, "SELECT version FROM stockbus_schema").Scan(&version))
-	assert.Equal(t, postgres.SchemaVersion, version)
-	rows, err := again.Claim(ctx, "r1", outboxtest.Start, outboxtest.Start.Add(time.Minute), 10)
-	require.NoError(t, err)
-	assert.Len(t, rows, 2, "the version 1 rows, claimable")
 }

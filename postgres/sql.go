@@ -134,7 +134,7 @@ func (s *Store) write(ctx context.Context, entries []sqlstore.Entry) error {
 	if err := w.eventLog(entries); err != nil {
 		return err
 	}
-	if s.outbox.Load() {
+	if s.OutboxEnabled() {
 		for _, e := range entries {
 			if err := w.outbox(e.P.Events); err != nil {
 				return err

@@ -37,7 +37,7 @@ type Hook = service.CommitHook
 type Store struct {
 	pool                      *pgxpool.Pool
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
-	outbox                    atomic.Bool
+	*sqlstore.OutboxTable     // the outbox table behind the outbox.Store port (outbox.go)
 	cache                     sqlstore.Cache
 
 	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
@@ -59,7 +59,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return withOutbox(&Store{pool: pool}), nil
 }
 
 // Close closes the pool's connections.

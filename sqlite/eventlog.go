@@ -17,7 +17,7 @@ type LoggedEvent = sqlstore.LoggedEvent
 func (w *writer) eventLog(entries []sqlstore.Entry) error {
 	for _, en := range entries {
 		for _, e := range en.P.Events {
-			typ, payload, err := encodeEvent(e)
+			typ, payload, err := sqlstore.EncodeEvent(e)
 			if err != nil {
 				return fmt.Errorf("commit: event log: %w", err)
 			}
@@ -49,7 +49,7 @@ func (s *Store) EventLog(ctx context.Context) ([]LoggedEvent, error) {
 		if err := rows.Scan(&seq, &l.Type, &l.CausationID, &payload); err != nil {
 			return nil, fmt.Errorf("read event log: %w", err)
 		}
-		e, err := decodeEvent(l.Type, payload)
+		e, err := sqlstore.DecodeEvent(l.Type, payload)
 		if err != nil {
 			return nil, fmt.Errorf("event log row %d: %w", seq, err)
 		}

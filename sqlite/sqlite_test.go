@@ -216,34 +216,6 @@ func TestLargeProductWritesOnlyTheChange(t *testing.T) {
 	assert.Equal(t, 4, statements, "statements of the commit (product, batch, line, event log)")
 }
 
-func TestOutboxIsWrittenInTheCommit(t *testing.T) {
-	s := open(t)
-	s.EnableOutbox()
-	uow := service.Bootstrap(s, fakes.NewMailer(), service.WithDispatcher(func(context.Context, []domain.Event) error { return nil }))
-	addBatch(t, s, "LAMP", "b1", 1)
-	for _, order := range []string{"o1", "o2", "o3"} {
-		_, err := service.Allocate(ctx, uow, order, "LAMP", 5)
-		require.ErrorIs(t, err, domain.ErrOutOfStock)
-	}
-	rows := s.Pending(10)
-	require.Len(t, rows, 3)
-	assert.Less(t, rows[0].Seq, rows[1].Seq)
-	assert.Equal(t, "o1", rows[0].Event.(domain.OutOfStock).OrderID)
-	assert.NotEmpty(t, rows[0].Event.Identity().ID, "rows carry the stamped event ID")
-	assert.Len(t, s.Pending(2), 2, "limit")
-
-	s.MarkDone(rows[0].Event.Identity().ID, "unknown")
-	pending, done := s.OutboxCounts()
-	assert.Equal(t, [2]int{2, 1}, [2]int{pending, done})
-	assert.Equal(t, "o2", s.Pending(10)[0].Event.(domain.OutOfStock).OrderID)
-
-	s.SetBeforeCommit(func(_ context.Context, skus []string) { s.Touch(skus[0]) })
-	_, err := service.Allocate(ctx, service.NewUnitOfWork(s, uow.Bus(), service.WithRetries(0),
-		service.WithDispatcher(func(context.Context, []domain.Event) error { return nil })), "o4", "LAMP", 5)
-	require.ErrorIs(t, err, service.ErrConcurrentUpdate)
-	assert.Len(t, s.Outbox(), 3, "a failed commit stored outbox rows")
-}
-
 // Two stores on one file (two processes, say) see each other's commits: the cache is keyed by
 // the row version, which every commit bumps.
 func TestTwoStoresOnOneFile(t *testing.T) {

@@ -39,7 +39,7 @@ type Store struct {
 	db                        *sql.DB
 	writing                   sync.Mutex // queues this process's commits for SQLite's one write lock
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
-	outbox                    atomic.Bool
+	*sqlstore.OutboxTable     // the outbox table behind the outbox.Store port (outbox.go)
 	cache                     sqlstore.Cache
 
 	// Test knobs (see export_test.go): a hook after each statement of a commit, and a switch
@@ -89,7 +89,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return withOutbox(&Store{db: db}), nil
 }
 
 // Close closes the database.

@@ -1,5 +1,7 @@
-// Package sqlstore holds what the SQL stores (sqlite, postgres) share and that does not depend on
-// a database: for now, the per-sku product cache keyed by row version.
+// Package sqlstore holds what the SQL stores (sqlite, postgres) share: the per-sku product cache
+// keyed by row version, a transaction's bookkeeping, the event log's row type, and the outbox
+// table behind the outbox.Store port (OutboxTable), which each store runs in its own Dialect over
+// a two-method DB port, so that only the SQL and the driver differ between them.
 package sqlstore
 
 import (

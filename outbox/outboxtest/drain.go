@@ -22,7 +22,7 @@ import (
 type Crashes struct {
 	Relays     int  // relays running at once, each restarted under a new name when it crashes
 	CrashEvery int  // each relay incarnation crashes after its CrashEvery-th send, before marking it (0: never)
-	Batch      int  // rows per claim
+	Batch      int  // rows per claim; below CrashEvery, or no incarnation ever marks a claim
 	Stock      int  // units of the hot sku's one batch
 	Orders     int  // orders of 1 on the hot sku, one commit each
 	Dedup      bool // the mailer drops repeats of an event ID (fakes.WithDedup)
@@ -35,7 +35,7 @@ type Crashes struct {
 type Drained struct {
 	Rows         map[string]string   // event ID -> event type, of every row committed
 	Mails        map[string]int      // event ID -> mails delivered for it
-	Unmarked     map[string]int      // event ID -> times it was sent and its relay died before marking it
+	Unmarked     map[string]int      // event ID -> times it was sent and its relay died before marking it (every row of the claim sent by then)
 	DedupHits    map[string]int      // event ID -> repeats the mailer dropped
 	Incarnations int                 // relays started, restarts included
 	Rounds       int                 // times every relay was idle with rows left, so the clock moved on a lease
@@ -50,6 +50,9 @@ type Drained struct {
 // ends only for a relay that died, and a duplicate can only come from a crash.
 func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Drained {
 	t.Helper()
+	// An incarnation marks nothing before its claim's sends are over: one that crashes within its
+	// first claim makes no progress, and the drain would never end.
+	require.True(t, c.CrashEvery == 0 || c.Batch < c.CrashEvery, "crash plan: a batch of %d needs CrashEvery above it, got %d", c.Batch, c.CrashEvery)
 	Orders(t, store, "HOT", c.Stock, c.Orders)
 	d := Drained{Rows: map[string]string{}, Mails: map[string]int{}, Unmarked: map[string]int{}, DedupHits: map[string]int{}, SentBy: map[string][]uint64{}}
 	var mailerOpts []fakes.MailerOption
@@ -80,6 +83,7 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 		wg.Go(func() {
 			for inc := 1; ctx.Err() == nil; inc++ {
 				sends := 0
+				unmarked := map[string]bool{} // sent by this incarnation, not yet marked
 				hook := func(_ context.Context, at outbox.Point, relay string, row outbox.Row) error {
 					mu.Lock()
 					defer mu.Unlock()
@@ -87,12 +91,16 @@ func Drain(t *testing.T, store service.Store, ob outbox.Store, c Crashes) Draine
 					switch at {
 					case outbox.Sent:
 						d.SentBy[relay] = append(d.SentBy[relay], row.Seq)
+						unmarked[row.ID()] = true
 						sends++
 						if sends == c.CrashEvery {
-							d.Unmarked[row.ID()]++
+							for id := range unmarked {
+								d.Unmarked[id]++
+							}
 							return outbox.ErrCrash
 						}
 					case outbox.Marked:
+						delete(unmarked, row.ID())
 						marked[row.ID()] = true
 					}
 					return nil

@@ -1,4 +1,5 @@
-// Package sqlstoretest is the event log's contract, which the SQL stores (sqlite, postgres) pass:
+// Package sqlstoretest holds the contracts the SQL stores (sqlite, postgres) pass beyond the
+// ports' own: TestOutbox, the outbox table's, and TestEventLog, the event log's. The event log:
 // every committed event logged in its commit's transaction under every strategy, with its ID,
 // type and cause, and nothing logged by a commit that did not commit.
 package sqlstoretest
