@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stockbus/stockbus/sim"
+	"github.com/stockbus/stockbus/sim/hist"
 	"github.com/stockbus/stockbus/sim/httpload"
 	"github.com/stockbus/stockbus/sim/load"
 )
@@ -58,6 +59,10 @@ type InstancesReport struct {
 	KilledAfter    int    `json:"killed_after,omitempty"`
 	InFlightAtKill int    `json:"in_flight_at_kill,omitempty"`
 	HeldAtKill     int    `json:"held_at_kill,omitempty"`
+	// KilledLife is the killed life's GET /stats, fetched just before the SIGKILL (its
+	// histograms die with it): its answered requests, and the seeding's when it was the first
+	// target. Load.Server has the other lives', since the load began.
+	KilledLife *httpload.Server `json:"killed_life,omitempty"`
 
 	Load *httpload.Report `json:"load"`
 	// Events are the committed events by type, each with what reached its receiver.
@@ -258,7 +263,8 @@ func runInstances(ctx context.Context, ad Adapters, cfg sim.Config, opt options,
 		}
 		reports = append(reports, rep)
 		if opt.format == "text" {
-			header := fmt.Sprintf("%s\n  run         %s, %d instance(s), in %v", instancesHeader(cfg, run, env, digest), run.Strategy, run.Instances, time.Since(began).Round(time.Millisecond))
+			header := fmt.Sprintf("%s\n  run         %s, %d instance(s), in %v (building cmd/api took %v of it)", instancesHeader(cfg, run, env, digest),
+				run.Strategy, run.Instances, time.Since(began).Round(time.Millisecond), rep.BuildTime.Round(time.Millisecond))
 			if err := writeInstances(stdout, rep, header); err != nil {
 				fmt.Fprintln(stderr, "simulate:", err)
 				return exitBroken
@@ -314,6 +320,9 @@ func writeInstances(w io.Writer, r *InstancesReport, header string) error {
 	if r.Killed != "" {
 		fmt.Fprintf(&b, "  kill        %s (SIGKILL) after %d orders, restarted; %d requests in flight to it, %d mails held at the sink\n",
 			r.Killed, r.KilledAfter, r.InFlightAtKill, r.HeldAtKill)
+		if s := r.KilledLife; s != nil {
+			fmt.Fprintf(&b, "  killed life %s, fetched before the kill: requests %s\n", strings.Join(s.Instances, ", "), distLine(s.Requests))
+		}
 	}
 	fmt.Fprintf(&b, "  unknown     %d orders without an answer, %d of them committed (by the event log), %d events of those sent to the killed life\n",
 		r.Unknown, r.UnknownCommitted, r.KilledLifeCommitted)
@@ -329,4 +338,19 @@ func writeInstances(w io.Writer, r *InstancesReport, header string) error {
 	fmt.Fprintln(&b)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// distLine prints a merged distribution in one line, to 3 significant digits.
+func distLine(d hist.Dist) string {
+	if d.Count == 0 {
+		return "none"
+	}
+	r := func(v time.Duration) time.Duration {
+		unit := time.Duration(1)
+		for x := v; x >= 1000; x /= 10 {
+			unit *= 10
+		}
+		return v.Round(unit)
+	}
+	return fmt.Sprintf("p50 %v  p99 %v  max %v  (n=%d)", r(d.P50), r(d.P99), r(d.Max), d.Count)
 }

@@ -134,6 +134,10 @@ func Instances(ctx context.Context, run simcli.InstancesRun) (rep *simcli.Instan
 	if k.killed {
 		rep.Killed, rep.KilledAfter = instances[k.victim].Name(), run.KillAfter
 		rep.InFlightAtKill, rep.HeldAtKill = k.inFlightAtKill, k.heldAtKill
+		rep.KilledLife = k.killedStats
+		if k.killedStatsErr != "" && rep.Load.StatsError == "" {
+			rep.Load.StatsError = k.killedStatsErr
+		}
 	}
 	if run.Strategy == "outbox" {
 		rep.Drain = "drained: no pending row"

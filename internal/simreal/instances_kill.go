@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stockbus/stockbus/httpapi"
 	"github.com/stockbus/stockbus/internal/fleet"
 	"github.com/stockbus/stockbus/internal/simcli"
+	"github.com/stockbus/stockbus/sim/httpload"
 )
 
 // killer is the transport of an -instances run's HTTP client. It records the client-side
@@ -26,8 +28,9 @@ import (
 // left to send, or every worker is held); then the victim is killed, the mails released and the
 // victim restarted on its port before the orders resume. Every request to the killed life in
 // flight then has committed and not mailed: lost under sync, exactly the committed events of
-// requests of unknown outcome to the killed life. Under the outbox the kill comes at once: the
-// outbox loses nothing whatever the moment.
+// requests of unknown outcome to the killed life. Under the outbox the kill comes once the
+// victim's requests in flight were answered, and catches its relays at work: the outbox loses
+// nothing whatever the moment.
 //
 // fleet's own driver plans its kill by feeding orders into its own workers; here the load model
 // is httpload's, so the same plan is made at the transport instead, sharing fleet's Gate and
@@ -55,7 +58,12 @@ type killer struct {
 
 	killed                     bool
 	inFlightAtKill, heldAtKill int
+	killedStats                *httpload.Server // the killed life's GET /stats, just before the kill
+	killedStatsErr             string
 }
+
+// statsTimeout bounds the fetch of the killed life's stats; it bounds a hung server.
+const statsTimeout = 10 * time.Second
 
 // sent is one order's request as the client saw it.
 type sent struct {
@@ -194,10 +202,25 @@ func (k *killer) kill() error {
 			time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
 		}
 	}
+	if k.run.Strategy == "outbox" {
+		// Requests do not mail; relays do. Wait for the victim's requests in flight to be
+		// answered (no new one reaches it), so that its histograms, fetched next, hold every
+		// request it answered; the kill then catches its relays at work.
+		deadline := time.Now().Add(killBound)
+		for k.busyToVictim() > 0 {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("-kill-after: after %v %d requests to %s are still in flight", killBound, k.busyToVictim(), k.instances[k.victim].Name())
+			}
+			time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
+		}
+	}
 	k.mu.Lock()
 	k.inFlightAtKill, k.heldAtKill = k.busyTo[k.victim], k.gate.Held()
 	k.mu.Unlock()
 	in := k.instances[k.victim]
+	// The killed life's histograms die with it: take them now. Under sync its requests in flight
+	// are held in their mails, so none finishes between this and the kill.
+	k.killedStats = k.stats(in)
 	if err := in.Kill(); err != nil {
 		return err
 	}
@@ -213,6 +236,30 @@ func (k *killer) kill() error {
 	k.lives[k.victim]++
 	k.mu.Unlock()
 	return nil
+}
+
+// stats fetches in's GET /stats, noting a failure in killedStatsErr.
+func (k *killer) stats(in *fleet.Instance) *httpload.Server {
+	c, err := httpapi.NewClient(in.URL(), httpapi.WithHTTPClient(&http.Client{Transport: k.base}))
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+		defer cancel()
+		var s httpapi.Stats
+		if s, err = c.Stats(ctx); err == nil {
+			var srv *httpload.Server
+			if srv, err = httpload.MergeStats([]httpapi.Stats{s}); err == nil {
+				return srv
+			}
+		}
+	}
+	k.killedStatsErr = fmt.Sprintf("stats of %s's killed life: %v", in.Name(), err)
+	return nil
+}
+
+func (k *killer) busyToVictim() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.busyTo[k.victim]
 }
 
 func (k *killer) busyNow() int {

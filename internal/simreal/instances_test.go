@@ -73,6 +73,23 @@ func TestInstancesAccountAcrossProcesses(t *testing.T) {
 				assert.EqualValues(t, byType["Allocated"].Committed+byType["OutOfStock"].Committed, int(answered)+r.UnknownCommitted,
 					"%s: committed events against answered orders and unknown ones the log holds", r.Strategy)
 
+				// The servers' side, merged across processes: every answered order was counted
+				// by the life that answered it; the seeding is left out of Load.Server (its
+				// baseline) but not of the killed life's stats when that was the first target.
+				require.NotNil(t, r.Load.Server, r.Load.StatsError)
+				served := r.Load.Server.Requests.Count
+				want := answered
+				if tc.kill {
+					require.NotNil(t, r.KilledLife, "the killed life's stats")
+					served += r.KilledLife.Requests.Count
+					if r.Killed == r.Instances[0] {
+						want += int64(r.Load.Batches)
+					}
+					require.Len(t, r.Load.Server.Restarted, 1, "the restarted instance")
+					assert.True(t, strings.HasPrefix(r.Load.Server.Restarted[0], r.Killed+"-"), "restarted %v, killed %s", r.Load.Server.Restarted, r.Killed)
+				}
+				assert.Equal(t, want, served, "%s: requests the servers' histograms hold", r.Strategy)
+
 				switch {
 				case !tc.kill:
 					assert.Empty(t, r.Killed)
