@@ -55,10 +55,12 @@ type InstancesReport struct {
 	BuildTime time.Duration `json:"build_ns"`
 	// The kill, when there was one: the instance, after how many orders, and what was in
 	// flight then (requests to the killed life, and mails the sink held).
-	Killed         string `json:"killed,omitempty"`
-	KilledAfter    int    `json:"killed_after,omitempty"`
-	InFlightAtKill int    `json:"in_flight_at_kill,omitempty"`
-	HeldAtKill     int    `json:"held_at_kill,omitempty"`
+	Killed string `json:"killed,omitempty"`
+	// KilledAfter is how many orders were sent before the kill: -kill-after, or more when the
+	// kill's moment (every request in flight held in its mail) took more.
+	KilledAfter    int `json:"killed_after,omitempty"`
+	InFlightAtKill int `json:"in_flight_at_kill,omitempty"`
+	HeldAtKill     int `json:"held_at_kill,omitempty"`
 	// KilledLife is the killed life's GET /stats, fetched just before the SIGKILL (its
 	// histograms die with it): its answered requests, and the seeding's when it was the first
 	// target. Load.Server has the other lives', since the load began.

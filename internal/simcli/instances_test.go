@@ -189,3 +189,17 @@ func TestInstancesJSONHoldsEveryRun(t *testing.T) {
 	assert.Equal(t, 1, rep.Runs[0].Events[1].Lost)
 	assert.Len(t, rep.Runs[0].Load.Targets, 2)
 }
+
+func TestInstancesOpenModel(t *testing.T) {
+	r := &runner{report: exactReport}
+	code, _, errOut := instances(t, r, append(append([]string{}, tinyInstances...), "-strategy", "sync", "-model", "open", "-rate", "500", "-backlog", "50", "-seed", "9")...)
+	require.Equal(t, exitOK, code, "stderr: %s", errOut)
+	require.Len(t, r.runs, 1)
+	run := r.runs[0]
+	assert.Nil(t, run.Load.Closed)
+	require.NotNil(t, run.Load.Open)
+	assert.InDelta(t, 500, run.Load.Open.Rate, 0)
+	assert.Equal(t, 50, run.Load.Open.Backlog)
+	assert.EqualValues(t, 9, run.Load.Open.Seed)
+	assert.EqualValues(t, 9, run.Seed, "the seed chooses the victim")
+}

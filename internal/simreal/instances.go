@@ -132,7 +132,7 @@ func Instances(ctx context.Context, run simcli.InstancesRun) (rep *simcli.Instan
 		return nil, err
 	}
 	if k.killed {
-		rep.Killed, rep.KilledAfter = instances[k.victim].Name(), run.KillAfter
+		rep.Killed, rep.KilledAfter = instances[k.victim].Name(), k.killedAfter
 		rep.InFlightAtKill, rep.HeldAtKill = k.inFlightAtKill, k.heldAtKill
 		rep.KilledLife = k.killedStats
 		if k.killedStatsErr != "" && rep.Load.StatsError == "" {

@@ -58,6 +58,7 @@ type killer struct {
 
 	killed                     bool
 	inFlightAtKill, heldAtKill int
+	killedAfter                int              // orders let through before the kill: KillAfter, or more when the moment took them
 	killedStats                *httpload.Server // the killed life's GET /stats, just before the kill
 	killedStatsErr             string
 }
@@ -215,7 +216,7 @@ func (k *killer) kill() error {
 		}
 	}
 	k.mu.Lock()
-	k.inFlightAtKill, k.heldAtKill = k.busyTo[k.victim], k.gate.Held()
+	k.inFlightAtKill, k.heldAtKill, k.killedAfter = k.busyTo[k.victim], k.gate.Held(), k.passed
 	k.mu.Unlock()
 	in := k.instances[k.victim]
 	// The killed life's histograms die with it: take them now. Under sync its requests in flight

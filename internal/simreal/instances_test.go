@@ -97,6 +97,7 @@ func TestInstancesAccountAcrossProcesses(t *testing.T) {
 					assert.Zero(t, lost, "%s: lost without a kill", r.Strategy)
 				case r.Strategy == "sync":
 					assert.NotEmpty(t, r.Killed)
+					assert.GreaterOrEqual(t, r.KilledAfter, 200, "orders sent before the kill")
 					require.Positive(t, r.InFlightAtKill, "requests in flight to the killed instance")
 					assert.Equal(t, r.KilledLifeCommitted, lost, "lost = committed events of unknown outcome to the killed life")
 					assert.Equal(t, r.InFlightAtKill, lost, "lost = requests in flight to the killed life, each held in its mail")
