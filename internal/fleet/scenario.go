@@ -59,14 +59,13 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	// Under sync the mails are held before they are sent: the victim's die unsent. Under the
 	// outbox they are held after the sink took them: the victim's relays die between the send
 	// and the mark, and the rows are sent again.
-	g := newGate(cfg.Strategy == "outbox")
-	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: g.plan})
+	g := NewGate(cfg.Strategy == "outbox")
+	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: g.Plan})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, sink.Close()) }()
-	defer g.open() // before the sink's Close, which waits for the transactions it holds
-	g.sink = sink
+	defer g.Open() // before the sink's Close, which waits for the transactions it holds
 	// The stream is created before any instance starts, so that they find it rather than race
 	// to create it; this publisher only reads it.
 	reader, err := nats.Connect(ctx, broker.URL(), nats.Config{})
@@ -118,7 +117,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	killAt := first + rng.IntN(max(cfg.Orders-first-2*cfg.Workers, 1))
 	rep = &Report{Strategy: cfg.Strategy, Instances: cfg.Instances, Orders: cfg.Orders, Stock: cfg.Stock,
 		Killed: instances[victim].Name()}
-	d := &driver{cfg: cfg, instances: instances, clients: clients, victim: victim, gate: g,
+	d := &driver{cfg: cfg, instances: instances, clients: clients, victim: victim, gate: g, sink: sink,
 		history: make([]Request, cfg.Orders), orders: make(chan int)}
 	began := time.Now()
 	if rep.KilledAt, err = d.run(ctx, killAt); err != nil {
@@ -128,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	rep.Requests, rep.HeldAtKill, rep.VictimInFlight = d.history, d.heldAtKill, d.victimAtKill
 
 	if cfg.Strategy == "outbox" {
-		if err := drained(ctx, store, cfg.DrainBound); err != nil {
+		if err := Drained(ctx, store, cfg.DrainBound); err != nil {
 			return nil, err
 		}
 	}
@@ -155,7 +154,8 @@ type driver struct {
 	instances []*Instance
 	clients   []*httpapi.Client
 	victim    int
-	gate      *gate
+	gate      *Gate
+	sink      *smtptest.Server
 	history   []Request
 	orders    chan int
 
@@ -244,16 +244,16 @@ func (d *driver) work() {
 // out), kills the victim, releases the mails and restarts the victim. It returns the next order
 // to send.
 func (d *driver) kill(ctx context.Context, k int) (int, error) {
-	d.gate.close()
+	d.gate.Close()
 	relays := int64(len(d.instances) * d.cfg.Relays)
 	deadline := time.Now().Add(killBound)
 	for {
-		held, busy := int64(d.gate.count()), d.busy.Load()
+		held, busy := int64(d.gate.Held()), d.busy.Load()
 		var stable, ready bool
 		switch d.cfg.Strategy {
 		case "outbox": // requests do not mail; relays do, one row at a time
 			stable = busy == 0
-			ready = stable && held == relays && d.gate.taken()
+			ready = stable && held == relays && d.gate.Taken(d.sink)
 		default: // every request in flight mails before it answers
 			stable = held == busy
 			ready = stable && d.busyVictim.Load() > 0
@@ -278,7 +278,7 @@ func (d *driver) kill(ctx context.Context, k int) (int, error) {
 		}
 		time.Sleep(2 * time.Millisecond) // polling for a state, not timing anything
 	}
-	d.heldAtKill, d.victimAtKill = d.gate.count(), int(d.busyVictim.Load())
+	d.heldAtKill, d.victimAtKill = d.gate.Held(), int(d.busyVictim.Load())
 	// The victim's histograms die with it: take them now. Its requests in flight are held in
 	// their mails (or there are none), so none finishes between this and the kill.
 	d.stats = append(d.stats, d.fetchStats(ctx, d.victim)...)
@@ -286,7 +286,7 @@ func (d *driver) kill(ctx context.Context, k int) (int, error) {
 	if err := in.Kill(); err != nil {
 		return 0, err
 	}
-	d.gate.open()
+	d.gate.Open()
 	if err := in.Restart(ctx); err != nil {
 		return 0, err
 	}
@@ -315,100 +315,4 @@ func classify(ref string, err error) (Outcome, string) {
 		return Failed, err.Error()
 	}
 	return Unknown, err.Error()
-}
-
-// drained waits until the outbox holds no pending row, looking every few milliseconds, for at
-// most bound.
-func drained(ctx context.Context, store *postgres.Store, bound time.Duration) error {
-	deadline := time.Now().Add(bound)
-	for {
-		// Not OutboxCounts: it reads an unreadable table as empty.
-		var pending int
-		if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&pending); err != nil {
-			return fmt.Errorf("fleet: count pending outbox rows: %w", err)
-		}
-		if pending == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("fleet: the outbox still holds %d pending rows after %v", pending, bound)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond): // polling for a state, not timing anything
-		}
-	}
-}
-
-// gate holds every mail transaction while it is closed (an smtptest.Plan), and counts the
-// transactions it holds: at MAIL FROM until it opens, or, with afterData, by taking the message
-// and never replying (the client gives up at its send timeout, or dies).
-type gate struct {
-	afterData bool
-	sink      *smtptest.Server // set before any mail, for taken
-
-	mu     sync.Mutex
-	closed bool
-	held   []int // the transactions held since the gate closed
-	opened chan struct{}
-}
-
-func newGate(afterData bool) *gate { return &gate{afterData: afterData, opened: make(chan struct{})} }
-
-func (g *gate) plan(n int) smtptest.Fault {
-	g.mu.Lock()
-	if !g.closed {
-		g.mu.Unlock()
-		return smtptest.Fault{}
-	}
-	g.held = append(g.held, n)
-	opened := g.opened
-	g.mu.Unlock()
-	if g.afterData {
-		return smtptest.Fault{At: smtptest.AtData, Hang: true}
-	}
-	<-opened
-	return smtptest.Fault{}
-}
-
-func (g *gate) close() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.closed {
-		g.closed, g.held, g.opened = true, nil, make(chan struct{})
-	}
-}
-
-// open releases the transactions held at MAIL FROM; it may be called when open.
-func (g *gate) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		g.closed = false
-		close(g.opened)
-	}
-}
-
-func (g *gate) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.held)
-}
-
-// taken reports whether the sink has read the message of every transaction held after its data.
-func (g *gate) taken() bool {
-	g.mu.Lock()
-	held := append([]int(nil), g.held...)
-	g.mu.Unlock()
-	read := map[int]bool{}
-	for _, m := range g.sink.Messages() {
-		read[m.Index] = true
-	}
-	for _, n := range held {
-		if !read[n] {
-			return false
-		}
-	}
-	return true
 }

@@ -21,6 +21,9 @@ type Adapters struct {
 	// Brokers open a broker by kind ("nats"): arg is the nats:// URL, or empty for a server
 	// embedded in the process.
 	Brokers map[string]BrokerFactory
+	// Instances runs -instances: API processes of its own on one Postgres database, NATS server
+	// and SMTP sink. Nil: the command refuses -instances, naming the one that has it.
+	Instances InstancesRunner
 }
 
 // MailerFactory returns the opener of the mailer arg names, or an error for a bad arg.

@@ -56,7 +56,8 @@ type options struct {
 	mailer  string
 	given   map[string]bool // the flags given on the command line
 	broker  string
-	target  targetOptions // -target and its flags
+	target  targetOptions    // -target and its flags
+	inst    instancesOptions // -instances and its flags
 }
 
 // Run runs the command with args, writing the report to stdout and errors to stderr (and a
@@ -68,8 +69,14 @@ func Run(ctx context.Context, ad Adapters, args []string, stdout, stderr io.Writ
 		fs.Usage()
 		return exitOK
 	}
+	if err == nil && opt.given["instances"] {
+		return runInstances(ctx, ad, cfg, opt, fs, stdout, stderr)
+	}
 	if err == nil && len(opt.target.urls) > 0 {
 		return runTarget(ctx, cfg, opt, fs, stdout, stderr)
+	}
+	if err == nil && opt.given["kill-after"] {
+		err = &sim.ConfigError{Field: "kill-after", Reason: "only with -instances"}
 	}
 	if err == nil {
 		err = targetFlagsAlone(opt)
@@ -180,6 +187,7 @@ func parseFlags(args []string) (sim.Config, options, *flag.FlagSet, error) {
 	faultFlags(fs, &cfg)
 	adapterFlags(fs, &cfg, &opt)
 	targetFlags(fs, &opt.target)
+	instancesFlags(fs, &opt.inst)
 
 	err := explain(fs, fs.Parse(args))
 	opt.given = set(fs)

@@ -41,7 +41,7 @@ func Adapters() simcli.Adapters {
 			}
 			return simcli.Mailer{Open: open}, err
 		},
-	}, Brokers: map[string]simcli.BrokerFactory{"nats": NATS}}
+	}, Brokers: map[string]simcli.BrokerFactory{"nats": NATS}, Instances: Instances}
 }
 
 // ErrExists is wrapped when sqlite:PATH names a file the simulator did not make: a run seeds a
