@@ -295,11 +295,12 @@ func (r *Relay) deliver(ctx context.Context, row Row) (bool, time.Time, error) {
 		return false, time.Time{}, err
 	}
 	sendErr := r.send(ctx, row.Event)
+	if sendErr == nil {
+		// Delivered, even if ctx ended meanwhile: mark it rather than send it a second time.
+		return true, time.Time{}, r.at(ctx, Sent, row)
+	}
 	if ctx.Err() != nil {
 		return false, time.Time{}, nil
-	}
-	if sendErr == nil {
-		return true, time.Time{}, r.at(ctx, Sent, row)
 	}
 	if err := r.at(ctx, Failed, row); err != nil {
 		return false, time.Time{}, err

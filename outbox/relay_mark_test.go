@@ -145,3 +145,28 @@ func idsOf(rows []outbox.Row) []string {
 	}
 	return ids
 }
+
+// A send that went through while the relay was being stopped was delivered: the relay marks it
+// done (within StopMarkTimeout) instead of leaving it to be sent a second time after the lease.
+func TestASendThatSucceedsAsTheRelayStopsIsMarked(t *testing.T) {
+	r := newRig(t, 2)
+	mail := r.send
+	sending := make(chan struct{})
+	r.send = func(ctx context.Context, e domain.Event) error {
+		if e.Identity().ID == r.ids[0] {
+			close(sending)
+			<-ctx.Done() // the stop arrives while the mail is on the wire, and the mail gets through
+			return mail(context.WithoutCancel(ctx), e)
+		}
+		return mail(ctx, e)
+	}
+	relay, err := outbox.New("r1", r.store, r.send, outbox.WithClock(r.clock), outbox.WithPoll(time.Hour))
+	require.NoError(t, err)
+	stop := run(t, relay)
+	<-sending
+	require.NoError(t, stop())
+	assert.Equal(t, r.ids[:1], r.mailed(), "mails")
+	_, done := r.store.OutboxCounts()
+	assert.Equal(t, 1, done, "rows done: the one whose send succeeded during the stop")
+	assert.Equal(t, outbox.Stats{Claims: 1, Claimed: 2, Sent: 1}, relay.Stats())
+}
