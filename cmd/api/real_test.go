@@ -86,6 +86,12 @@ func TestRunOutboxRelaysTheMail(t *testing.T) {
 	eventually(t, "mailed", func() bool { return len(sink.Delivered()) == 1 })
 	ids := mailedEvents(t, sink)
 	assert.True(t, strings.HasPrefix(ids[0], "ev-east-"), "event ID %q: want the instance's name in it", ids[0])
+	// The sink holds the mail once it has read it, before its reply reaches the relay: stop only
+	// once the relay's handler call has returned, so the stop cannot cut the send.
+	eventually(t, "relayed", func() bool {
+		st, err := s.client.Stats(t.Context())
+		return err == nil && st.Relayed.Count == 1
+	})
 
 	require.NoError(t, s.stop())
 	assert.Len(t, sink.Messages(), 1, "mails read by the sink: one relay sent the row, once")
