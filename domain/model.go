@@ -224,9 +224,11 @@ func (b *Batch) ChangesSince(since *Batch) (added, removed []OrderLine, ok bool)
 	return b.lines.changes(since.lines)
 }
 
-// sameState reports whether b and o certainly hold the same stored state. It compares the
-// allocation sets by identity, so it may say false for equal sets built separately.
-func (b *Batch) sameState(o *Batch) bool {
+// SameState reports whether b and o certainly hold the same stored state: reference, sku, ETA,
+// purchased quantity and allocations. It is O(1): it compares the allocation sets by identity, so
+// a copy that was not changed is the same, and it may say false for equal sets built separately.
+// A store uses it to keep an unchanged batch's stored copy instead of copying it again.
+func (b *Batch) SameState(o *Batch) bool {
 	return b.Reference == o.Reference && b.SKU == o.SKU && b.ETA.Equal(o.ETA) &&
 		b.purchased == o.purchased && b.lines == o.lines && b.count == o.count
 }

@@ -54,52 +54,24 @@ type Store struct {
 	outbox   outboxTable
 }
 
-// record is a stored product: its state by value, so that a commit of a product with one batch
-// (the common case) stores it in the map's own memory, without allocating.
+// record is a stored product: its state, with its batches behind pointers that nothing changes
+// once they are stored, so that a commit keeps the batches it did not change and stores the
+// record in the map's own memory.
 type record struct {
 	sku     string
 	version int
-	single  bool
-	one     domain.Batch   // the batch, when single
-	many    []domain.Batch // the batches, when not single; never mutated once stored
+	batches []*domain.Batch // never changed once stored, nor the batches they point to
 	rev     uint64
 }
 
-// snapshot returns a record of p's state (events aside) at revision rev. Copying a Batch value
-// shares its lines, as Clone does.
-func snapshot(p *domain.Product, rev uint64) record {
-	r := record{sku: p.SKU, version: p.VersionNumber, rev: rev}
-	if len(p.Batches) == 1 {
-		r.single, r.one = true, *p.Batches[0]
-		return r
-	}
-	r.many = make([]domain.Batch, len(p.Batches))
-	for i, b := range p.Batches {
-		r.many[i] = *b
-	}
-	return r
-}
-
-// view returns a product that shares r's batches, to read or to clone, never to change. one is
-// room for the pointer to a single batch, so that a caller can keep it on its stack.
-func (r *record) view(one *[1]*domain.Batch) domain.Product {
-	v := domain.Product{SKU: r.sku, VersionNumber: r.version}
-	if r.single {
-		one[0] = &r.one
-		v.Batches = one[:]
-		return v
-	}
-	v.Batches = make([]*domain.Batch, len(r.many))
-	for i := range r.many {
-		v.Batches[i] = &r.many[i]
-	}
-	return v
+// view returns a product that shares r's batches, to read or to clone, never to change.
+func (r *record) view() domain.Product {
+	return domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: r.batches}
 }
 
 // load returns a new product with r's state and no events.
 func (r *record) load() *domain.Product {
-	var one [1]*domain.Batch
-	v := r.view(&one)
+	v := r.view()
 	return v.Clone()
 }
 
@@ -167,33 +139,77 @@ type tx struct {
 	entries []entry
 	seen    []*domain.Product
 	done    bool
+	// firstUsed and storedUsed tell whether first and stored hold a product's state; beside done,
+	// so that the transaction fits a smaller size class.
+	firstUsed, storedUsed bool
 
-	// Most transactions see one product: room for it here saves two allocations per transaction,
-	// and room for its copy, when it has one batch, a third (see copyOf).
+	// Most transactions see one product with a few batches: room for it here saves two
+	// allocations per transaction, and room for its copy a few more (see copyOf), and room for
+	// what its commit stores the rest (see snapshot). A committed transaction's room for the
+	// stored state is the store's from then on: nothing writes it again.
 	firstEntry [1]entry
 	firstSeen  [1]*domain.Product
 	first      struct {
-		used    bool
 		product domain.Product
-		batches [1]*domain.Batch
-		batch   domain.Batch
+		batches [roomBatches]*domain.Batch
+		copies  [roomBatches]domain.Batch
 		events  [1]domain.Event
+	}
+	stored struct {
+		batches [roomBatches]*domain.Batch
+		changed domain.Batch
 	}
 }
 
+// roomBatches is how many batches of a product a transaction has room for: the simulator's
+// products have 3.
+const roomBatches = 3
+
 // copyOf returns the transaction's copy of the stored product r: a new product, or for the first
-// one-batch product the transaction loads, the same copy made in the transaction's own memory.
-// Copying a Batch value shares its lines, as Clone does.
+// product of at most roomBatches batches that the transaction loads, the same copy made in the
+// transaction's own memory. Copying a Batch value shares its lines, as Clone does.
 func (t *tx) copyOf(r *record) *domain.Product {
 	f := &t.first
-	if f.used || !r.single {
+	if t.firstUsed || len(r.batches) > roomBatches {
 		return r.load()
 	}
-	f.used = true
-	f.batch = r.one
-	f.batches[0] = &f.batch
-	f.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: f.batches[:], Events: f.events[:0]}
+	t.firstUsed = true
+	for i, b := range r.batches {
+		f.copies[i] = *b
+		f.batches[i] = &f.copies[i]
+	}
+	f.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: f.batches[:len(r.batches)], Events: f.events[:0]}
 	return &f.product
+}
+
+// snapshot returns a record of p's state (events aside) at revision rev. A batch that is the same
+// as the one at its place in orig (the record p was loaded from, if any) is kept; the others are
+// copied, the first of them, for the first product of at most roomBatches batches, into the
+// transaction's memory. Copying a Batch value shares its lines, as Clone does.
+func (t *tx) snapshot(p *domain.Product, orig *record, rev uint64) record {
+	r := record{sku: p.SKU, version: p.VersionNumber, rev: rev}
+	st := &t.stored
+	own := !t.storedUsed && len(p.Batches) <= roomBatches
+	if own {
+		t.storedUsed = true
+		r.batches = st.batches[:len(p.Batches)]
+	} else {
+		r.batches = make([]*domain.Batch, len(p.Batches))
+	}
+	for i, b := range p.Batches {
+		switch {
+		case orig != nil && i < len(orig.batches) && b.SameState(orig.batches[i]):
+			r.batches[i] = orig.batches[i]
+		case own:
+			own = false
+			st.changed = *b
+			r.batches[i] = &st.changed
+		default:
+			c := *b
+			r.batches[i] = &c
+		}
+	}
+	return r
 }
 
 type entry struct {
@@ -306,8 +322,13 @@ func (t *tx) apply() error {
 			continue // read only: keep its revision so that readers do not conflict with each other
 		}
 		s.rev++
-		s.products[e.p.SKU] = snapshot(e.p, s.rev)
-		for _, b := range e.p.Batches {
+		var orig *record
+		if e.loaded {
+			orig = &e.orig
+		}
+		r := t.snapshot(e.p, orig, s.rev)
+		s.products[e.p.SKU] = r
+		for _, b := range r.batches {
 			s.refs[b.Reference] = e.p.SKU
 		}
 	}
@@ -322,8 +343,7 @@ func (t *tx) apply() error {
 
 // unchanged reports whether the loaded product p still holds the state it was loaded with.
 func (e *entry) unchanged() bool {
-	var one [1]*domain.Batch
-	orig := e.orig.view(&one)
+	orig := e.orig.view()
 	return e.p.SameState(&orig)
 }
 
