@@ -290,7 +290,14 @@ func (t *tx) Commit(ctx context.Context) error {
 	}
 	t.done = true
 	runHook(ctx, &t.store.beforeCommit, t)
-	if err := t.apply(); err != nil {
+	err := t.apply()
+	for i := range t.entries {
+		// The loaded records may lie in the room of the transactions that stored them: a
+		// transaction whose room the store keeps must not keep those transactions too, nor
+		// they theirs, all the way back.
+		t.entries[i].orig = record{}
+	}
+	if err != nil {
 		return err
 	}
 	runHook(ctx, &t.store.afterCommit, t)

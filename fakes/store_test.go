@@ -2,6 +2,7 @@ package fakes_test
 
 import (
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -143,4 +144,41 @@ func TestCommitAllocatesNothingForAFewBatches(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 2.0, "allocations per load, allocate and commit of a product of 3 batches")
 	p, _ := store.Product("A")
 	assert.Equal(t, []int{0, 1001, 0}, []int{p.Batches[0].Allocations(), p.Batches[1].Allocations(), p.Batches[2].Allocations()}, "lines per batch")
+}
+
+// TestCommittedTransactionsAreNotKept commits many units of work to a product of three batches
+// and checks what stays on the heap per commit: its line, not its transaction. A transaction's
+// room holds what its commit stored, and it loaded what the one before stored, from that one's
+// room: a chain of them all would keep some 700 bytes per commit.
+func TestCommittedTransactionsAreNotKept(t *testing.T) {
+	if raceEnabled {
+		t.Skip("heap sizes are not meaningful under the race detector")
+	}
+	const commits = 20_000
+	store := fakes.NewStore()
+	seedProduct(t, store, "A", 3, domain.MaxQty)
+	orders := make([]string, commits)
+	for i := range orders {
+		orders[i] = "order-" + strconv.Itoa(i)
+	}
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	for _, id := range orders {
+		tx, err := store.Begin(ctx)
+		require.NoError(t, err)
+		p, err := tx.Get(ctx, "A")
+		require.NoError(t, err)
+		_, err = p.Allocate(domain.OrderLine{OrderID: id, SKU: "A", Qty: 1})
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+	}
+	kept := (int64(heap()) - int64(before)) / commits
+	assert.Less(t, kept, int64(300), "bytes kept per commit")
+	runtime.KeepAlive(orders)
+	runtime.KeepAlive(store)
 }
