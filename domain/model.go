@@ -218,8 +218,9 @@ func (b *Batch) Lines() []OrderLine { return b.lines.lines(b.count) }
 // b does not (removed), in the order of the changes, when b is since changed by allocating and
 // deallocating: a copy of since, or of a copy of it, and so on. It costs O(changes since), not
 // O(lines), so that a store can write only what a transaction changed. ok is false when b was
-// not made from since that way (a batch built separately, or one that since was made from);
-// then the caller must compare Lines.
+// not made from since that way (a batch built separately, or one that since was made from), and
+// may be false when b's lines were compacted on the way (a copy whose lineage lost the end of the
+// shared log to rival copies many times); then the caller must compare Lines.
 func (b *Batch) ChangesSince(since *Batch) (added, removed []OrderLine, ok bool) {
 	return b.lines.changes(since.lines)
 }
