@@ -123,3 +123,19 @@ func mustAllocate(t *testing.T, p *domain.Product, line domain.OrderLine) {
 		t.Fatalf("Allocate(%v): %v", line, err)
 	}
 }
+
+// TestLinesAllocatesThreeTimes pins the cost of listing a batch that has seen no deallocation,
+// also past a gap (another copy's line, appended in between): the lines, one string for their
+// keys and the builder's growth to it, however many lines there are.
+func TestLinesAllocatesThreeTimes(t *testing.T) {
+	p, lines := allocsProduct(t, 1000, 1)
+	rival := p.Clone()
+	mustAllocate(t, rival, domain.OrderLine{OrderID: "rival", SKU: "HOT", Qty: 1}) // owns the log's end
+	mustAllocate(t, p, lines[0])                                                   // past rival's line
+	b := p.Batches[0]
+	require.Len(t, b.Lines(), 1001, "lines of the batch")
+	assert.Equal(t, lines[0], b.Lines()[1000], "the last line")
+	assert.NotContains(t, b.Lines(), domain.OrderLine{OrderID: "rival", SKU: "HOT", Qty: 1}, "the rival's line")
+	allocs := testing.AllocsPerRun(10, func() { _ = b.Lines() })
+	assert.LessOrEqual(t, allocs, 3.0, "allocations per Lines of %d lines", b.Allocations())
+}

@@ -2,52 +2,53 @@ package domain
 
 import (
 	"math/bits"
+	"sort"
 	"strings"
 	"sync"
 )
 
 // The lines allocated to a batch are kept in an append-only log of changes, shared by every copy
 // of the batch. A change (a line allocated, or a tombstone for a line deallocated) is appended;
-// a Batch value sees the first n entries of its log, its view. Entries are never changed once
-// appended, so a copy of a Batch shares all its lines in O(1), and a change to one copy is an
-// entry past the other copy's view, which it never sees.
+// a Batch value sees the positions of its log below n, its view, except for the gaps of the view.
+// Entries are never changed once appended, so a copy of a Batch shares all its lines in O(1), and
+// a change to one copy is an entry the other copy never sees.
 //
 // The shape is chosen for what a unit of work does: copy a product, look up one order, add one
 // line, commit. Appending is O(1) and, amortized, allocates nothing, however many lines the batch
-// holds; looking an order up is one probe of a hash index. A view may append in place only when
-// it ends where the log ends. When another copy appended first (two transactions that loaded the
-// same product), the view forks: it gets a new log layer whose parent is the old log up to the
-// view's end. A chain of layers is merged once it grows deep, so lookups stay O(1).
+// holds; looking an order up is one probe of a hash index. A view ends where the log ends as long
+// as no other copy appended; then it appends in place. When another copy appended first (two
+// transactions that loaded the same product), the view still appends at the log's end, and the
+// entries between its old end and its new entry become a gap: positions it does not see. A gap
+// costs one small list per view that made it, and no copy of any entry, so the copy that wins the
+// race to commit is as cheap to go on from as the one that appended first. A view whose lineage
+// has made many gaps (maxGaps) is compacted instead: its lines are copied into a new log.
 //
-// A layer holds no pointer that grows with its lines, so the garbage collector does not scan a
+// A log holds no pointer that grows with its lines, so the garbage collector does not scan a
 // million lines, nor keep a million order-ID strings alive: the order id and sku of each entry
-// are copied into the layer's byte arena, and an entry holds where they are. Entries and arena
+// are copied into the log's byte arena, and an entry holds where they are. Entries and arena
 // bytes live in chunks that are never moved once made (each chunk twice the size of the one
 // before), so appending never copies old entries, and bytes below what a reader was shown never
 // change. The index is open addressing over the hashes, pointer-free too.
 //
 // Every log is safe for concurrent use: copies of one batch in different goroutines (units of
 // work) read and append under its lock; entries and key bytes that a reader was shown under the
-// lock are read without it, since they never change.
+// lock are read without it, since they never change. An entry of a copy that was dropped (a
+// transaction that lost a conflict) stays in the log, like a tombstone: a log grows with the
+// changes made to any copy of its batch.
 
-// lineLog is one layer of a batch's log: the entries at positions base, base+1, ..., above the
-// first base positions of parent (none when parent is nil).
+// lineLog is a batch's log: the entries at positions 0, 1, ..., n-1.
 type lineLog struct {
-	parent *lineLog
-	base   int
-	depth  int // layers below this one
-
 	mu        sync.Mutex
-	n         int          // entries in this layer
-	entries   [][]logEntry // chunk k holds firstChunk<<k entries, from layer position firstChunk<<k-firstChunk
+	n         int          // entries in the log
+	entries   [][]logEntry // chunk k holds firstChunk<<k entries, from position firstChunk<<k-firstChunk
 	keys      [][]byte     // the key arena: each entry's order id, then its sku
 	keyEnd    int          // bytes used of the last arena chunk
 	groups    []group      // the index, open addressing over the hashes: 1<<groupBits groups
 	groupBits int
 	used      int // index slots in use
 
-	// Room for the first chunks and the first group, so that a fork that adds a line or two
-	// (a transaction that loaded a product another one changed since) allocates once.
+	// Room for the first chunks and the first group, so that a batch with a line or two
+	// allocates once for its log.
 	firstEntries [firstChunk]logEntry
 	entryChunks  [1][]logEntry
 	firstKeys    [minKeyChunk]byte
@@ -63,16 +64,18 @@ type logEntry struct {
 	off       uint32 // where the key starts in that chunk
 	idLen     uint32 // the order id's length; the sku follows it
 	skuLen    uint32
-	prev      int32 // layer position of the previous entry of this layer with the same hash; -1 if none
+	prev      int32 // position of the previous entry with the same hash; -1 if none
 	qty       int32 // at most MaxQty
 	tombstone bool
 }
 
 const (
-	// maxLogDepth is how many layers a chain may have before a fork merges all but the bottom one.
-	maxLogDepth = 4
-	// firstChunk is how many entries a layer's first chunk holds; each next chunk holds twice as
-	// many as the one before, so a fork that adds one line stays small.
+	// maxGaps is how many gaps a view may have; one that would make another is compacted. A gap
+	// is made by the winner of a conflict, a few hundred in a million orders of the simulator,
+	// and costs 16 bytes, copied once per gap made after it.
+	maxGaps = 256
+	// firstChunk is how many entries a log's first chunk holds; each next chunk holds twice as
+	// many as the one before, so a batch with few lines stays small.
 	firstChunkBits = 3
 	firstChunk     = 1 << firstChunkBits
 	// minKeyChunk and maxKeyChunk bound the size of a new arena chunk (a key longer than
@@ -81,10 +84,59 @@ const (
 	maxKeyChunk = 64 << 10
 )
 
-// lineView is what a Batch sees of its log: the first n positions. The zero value is empty.
+// lineView is what a Batch sees of its log: the positions below n but those in gaps. The zero
+// value is empty. Position n-1, when n > 0, is always seen: the view appended it.
 type lineView struct {
-	log *lineLog
-	n   int
+	log  *lineLog
+	n    int
+	gaps *gaps // nil when there are none
+}
+
+// gaps are the positions below a view's end that the view does not see: sorted, disjoint spans,
+// each followed by a position that the view sees. They never change once made, so copies of a
+// view share them.
+type gaps struct{ spans []span }
+
+// span is the positions from..to-1.
+type span struct{ from, to int }
+
+// withGap returns the gaps g and, after them, s, which starts after every span of g. It allocates
+// once for a few spans.
+func withGap(g *gaps, s span) *gaps {
+	var old []span
+	if g != nil {
+		old = g.spans
+	}
+	if len(old) < fewGaps {
+		few := new(struct {
+			gaps
+			room [fewGaps]span
+		})
+		few.spans = append(append(few.room[:0], old...), s)
+		return &few.gaps
+	}
+	return &gaps{spans: append(append(make([]span, 0, len(old)+1), old...), s)}
+}
+
+// fewGaps is how many spans withGap makes room for in the allocation of their list.
+const fewGaps = 3
+
+// list returns the spans of g, none when g is nil.
+func (g *gaps) list() []span {
+	if g == nil {
+		return nil
+	}
+	return g.spans
+}
+
+// sees reports whether v sees position p.
+func (v lineView) sees(p int) bool {
+	if p >= v.n {
+		return false
+	}
+	spans := v.gaps.list()
+	i := sort.Search(len(spans), func(i int) bool { return spans[i].to > p }) // the first span that ends after p
+	return i == len(spans) || p < spans[i].from
 }
 
 // keyHash is FNV-1a over the key (order id, a separator, sku), computed without building the key
@@ -107,20 +159,20 @@ func keyHash(orderID, sku string) uint64 {
 	return h
 }
 
-// chunkOf returns the chunk and the place in it of layer position i.
+// chunkOf returns the chunk and the place in it of position i.
 func chunkOf(i int) (chunk, at int) {
 	j := i + firstChunk
 	chunk = bits.Len(uint(j)) - 1 - firstChunkBits
 	return chunk, j - firstChunk<<chunk
 }
 
-// entryAt returns the entry at layer position i of entries, a copy of a layer's chunk list.
+// entryAt returns the entry at position i of entries, a copy of a log's chunk list.
 func entryAt(entries [][]logEntry, i int) *logEntry {
 	c, at := chunkOf(i)
 	return &entries[c][at]
 }
 
-// keyOf returns the bytes of e's order id and sku in keys, a copy of a layer's arena list.
+// keyOf returns the bytes of e's order id and sku in keys, a copy of a log's arena list.
 func keyOf(keys [][]byte, e *logEntry) (orderID, sku []byte) {
 	k := keys[e.chunk][e.off:]
 	return k[:e.idLen], k[e.idLen : e.idLen+e.skuLen]
@@ -133,7 +185,7 @@ func is(keys [][]byte, e *logEntry, orderID, sku string) bool {
 }
 
 // group is one cache line of the index: groupSlots slots, each 0 when empty, else the top 32
-// bits of a hash and, below them, 1 + the layer position of the latest entry with that hash.
+// bits of a hash and, below them, 1 + the position of the latest entry with that hash.
 // Keeping the positions beside the hashes means that the probe that finds where a new hash goes
 // has already brought in the line that the insertion writes. A hash's home group is given by
 // its top bits, which the slot keeps, so growing the index reads no entry and writes the new
@@ -147,7 +199,7 @@ const groupSlots = 8
 // of 1<<k groups (k at most 32).
 func home(top uint64, k int) uint64 { return top >> (32 - k) }
 
-// latest returns the layer position of the latest entry with the hash, if any. The caller holds
+// latest returns the position of the latest entry with the hash, if any. The caller holds
 // l's lock or alone can reach l. Looking up a hash that l does not hold reads one cache line of
 // the index, mostly, and no entry.
 func (l *lineLog) latest(hash uint64) (int, bool) {
@@ -170,7 +222,7 @@ func (l *lineLog) latest(hash uint64) (int, bool) {
 	}
 }
 
-// index records that layer position i is the latest entry with the hash and returns the one
+// index records that position i is the latest entry with the hash and returns the one
 // before it, if any. The caller holds l's lock or alone can reach l.
 func (l *lineLog) index(hash uint64, i int) (prev int, ok bool) {
 	if 2*(l.used+1) > groupSlots*len(l.groups) {
@@ -229,21 +281,20 @@ func (l *lineLog) grow() {
 // find returns the latest entry for the key that v sees, and whether there is one. The key's
 // line is held when there is one and it is not a tombstone. The entry never changes.
 func (v lineView) find(hash uint64, orderID, sku string) (*logEntry, bool) {
-	// A view sees at least one entry of each layer it reaches: its own layer holds the entry it
-	// was made with, and each layer was forked from a view that saw its parent.
-	n := v.n
-	for l := v.log; l != nil; n, l = l.base, l.parent {
-		l.mu.Lock()
-		i, ok := l.latest(hash)
-		entries, keys := l.entries, l.keys // what is below l.n never changes: read it unlocked
-		l.mu.Unlock()
-		for ok {
-			e := entryAt(entries, i)
-			if l.base+i < n && is(keys, e, orderID, sku) {
-				return e, true
-			}
-			i, ok = int(e.prev), e.prev >= 0
+	l := v.log
+	if l == nil {
+		return nil, false
+	}
+	l.mu.Lock()
+	i, ok := l.latest(hash)
+	entries, keys := l.entries, l.keys // what is below l.n never changes: read it unlocked
+	l.mu.Unlock()
+	for ok {
+		e := entryAt(entries, i)
+		if v.sees(i) && is(keys, e, orderID, sku) {
+			return e, true
 		}
+		i, ok = int(e.prev), e.prev >= 0
 	}
 	return nil, false
 }
@@ -257,22 +308,37 @@ func (v lineView) held(hash uint64, orderID, sku string) (OrderLine, bool) {
 	return OrderLine{OrderID: orderID, SKU: sku, Qty: int(e.qty)}, true
 }
 
-// with returns v with the line appended (allocated, or deallocated for a tombstone): in place
-// when v ends where its log ends, else in a fork. hash is keyHash of the line's key and
-// line.Qty is in 1..MaxQty.
+// with returns v with the line appended (allocated, or deallocated for a tombstone) at the end
+// of its log: with no new gap when v ends where the log ends, else with the entries between as a
+// gap, or, when v has maxGaps gaps already, in a new log that holds what v sees. hash is keyHash
+// of the line's key and line.Qty is in 1..MaxQty.
 func (v lineView) with(line OrderLine, hash uint64, tombstone bool) lineView {
-	if l := v.log; l != nil {
-		l.mu.Lock()
-		if l.base+l.n == v.n {
-			add(l, hash, line.OrderID, line.SKU, line.Qty, tombstone)
-			l.mu.Unlock()
-			return lineView{log: l, n: v.n + 1}
-		}
-		l.mu.Unlock()
+	l := v.log
+	if l == nil {
+		l = &lineLog{}
 	}
-	l := v.fork()
-	add(l, hash, line.OrderID, line.SKU, line.Qty, tombstone) // l is new: no other view has it yet
-	return lineView{log: l, n: v.n + 1}
+	l.mu.Lock()
+	gaps := v.gaps
+	if end := l.n; end != v.n {
+		if len(gaps.list()) == maxGaps {
+			l.mu.Unlock()
+			return v.compact().with(line, hash, tombstone)
+		}
+		gaps = withGap(gaps, span{from: v.n, to: end})
+	}
+	add(l, hash, line.OrderID, line.SKU, line.Qty, tombstone)
+	n := l.n
+	l.mu.Unlock()
+	return lineView{log: l, n: n, gaps: gaps}
+}
+
+// compact returns a view, in a new log, of what v sees, without gaps.
+func (v lineView) compact() lineView {
+	l := &lineLog{}
+	v.each(0, v.n, func(e *logEntry, orderID, sku []byte) {
+		add(l, e.hash, orderID, sku, int(e.qty), e.tombstone) // l is new: no other view has it yet
+	})
+	return lineView{log: l, n: l.n}
 }
 
 // add appends an entry to l, which the caller has locked or alone can reach. The key is a
@@ -318,50 +384,28 @@ func store[K string | []byte](l *lineLog, orderID, sku K) (chunk, off uint32) {
 	return uint32(last), off
 }
 
-// fork returns a new, empty layer above the first v.n positions of v's log. When the chain is
-// deep, the new layer holds instead what all the layers but the bottom one hold up to v.n, so
-// lookups keep visiting at most maxLogDepth layers.
-func (v lineView) fork() *lineLog {
-	if v.log == nil {
-		return &lineLog{}
-	}
-	if v.log.depth+1 < maxLogDepth {
-		return &lineLog{parent: v.log, base: v.n, depth: v.log.depth + 1}
-	}
-	bottom, n := v.log, v.n // n: how much of bottom v sees
-	for bottom.parent != nil {
-		n, bottom = bottom.base, bottom.parent
-	}
-	merged := &lineLog{parent: bottom, base: n, depth: 1}
-	v.each(n, v.n, func(e *logEntry, orderID, sku []byte) {
-		add(merged, e.hash, orderID, sku, int(e.qty), e.tombstone)
-	})
-	return merged
-}
-
-// each calls f with every entry v sees at positions from..to-1, oldest first, and its key.
+// each calls f with every entry v sees at positions from..to-1, oldest first, and its key; to is
+// at most v.n.
 func (v lineView) each(from, to int, f func(e *logEntry, orderID, sku []byte)) {
-	type part struct {
-		entries  [][]logEntry
-		keys     [][]byte
-		from, to int // layer positions
+	l := v.log
+	if l == nil {
+		return
 	}
-	var parts []part // at most maxLogDepth; those outside from..to-1 are empty
-	n := v.n
-	for l := v.log; l != nil; n, l = l.base, l.parent {
-		l.mu.Lock()
-		p := part{entries: l.entries, keys: l.keys}
-		l.mu.Unlock()
-		p.from, p.to = max(from, l.base)-l.base, min(to, n)-l.base
-		parts = append(parts, p)
-	}
-	for k := len(parts) - 1; k >= 0; k-- {
-		p := parts[k]
-		for i := p.from; i < p.to; i++ {
-			e := entryAt(p.entries, i)
-			id, sku := keyOf(p.keys, e)
-			f(e, id, sku)
+	l.mu.Lock()
+	entries, keys := l.entries, l.keys
+	l.mu.Unlock()
+	gaps := v.gaps.list()
+	for i := from; i < to; i++ {
+		for len(gaps) > 0 && gaps[0].to <= i {
+			gaps = gaps[1:]
 		}
+		if len(gaps) > 0 && gaps[0].from <= i {
+			i = gaps[0].to - 1
+			continue
+		}
+		e := entryAt(entries, i)
+		id, sku := keyOf(keys, e)
+		f(e, id, sku)
 	}
 }
 
@@ -393,8 +437,20 @@ func (v lineView) entries(from, to int) []change {
 	return all
 }
 
-// lines returns the lines v holds, oldest allocation first.
+// seen returns how many entries v sees.
+func (v lineView) seen() int {
+	n := v.n
+	for _, s := range v.gaps.list() {
+		n -= s.to - s.from
+	}
+	return n
+}
+
+// lines returns the lines v holds, count of them, oldest allocation first.
 func (v lineView) lines(count int) []OrderLine {
+	if v.seen() == count {
+		return v.allocated(count)
+	}
 	all := v.entries(0, v.n)
 	type key struct{ orderID, sku string }
 	decided := make(map[key]bool, count)
@@ -412,6 +468,29 @@ func (v lineView) lines(count int) []OrderLine {
 		}
 	}
 	return lines[k:]
+}
+
+// allocated returns the lines of the count entries v sees, when none is a tombstone: then each
+// entry is a line v holds (an order is allocated again only after a tombstone). Their strings
+// are cut from one string, and the call allocates three times however many lines it returns.
+func (v lineView) allocated(count int) []OrderLine {
+	size := 0
+	v.each(0, v.n, func(_ *logEntry, orderID, sku []byte) { size += len(orderID) + len(sku) })
+	var b strings.Builder
+	b.Grow(size)
+	lines := make([]OrderLine, 0, count)
+	v.each(0, v.n, func(e *logEntry, orderID, sku []byte) {
+		lines = append(lines, OrderLine{Qty: int(e.qty)})
+		b.Write(orderID)
+		b.Write(sku)
+	})
+	keys, i := b.String(), 0
+	v.each(0, v.n, func(_ *logEntry, orderID, sku []byte) {
+		id, s := len(orderID), len(sku)
+		lines[i].OrderID, lines[i].SKU = keys[:id], keys[id:id+s]
+		keys, i = keys[id+s:], i+1
+	})
+	return lines
 }
 
 // changes returns what v holds that since does not (added) and what since holds that v does not
@@ -445,26 +524,24 @@ func (v lineView) changes(since lineView) (added, removed []OrderLine, ok bool) 
 	return added, removed, true
 }
 
-// extends reports whether v sees everything since sees, in the same entries: the layer that holds
-// since's last position, since's own layer (a view sees an entry of its layer), is the same for
-// both, and so is everything below it.
+// extends reports whether v sees everything since sees, in the same entries, and what else it
+// sees lies past since's end: the same log, and the same gaps below since's end (since sees
+// position since.n-1, so a gap of v that reaches past it starts at since.n or later).
 func (v lineView) extends(since lineView) bool {
 	switch {
 	case since.n == 0:
 		return true
-	case since.n > v.n:
+	case since.n > v.n || v.log != since.log:
 		return false
 	}
-	return v.layerAt(since.n-1) == since.log
-}
-
-// layerAt returns the layer that holds position p of v, which is below v.n: the first one down
-// the chain that starts at or below p (each layer's view of its parent ends at its own base).
-func (v lineView) layerAt(p int) *lineLog {
-	for l := v.log; l != nil; l = l.parent {
-		if p >= l.base {
-			return l
+	mine, theirs := v.gaps.list(), since.gaps.list()
+	if len(mine) < len(theirs) {
+		return false
+	}
+	for i, s := range theirs {
+		if mine[i] != s {
+			return false
 		}
 	}
-	return nil
+	return len(mine) == len(theirs) || mine[len(theirs)].from >= since.n
 }

@@ -2,8 +2,8 @@ package domain
 
 // White-box tests of the append-only line log behind Batch. The black-box tests check what a
 // batch holds; these check what the public API cannot see: that views made from one another in
-// any order (in place, forked, merged) each see exactly their own changes, that keys whose hashes
-// collide are kept apart, and that the layer chain stays shallow. The log functions take the hash
+// any order (in place, past a gap, compacted) each see exactly their own changes, that keys whose
+// hashes collide are kept apart, and that a view's gaps stay few and well formed. The log functions take the hash
 // of each line from their caller, so these tests give them hashes built to collide.
 
 import (
@@ -80,19 +80,28 @@ func (v logVersion) check(t *testing.T, name string, hash func(string, string) u
 		want[i] = v.model[k]
 	}
 	require.Equal(t, want, v.view.lines(len(v.model)), "%s: lines", name)
-	require.LessOrEqual(t, depth(v.view), maxLogDepth, "%s: layers", name)
-	n := v.view.n
-	for l := v.view.log; l != nil; n, l = l.base, l.parent {
-		require.Greater(t, n, l.base, "%s: the view sees an entry of each layer it reaches", name)
-	}
+	checkGaps(t, name, v.view)
 }
 
-func depth(v lineView) int {
-	d := 0
-	for l := v.log; l != nil; l = l.parent {
-		d++
+// checkGaps checks the shape that lookups and extends rely on: at most maxGaps spans, each
+// non-empty, in order, apart, and followed by a position the view sees, inside the log.
+func checkGaps(t *testing.T, name string, v lineView) {
+	t.Helper()
+	spans := v.gaps.list()
+	require.LessOrEqual(t, len(spans), maxGaps, "%s: gaps", name)
+	if v.n > 0 {
+		require.True(t, v.sees(v.n-1), "%s: the view sees its last position", name)
+		require.LessOrEqual(t, v.n, v.log.n, "%s: the view ends inside its log", name)
 	}
-	return d
+	for i, s := range spans {
+		require.Less(t, s.from, s.to, "%s: gap %d is empty: %v", name, i, spans)
+		require.True(t, v.sees(s.to), "%s: gap %d is followed by a position the view sees: %v", name, i, spans)
+		require.False(t, v.sees(s.from), "%s: the view sees the start of gap %d: %v", name, i, spans)
+		require.False(t, v.sees(s.to-1), "%s: the view sees the end of gap %d: %v", name, i, spans)
+		if i > 0 {
+			require.Less(t, spans[i-1].to, s.from, "%s: gaps %d and %d are in order and apart: %v", name, i-1, i, spans)
+		}
+	}
 }
 
 // TestLogAgainstModel allocates and deallocates random lines in views made from one another
@@ -140,33 +149,51 @@ func TestLogAppendsInPlaceWhileItOwnsTheEnd(t *testing.T) {
 	_, held := before.held(2, "o2", "A")
 	assert.False(t, held, "the copy made before sees the entry")
 
+	assert.Nil(t, v.gaps, "a view that owned the end has no gap")
+
 	forked := before.with(OrderLine{"o3", "A", 1}, 3, false)
-	assert.NotSame(t, before.log, forked.log, "a view that does not own the end forks")
-	assert.Same(t, before.log, forked.log.parent)
+	assert.Same(t, before.log, forked.log, "a view that does not own the end appends to the same log")
+	assert.Equal(t, []span{{from: 1, to: 2}}, forked.gaps.list(), "the other view's entry is a gap")
+	assert.Equal(t, 3, forked.n)
 	_, held = forked.held(2, "o2", "A")
-	assert.False(t, held, "the fork sees the entry that was appended past its base")
+	assert.False(t, held, "the fork sees the entry that was appended past its end")
+	_, held = forked.held(1, "o1", "A")
+	assert.True(t, held, "the fork sees the entry before its gap")
 	_, held = v.held(3, "o3", "A")
 	assert.False(t, held, "the view sees its fork's entry")
+	again := forked.with(OrderLine{"o4", "A", 1}, 4, false)
+	assert.Same(t, forked.gaps, again.gaps, "the fork owns the end now: no new gap")
 }
 
-// TestLogForksOfForksAreMerged forks a view again and again and checks that the chain never gets
-// deeper than maxLogDepth, and that a merged view still holds everything.
-func TestLogForksOfForksAreMerged(t *testing.T) {
+// TestLogForksOfForksAreCompacted makes a view that loses the end again and again, as the
+// winner of many conflicts does, and checks that it has a gap for each until maxGaps, then moves
+// to a log of its own without gaps, still holding everything.
+func TestLogForksOfForksAreCompacted(t *testing.T) {
 	v := logVersion{model: map[modelKey]OrderLine{}}
-	var universe []modelKey
-	for i := range 30 {
+	v.allocate(keyHash, OrderLine{OrderID: "first", SKU: "A", Qty: 1}) // so that there is a log to share
+	universe := []modelKey{{"first", "A"}}
+	compacted := false
+	for i := range maxGaps + 5 {
 		k := modelKey{fmt.Sprintf("o%d", i), "A"}
 		universe = append(universe, k)
-		stale := v.clone()
-		v.allocate(keyHash, OrderLine{OrderID: k.orderID, SKU: "A", Qty: 1})   // owns the end now
-		stale.allocate(keyHash, OrderLine{OrderID: "other", SKU: "A", Qty: 1}) // so this one forks
-		if i%3 == 0 {
-			v = stale // go on from the fork
-			universe = append(universe, modelKey{"other", "A"})
+		rival := v.clone()
+		rival.allocate(keyHash, OrderLine{OrderID: "other", SKU: "A", Qty: 1}) // owns the end now
+		log, gaps := v.view.log, len(v.view.gaps.list())
+		v.allocate(keyHash, OrderLine{OrderID: k.orderID, SKU: "A", Qty: 1}) // so this one has a gap
+		switch {
+		case gaps < maxGaps:
+			require.Same(t, log, v.view.log, "after %d: a gap, in the same log", i)
+			require.Len(t, v.view.gaps.list(), gaps+1, "after %d: one more gap", i)
+		default:
+			compacted = true
+			require.NotSame(t, log, v.view.log, "after %d: compacted into a new log", i)
+			require.Nil(t, v.view.gaps, "after %d: a compacted view has no gaps", i)
+			require.Equal(t, len(v.order), v.view.n, "after %d: the new log holds only what the view saw", i)
 		}
-		v.check(t, fmt.Sprintf("after %d", i), keyHash, universe)
+		v.check(t, fmt.Sprintf("after %d", i), keyHash, append(universe, modelKey{"other", "A"}))
+		rival.check(t, fmt.Sprintf("rival %d", i), keyHash, append(universe, modelKey{"other", "A"}))
 	}
-	assert.Equal(t, maxLogDepth, depth(v.view), "the forks reached the deepest chain")
+	assert.True(t, compacted, "the gaps reached maxGaps")
 }
 
 // TestLogChanges checks ChangesSince's view-level work: what was added and removed since an
@@ -194,20 +221,77 @@ func TestLogChanges(t *testing.T) {
 	fork.allocate(keyHash, OrderLine{"elsewhere", "A", 1})
 	_, _, ok = v.view.changes(fork.view)
 	assert.False(t, ok, "a fork's view is not extended by the view it forked from")
+	_, _, ok = fork.view.changes(v.view)
+	assert.False(t, ok, "a fork does not extend the view whose entries are its gap")
 	added, _, ok = fork.view.changes(since.view)
 	require.True(t, ok, "a fork extends the view it forked from")
 	assert.Equal(t, []OrderLine{{"elsewhere", "A", 1}}, added)
 
-	// Two forks of one view, each with one entry: the first entry of its layer, at the same
-	// position in both, so only the layers tell them apart.
+	// Two forks of one view, each with one entry, in one log: only the gaps tell them apart.
 	a, b := since.clone(), since.clone()
 	a.allocate(keyHash, OrderLine{"a", "A", 1})
 	b.allocate(keyHash, OrderLine{"b", "A", 1})
-	require.NotSame(t, a.view.log, b.view.log)
+	require.Same(t, a.view.log, b.view.log)
 	_, _, ok = a.view.changes(b.view)
 	assert.False(t, ok, "a fork does not extend its sibling")
 	_, _, ok = b.view.changes(a.view)
 	assert.False(t, ok, "nor the sibling the fork")
+	c := a.clone()
+	c.allocate(keyHash, OrderLine{"c", "A", 1}) // past b's entry: a gap of its own
+	added, _, ok = c.view.changes(a.view)
+	require.True(t, ok, "a view extends the one it was made from, past a gap")
+	assert.Equal(t, []OrderLine{{"c", "A", 1}}, added)
+	_, _, ok = c.view.changes(b.view)
+	assert.False(t, ok, "nor does it extend the sibling whose entry is its gap")
+	_, _, ok = b.view.changes(c.view)
+	assert.False(t, ok, "a shorter view does not extend a longer one")
+	d := b.clone()
+	d.allocate(keyHash, OrderLine{"d", "A", 1}) // past c's entry: b's gap and a new one
+	_, _, ok = d.view.changes(a.view)
+	assert.False(t, ok, "a view whose first gap hides what since saw does not extend it")
+	added, _, ok = d.view.changes(b.view)
+	require.True(t, ok, "a view extends the one it was made from, past two gaps")
+	assert.Equal(t, []OrderLine{{"d", "A", 1}}, added)
+	_, _, ok = d.view.changes(c.view)
+	assert.False(t, ok, "nor the sibling of its parent")
+}
+
+// TestExtends checks extends on views written out by hand, the shapes that the views TestLogChanges
+// makes do not reach.
+func TestExtends(t *testing.T) {
+	var l, other lineLog
+	for i := range 8 {
+		add(&l, uint64(i), fmt.Sprint(i), "A", 1, false)
+		add(&other, uint64(i), fmt.Sprint(i), "A", 1, false)
+	}
+	gaps := func(spans ...span) *gaps {
+		var g *gaps
+		for _, s := range spans {
+			g = withGap(g, s)
+		}
+		return g
+	}
+	tests := []struct {
+		name     string
+		v, since lineView
+		want     bool
+	}{
+		{name: "the empty view", v: lineView{log: &l, n: 3}, since: lineView{}, want: true},
+		{name: "a longer view", v: lineView{log: &l, n: 5}, since: lineView{log: &l, n: 3}, want: true},
+		{name: "the same view", v: lineView{log: &l, n: 5, gaps: gaps(span{1, 2})}, since: lineView{log: &l, n: 5, gaps: gaps(span{1, 2})}, want: true},
+		{name: "a shorter view", v: lineView{log: &l, n: 3}, since: lineView{log: &l, n: 5}},
+		{name: "another log", v: lineView{log: &l, n: 5}, since: lineView{log: &other, n: 3}},
+		{name: "seeing since's gap", v: lineView{log: &l, n: 5}, since: lineView{log: &l, n: 4, gaps: gaps(span{1, 2})}},
+		{name: "seeing one of since's two gaps", v: lineView{log: &l, n: 8, gaps: gaps(span{1, 2})}, since: lineView{log: &l, n: 6, gaps: gaps(span{1, 2}, span{3, 4})}},
+		{name: "another gap", v: lineView{log: &l, n: 5, gaps: gaps(span{2, 3})}, since: lineView{log: &l, n: 4, gaps: gaps(span{1, 2})}},
+		{name: "a gap hiding what since saw", v: lineView{log: &l, n: 6, gaps: gaps(span{2, 5})}, since: lineView{log: &l, n: 3}},
+		{name: "a gap past since", v: lineView{log: &l, n: 6, gaps: gaps(span{1, 2}, span{3, 5})}, since: lineView{log: &l, n: 3, gaps: gaps(span{1, 2})}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.v.extends(tt.since), "extends(%+v, %+v)", tt.v, tt.since)
+		})
+	}
 }
 
 // TestLogCopiesChangeConcurrently changes copies of one view from many goroutines, as units of

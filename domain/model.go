@@ -218,15 +218,18 @@ func (b *Batch) Lines() []OrderLine { return b.lines.lines(b.count) }
 // b does not (removed), in the order of the changes, when b is since changed by allocating and
 // deallocating: a copy of since, or of a copy of it, and so on. It costs O(changes since), not
 // O(lines), so that a store can write only what a transaction changed. ok is false when b was
-// not made from since that way (a batch built separately, or one that since was made from);
-// then the caller must compare Lines.
+// not made from since that way (a batch built separately, or one that since was made from), and
+// may be false when b's lines were compacted on the way (a copy whose lineage lost the end of the
+// shared log to rival copies many times); then the caller must compare Lines.
 func (b *Batch) ChangesSince(since *Batch) (added, removed []OrderLine, ok bool) {
 	return b.lines.changes(since.lines)
 }
 
-// sameState reports whether b and o certainly hold the same stored state. It compares the
-// allocation sets by identity, so it may say false for equal sets built separately.
-func (b *Batch) sameState(o *Batch) bool {
+// SameState reports whether b and o certainly hold the same stored state: reference, sku, ETA,
+// purchased quantity and allocations. It is O(1): it compares the allocation sets by identity, so
+// a copy that was not changed is the same, and it may say false for equal sets built separately.
+// A store uses it to keep an unchanged batch's stored copy instead of copying it again.
+func (b *Batch) SameState(o *Batch) bool {
 	return b.Reference == o.Reference && b.SKU == o.SKU && b.ETA.Equal(o.ETA) &&
 		b.purchased == o.purchased && b.lines == o.lines && b.count == o.count
 }

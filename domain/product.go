@@ -57,7 +57,7 @@ func newClone(n int) (c *Product, copies []Batch) {
 // sets by identity, so a Clone that was not changed is the same, and a changed one is not.
 func (p *Product) SameState(o *Product) bool {
 	return p.SKU == o.SKU && p.VersionNumber == o.VersionNumber &&
-		slices.EqualFunc(p.Batches, o.Batches, (*Batch).sameState)
+		slices.EqualFunc(p.Batches, o.Batches, (*Batch).SameState)
 }
 
 // Batch returns the product's batch with the reference, if any.

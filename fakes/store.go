@@ -46,60 +46,35 @@ func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) 
 // unique across products, like a unique index.
 type Store struct {
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
+	// batches is how many batches the last product loaded had: Begin gives the next transaction
+	// room for a product of that size.
+	batches atomic.Int32
 
 	mu       sync.Mutex
-	products map[string]record
-	refs     map[string]string // batch reference -> sku
-	rev      uint64            // last revision handed out; revisions never repeat
+	products map[string]*record // records never change once stored
+	refs     map[string]string  // batch reference -> sku
+	rev      uint64             // last revision handed out; revisions never repeat
 	outbox   outboxTable
 }
 
-// record is a stored product: its state by value, so that a commit of a product with one batch
-// (the common case) stores it in the map's own memory, without allocating.
+// record is a stored product: its state, with its batches behind pointers that nothing changes
+// once they are stored, so that a commit keeps the batches it did not change. A commit writes
+// it, in the room of the transaction that loaded the product when there is one.
 type record struct {
 	sku     string
 	version int
-	single  bool
-	one     domain.Batch   // the batch, when single
-	many    []domain.Batch // the batches, when not single; never mutated once stored
+	batches []*domain.Batch // never changed once stored, nor the batches they point to
 	rev     uint64
 }
 
-// snapshot returns a record of p's state (events aside) at revision rev. Copying a Batch value
-// shares its lines, as Clone does.
-func snapshot(p *domain.Product, rev uint64) record {
-	r := record{sku: p.SKU, version: p.VersionNumber, rev: rev}
-	if len(p.Batches) == 1 {
-		r.single, r.one = true, *p.Batches[0]
-		return r
-	}
-	r.many = make([]domain.Batch, len(p.Batches))
-	for i, b := range p.Batches {
-		r.many[i] = *b
-	}
-	return r
-}
-
-// view returns a product that shares r's batches, to read or to clone, never to change. one is
-// room for the pointer to a single batch, so that a caller can keep it on its stack.
-func (r *record) view(one *[1]*domain.Batch) domain.Product {
-	v := domain.Product{SKU: r.sku, VersionNumber: r.version}
-	if r.single {
-		one[0] = &r.one
-		v.Batches = one[:]
-		return v
-	}
-	v.Batches = make([]*domain.Batch, len(r.many))
-	for i := range r.many {
-		v.Batches[i] = &r.many[i]
-	}
-	return v
+// view returns a product that shares r's batches, to read or to clone, never to change.
+func (r *record) view() domain.Product {
+	return domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: r.batches}
 }
 
 // load returns a new product with r's state and no events.
 func (r *record) load() *domain.Product {
-	var one [1]*domain.Batch
-	v := r.view(&one)
+	v := r.view()
 	return v.Clone()
 }
 
@@ -107,12 +82,25 @@ var _ service.Store = (*Store)(nil)
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{products: map[string]record{}, refs: map[string]string{}}
+	return &Store{products: map[string]*record{}, refs: map[string]string{}}
 }
 
 // Begin starts a transaction. It never fails.
 func (s *Store) Begin(context.Context) (service.Tx, error) {
-	t := &tx{store: s}
+	var t *tx
+	switch n := s.batches.Load(); {
+	case n <= 1:
+		one := new(txOne)
+		t = &one.tx
+		t.room = &one.room
+	case n <= fewBatches:
+		few := new(txFew)
+		t = &few.tx
+		t.room = &few.room
+	default:
+		t = new(tx)
+	}
+	t.store = s
 	t.entries, t.seen = t.firstEntry[:0], t.firstSeen[:0]
 	return t, nil
 }
@@ -145,7 +133,10 @@ func (s *Store) SKUs() []string {
 func (s *Store) Revision(sku string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.products[sku].rev
+	if r, ok := s.products[sku]; ok {
+		return r.rev
+	}
+	return 0
 }
 
 // Touch gives the product a new revision without changing it, as if another writer had committed:
@@ -156,8 +147,9 @@ func (s *Store) Touch(sku string) bool {
 	r, ok := s.products[sku]
 	if ok {
 		s.rev++
-		r.rev = s.rev
-		s.products[sku] = r
+		touched := *r
+		touched.rev = s.rev
+		s.products[sku] = &touched
 	}
 	return ok
 }
@@ -167,39 +159,133 @@ type tx struct {
 	entries []entry
 	seen    []*domain.Product
 	done    bool
+	// roomUsed tells whether room holds a product; beside done, so that the transaction fits a
+	// smaller size class.
+	roomUsed bool
 
-	// Most transactions see one product: room for it here saves two allocations per transaction,
-	// and room for its copy, when it has one batch, a third (see copyOf).
+	// Most transactions see one product: room for it here saves two allocations per
+	// transaction, and room for its copy (room, when the product fits it) a few more.
 	firstEntry [1]entry
 	firstSeen  [1]*domain.Product
-	first      struct {
-		used    bool
-		product domain.Product
-		batches [1]*domain.Batch
-		batch   domain.Batch
-		events  [1]domain.Event
-	}
+	room       filler // nil when there is none
 }
 
-// copyOf returns the transaction's copy of the stored product r: a new product, or for the first
-// one-batch product the transaction loads, the same copy made in the transaction's own memory.
-// Copying a Batch value shares its lines, as Clone does.
-func (t *tx) copyOf(r *record) *domain.Product {
-	f := &t.first
-	if f.used || !r.single {
-		return r.load()
+// txOne and txFew are a transaction with room for a product of one batch, or of a few.
+type (
+	txOne struct {
+		tx
+		room oneRoom
 	}
-	f.used = true
-	f.batch = r.one
-	f.batches[0] = &f.batch
-	f.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: f.batches[:], Events: f.events[:0]}
-	return &f.product
+	txFew struct {
+		tx
+		room fewRoom
+	}
+)
+
+// fewBatches is how many batches txFew has room for: the simulator's products have 3.
+const fewBatches = 3
+
+// room is memory for a transaction's copy of a product and for the record its commit stores:
+// with it, load and commit of one product allocate nothing. The room of a committed transaction
+// is the store's from then on: nothing writes its record or changed batch again.
+type room struct {
+	product domain.Product
+	events  [1]domain.Event // for the event of one allocation
+	changed domain.Batch    // the first batch the commit stores that is not the loaded one
+	rec     record          // what the commit stores; its batches are the room's
+}
+
+// filler is a room with its arrays: fill copies the record into it and returns the room, or
+// false when the product has more batches than the room.
+type filler interface {
+	fill(r *record) (*room, bool)
+}
+
+type (
+	oneRoom struct {
+		room
+		batches [1]*domain.Batch
+		copies  [1]domain.Batch
+		stored  [1]*domain.Batch
+	}
+	fewRoom struct {
+		room
+		batches [fewBatches]*domain.Batch
+		copies  [fewBatches]domain.Batch
+		stored  [fewBatches]*domain.Batch
+	}
+)
+
+func (m *oneRoom) fill(r *record) (*room, bool) {
+	return m.room.fill(r, m.batches[:], m.copies[:], m.stored[:])
+}
+
+func (m *fewRoom) fill(r *record) (*room, bool) {
+	return m.room.fill(r, m.batches[:], m.copies[:], m.stored[:])
+}
+
+// fill makes m.product a copy of r in the room's arrays, whose length is its capacity.
+// Copying a Batch value shares its lines, as Clone does.
+func (m *room) fill(r *record, batches []*domain.Batch, copies []domain.Batch, stored []*domain.Batch) (*room, bool) {
+	n := len(r.batches)
+	if n > len(batches) {
+		return nil, false
+	}
+	for i, b := range r.batches {
+		copies[i] = *b
+		batches[i] = &copies[i]
+	}
+	m.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: batches[:n], Events: m.events[:0]}
+	m.rec.batches = stored[:n]
+	return m, true
+}
+
+// copyOf returns the transaction's copy of the stored product r, in the transaction's room for
+// the first product that fits it, and that room; else a new product and no room.
+func (t *tx) copyOf(r *record) (*domain.Product, *room) {
+	if t.room != nil && !t.roomUsed {
+		if m, ok := t.room.fill(r); ok {
+			t.roomUsed = true
+			return &m.product, m
+		}
+	}
+	return r.load(), nil
+}
+
+// snapshot returns a record of p's state (events aside) at revision rev. A batch that is the same
+// as the one at its place in orig (the record p was loaded from, if any) is kept; the others are
+// copied. When p is its room's product and still has the room's batch count, the record and the
+// first batch copied are the room's; else they are new. Copying a Batch value shares its lines,
+// as Clone does.
+func snapshot(p *domain.Product, orig *record, m *room, rev uint64) *record {
+	var r *record
+	var changed *domain.Batch
+	if m != nil && len(m.rec.batches) == len(p.Batches) {
+		r, changed = &m.rec, &m.changed
+	} else {
+		r = &record{batches: make([]*domain.Batch, len(p.Batches))}
+	}
+	r.sku, r.version, r.rev = p.SKU, p.VersionNumber, rev
+	for i, b := range p.Batches {
+		switch {
+		case orig != nil && i < len(orig.batches) && b.SameState(orig.batches[i]):
+			r.batches[i] = orig.batches[i]
+		case changed != nil:
+			*changed = *b
+			r.batches[i] = changed
+			changed = nil
+		default:
+			c := *b
+			r.batches[i] = &c
+		}
+	}
+	return r
 }
 
 type entry struct {
-	p      *domain.Product // the transaction's copy
-	loaded bool            // whether p was loaded (else added)
-	orig   record          // what p was loaded from, at its revision; zero for an added product
+	p    *domain.Product // the transaction's copy
+	orig *record         // what p was loaded from, at its revision; nil for an added product
+	room *room           // where p lies, if in the transaction's room
 }
 
 func (t *tx) find(sku string) (*domain.Product, bool) {
@@ -237,10 +323,11 @@ func (t *tx) Get(_ context.Context, sku string) (*domain.Product, error) {
 	if !ok {
 		return nil, fmt.Errorf("product %s: %w", sku, service.ErrNotFound)
 	}
-	t.entries = append(t.entries, entry{loaded: true, orig: r})
-	e := &t.entries[len(t.entries)-1] // in the transaction's memory: r itself would move to the heap
-	p := t.copyOf(&e.orig)
-	e.p = p
+	if n := int32(len(r.batches)); t.store.batches.Load() != n {
+		t.store.batches.Store(n)
+	}
+	p, m := t.copyOf(r)
+	t.entries = append(t.entries, entry{p: p, orig: r, room: m})
 	t.seen = append(t.seen, p)
 	return p, nil
 }
@@ -274,7 +361,14 @@ func (t *tx) Commit(ctx context.Context) error {
 	}
 	t.done = true
 	runHook(ctx, &t.store.beforeCommit, t)
-	if err := t.apply(); err != nil {
+	err := t.apply()
+	for i := range t.entries {
+		// The loaded records may lie in the room of the transactions that stored them: a
+		// transaction whose room the store keeps must not keep those transactions too, nor
+		// they theirs, all the way back.
+		t.entries[i].orig = nil
+	}
+	if err != nil {
 		return err
 	}
 	runHook(ctx, &t.store.afterCommit, t)
@@ -289,9 +383,9 @@ func (t *tx) apply() error {
 		e := &t.entries[i]
 		cur, exists := s.products[e.p.SKU]
 		switch {
-		case !e.loaded && exists:
+		case e.orig == nil && exists:
 			return fmt.Errorf("commit: product %s was added by another commit: %w", e.p.SKU, service.ErrConcurrentUpdate)
-		case e.loaded && (!exists || cur.rev != e.orig.rev):
+		case e.orig != nil && (!exists || cur.rev != e.orig.rev):
 			return fmt.Errorf("commit: product %s changed since it was loaded: %w", e.p.SKU, service.ErrConcurrentUpdate)
 		}
 		for _, b := range e.p.Batches {
@@ -302,12 +396,13 @@ func (t *tx) apply() error {
 	}
 	for i := range t.entries {
 		e := &t.entries[i]
-		if e.loaded && e.unchanged() {
+		if e.orig != nil && e.unchanged() {
 			continue // read only: keep its revision so that readers do not conflict with each other
 		}
 		s.rev++
-		s.products[e.p.SKU] = snapshot(e.p, s.rev)
-		for _, b := range e.p.Batches {
+		r := snapshot(e.p, e.orig, e.room, s.rev)
+		s.products[e.p.SKU] = r
+		for _, b := range r.batches {
 			s.refs[b.Reference] = e.p.SKU
 		}
 	}
@@ -322,8 +417,7 @@ func (t *tx) apply() error {
 
 // unchanged reports whether the loaded product p still holds the state it was loaded with.
 func (e *entry) unchanged() bool {
-	var one [1]*domain.Batch
-	orig := e.orig.view(&one)
+	orig := e.orig.view()
 	return e.p.SameState(&orig)
 }
 
