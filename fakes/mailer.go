@@ -165,7 +165,7 @@ type Mailer struct {
 	mu        sync.Mutex
 	healed    bool // no more failures or timeouts
 	rng       *rand.Rand
-	mails     []service.Mail
+	mails     chunks[service.Mail]
 	delivered map[string]bool // cause event IDs, with dedup
 	dedupHits []string        // cause event IDs of the sends dedup swallowed, in order
 	stats     MailerStats
@@ -283,7 +283,7 @@ func (m *Mailer) deliver(mail service.Mail) {
 		}
 		m.delivered[id] = true
 	}
-	m.mails = append(m.mails, mail)
+	m.mails.add(mail)
 	m.stats.Delivered++
 }
 
@@ -311,14 +311,14 @@ func wait(ctx context.Context, d time.Duration) (time.Duration, error) {
 func (m *Mailer) Mails() []service.Mail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.mails)
+	return m.mails.all()
 }
 
 // Len returns how many mails were delivered.
 func (m *Mailer) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.mails)
+	return m.mails.len()
 }
 
 // To returns the bodies of the mails delivered to addr, in order.
@@ -326,9 +326,11 @@ func (m *Mailer) To(addr string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var bodies []string
-	for _, mail := range m.mails {
-		if mail.To == addr {
-			bodies = append(bodies, mail.Body)
+	for _, chunk := range m.mails.chunks {
+		for _, mail := range chunk {
+			if mail.To == addr {
+				bodies = append(bodies, mail.Body)
+			}
 		}
 	}
 	return bodies

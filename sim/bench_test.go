@@ -34,8 +34,9 @@ func rawRun(b *testing.B, cfg sim.Config) time.Duration {
 		b.Fatal(err)
 	}
 	store := fakes.NewStore()
-	// The same fakes as the simulator's stack: a mailer and a broker that capture what they get.
-	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(fakes.NewPublisher()))
+	// The same fakes as the simulator's stack: a mailer and a broker that capture what they get
+	// (the broker, as the simulator's does, each publication's channel and event ID).
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(fakes.NewPublisher(fakes.KeepIDs())))
 	for _, bs := range plan.Batches {
 		if err := service.AddBatch(ctx, uow, bs.Ref, bs.SKU, bs.Qty, bs.ETA); err != nil {
 			b.Fatal(err)

@@ -125,8 +125,12 @@ func (r *run) openMailer(ctx context.Context) error {
 type fakeMailer struct{ *fakes.Mailer }
 
 func (m fakeMailer) Mails() []Mail {
-	var out []Mail
-	for _, ml := range m.Mailer.Mails() {
+	mails := m.Mailer.Mails()
+	if len(mails) == 0 {
+		return nil
+	}
+	out := make([]Mail, 0, len(mails))
+	for _, ml := range mails {
 		var id string
 		if ml.Cause != nil {
 			id = ml.Cause.Identity().ID
