@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +25,7 @@ type actor struct {
 	// worker's stream is its number, the other actors' count on from Config.Workers.
 	stream      int
 	eventPrefix string
-	idBuf       []byte
+	ids         idText      // the text of the IDs it stamps
 	events      []eventRec  // index = event seq - 1
 	chain       *chainStats // nil without Config.QuantityChanges
 	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
@@ -125,7 +124,6 @@ func (a *actor) nextEventID() string {
 	if a.chain != nil && a.chain.cause != "" {
 		return a.commandID()
 	}
-	a.idBuf = strconv.AppendInt(append(a.idBuf[:0], a.eventPrefix...), int64(len(a.events)+1), 10)
 	rec := eventRec{state: RolledBack}
 	if a.w != nil {
 		rec.orderStream, rec.orderSeq = int32(a.w.current.Stream), int32(a.w.current.Seq)
@@ -134,7 +132,7 @@ func (a *actor) nextEventID() string {
 		}
 	}
 	a.events = append(a.events, rec)
-	return string(a.idBuf)
+	return a.ids.id('e', a.stream, len(a.events))
 }
 
 // share is the room a worker's logs start with: its share of the plan's orders and a margin, an
@@ -153,9 +151,8 @@ func (a *actor) event(id string) *eventRec {
 	if a.eventPrefix == "" {
 		return nil
 	}
-	rest, ok := strings.CutPrefix(id, a.eventPrefix)
-	seq, err := strconv.Atoi(rest)
-	if !ok || err != nil || seq < 1 || seq > len(a.events) {
+	stream, seq, ok := parseEventID(id)
+	if !ok || int(stream) != a.stream || int(seq) > len(a.events) {
 		return nil
 	}
 	return &a.events[seq-1]

@@ -87,16 +87,16 @@ func recordRun(t *testing.T) (*run, *worker) {
 	return r, r.workers[0]
 }
 
-// The hot paths of the simulator's records allocate nothing per order but the event ID the
-// domain is handed: a worker's logs start with room for its share (worker.share), the fake
-// broker and mailer log in chunks, and the history spells its IDs into shared blocks.
+// The hot paths of the simulator's records allocate nothing per order: a worker's logs start
+// with room for its share (worker.share), the event IDs it hands the domain are spelled into
+// blocks of text (idText), and the fake broker and mailer log in chunks.
 func TestRecordingAllocatesNothingPerOrder(t *testing.T) {
 	rows := []struct {
 		name string
 		max  float64
 		run  func(r *run, w *worker) func()
 	}{
-		{"an event ID: its string alone", 1, func(_ *run, w *worker) func() {
+		{"an event ID, spelled into the actor's blocks", 0, func(_ *run, w *worker) func() {
 			return func() { _ = w.nextEventID() }
 		}},
 		{"a send's record", 0, func(r *run, w *worker) func() {
@@ -188,4 +188,22 @@ func TestHistoryAllocatesPerBlockNotPerEvent(t *testing.T) {
 	}
 	few, many := allocs(10), allocs(2_000)
 	assert.LessOrEqual(t, many-few, 4.0, "allocations of 2,000 orders' history (%v) beyond 10 orders' (%v)", many, few)
+}
+
+// An actor finds its own events by ID, and no other stream's, nor any past its log.
+func TestAnActorFindsOnlyItsOwnEvents(t *testing.T) {
+	a := &actor{}
+	a.setStream(1)
+	a.events = make([]eventRec, 3)
+	for _, row := range []struct {
+		id   string
+		want int // index in a.events; -1: none
+	}{{"e1-1", 0}, {"e1-3", 2}, {"e1-4", -1}, {"e0-2", -1}, {"e11-2", -1}, {"e1-0", -1}, {"x1-2", -1}, {"", -1}} {
+		got := a.event(row.id)
+		if row.want < 0 {
+			assert.Nil(t, got, "event(%q)", row.id)
+			continue
+		}
+		assert.Same(t, &a.events[row.want], got, "event(%q)", row.id)
+	}
 }
