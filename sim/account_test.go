@@ -167,3 +167,27 @@ func TestHandlerRetriesAreTheHistorysRepeatedSends(t *testing.T) {
 	require.Positive(t, want, "the run retried no send: nothing to count")
 	assert.Equal(t, int64(want), r.Faults.HandlerRetries)
 }
+
+// An event commits inside the request of its order: between the order's start and its end, as
+// the client saw them, and the commit histogram holds one commit per committing request at least.
+func TestEventsCommitWithinTheirOrdersRequest(t *testing.T) {
+	cfg := sim.Default()
+	cfg.Orders, cfg.Workers, cfg.Mailer, cfg.Record = 600, 2, sim.FixedLatency(0), true
+	r, err := sim.Run(context.Background(), cfg)
+	require.NoError(t, err)
+	orders := map[string]sim.OrderOp{}
+	for _, o := range r.History.Orders {
+		orders[o.ID] = o
+	}
+	checked := 0
+	for _, e := range r.History.Events {
+		o, ok := orders[e.Order]
+		if e.State != sim.Committed || !ok {
+			continue
+		}
+		checked++
+		assert.GreaterOrEqual(t, e.CommittedAt, o.Start, "event %s of order %s committed before the order started", e.ID, o.ID)
+		assert.LessOrEqual(t, e.CommittedAt, o.End, "event %s of order %s committed after the order ended", e.ID, o.ID)
+	}
+	require.Positive(t, checked, "no committed event of a recorded order")
+}
