@@ -80,12 +80,6 @@ func parseEventID(id string) (worker, seq int32, ok bool) {
 	return int32(n[0]), int32(n[1]), true
 }
 
-func eventID(worker, seq int) string { return "e" + strconv.Itoa(worker) + "-" + strconv.Itoa(seq) }
-
-func orderID(stream, seq int32) string {
-	return "o" + strconv.Itoa(int(stream)) + "-" + strconv.Itoa(int(seq))
-}
-
 type actorKey struct{}
 
 func actorOf(ctx context.Context) *actor {

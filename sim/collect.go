@@ -119,7 +119,7 @@ func (r *run) history(drained bool) *History {
 			h.Reallocations = append(h.Reallocations, a.chain.reallocs...)
 		}
 	}
-	r.orders(h)
+	r.addOrders(h)
 	h.Sends = make([]SendOp, 0, sends)
 	var unknown []bool // of h.Sends, when any is
 	for _, a := range actors {
@@ -167,8 +167,8 @@ func mintedID(events []EventOp, first []int, stream, seq int32, ids *idText) str
 	return ids.id('e', int(stream), int(seq))
 }
 
-// orders adds the clients' records and totals to h.
-func (r *run) orders(h *History) {
+// addOrders adds the clients' records and totals to h.
+func (r *run) addOrders(h *History) {
 	n := len(r.sched.ops)
 	for _, w := range r.workers {
 		n += len(w.orders)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -67,12 +68,15 @@ func TestIDTextSpellsIDsThatStay(t *testing.T) {
 	for i := range 3 * idBlock / 8 { // several blocks
 		stream, seq := i%7, i+1
 		got = append(got, text.id('e', stream, seq), text.id('o', stream, seq))
-		want = append(want, eventID(stream, seq), orderID(int32(stream), int32(seq)))
+		want = append(want, eventID(stream, seq), fmt.Sprintf("o%d-%d", stream, seq))
 	}
 	got = append(got, text.id('e', 1<<31-1, 1<<31-1))
 	want = append(want, eventID(1<<31-1, 1<<31-1))
 	assert.Equal(t, want, got)
 }
+
+// eventID spells an event ID as the simulator mints them, independently of idText.
+func eventID(stream, seq int) string { return fmt.Sprintf("e%d-%d", stream, seq) }
 
 // recordRun is a run set up as Run sets it up, with its first worker, and closed at the test's end.
 func recordRun(t *testing.T) (*run, *worker) {
