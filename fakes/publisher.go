@@ -120,9 +120,7 @@ func (p *Publisher) Publish(ctx context.Context, channel string, e domain.Event)
 
 // keepID keeps a publication's ID. It must be called with p.mu held.
 func (p *Publisher) keepID(channel, id string) {
-	c := len(p.channels) - 1
-	for ; c >= 0 && p.channels[c] != channel; c-- {
-	}
+	c := slices.Index(p.channels, channel) // a broker has a handful of channels
 	if c < 0 {
 		c = len(p.channels)
 		p.channels = append(p.channels, channel)
