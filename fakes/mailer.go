@@ -122,6 +122,17 @@ func WithSeed(seed uint64) MailerOption {
 	return func(m *Mailer) { m.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
 }
 
+// MailRecord is what a mailer that keeps records only (KeepRecords) keeps of a delivered mail.
+type MailRecord struct {
+	To, Body string
+	EventID  string // the cause event's ID; empty without a cause
+}
+
+// KeepRecords makes the mailer keep, of each mail it delivers, only its recipient, its body and
+// its cause event's ID (see Records), not its subject nor the cause event itself: a run of
+// hundreds of thousands of mails then holds tens of megabytes less. Mails returns nil.
+func KeepRecords() MailerOption { return func(m *Mailer) { m.recordsOnly = true } }
+
 // WithDedup makes the mailer deliver at most one mail per cause event ID; a repeat is accepted
 // (Send returns nil) but not delivered, and counted as a dedup hit.
 func WithDedup() MailerOption { return func(m *Mailer) { m.dedup = true } }
@@ -162,13 +173,15 @@ type Mailer struct {
 	timeoutDelivered float64
 	plan             func(n int) Fault
 
-	mu        sync.Mutex
-	healed    bool // no more failures or timeouts
-	rng       *rand.Rand
-	mails     []service.Mail
-	delivered map[string]bool // cause event IDs, with dedup
-	dedupHits []string        // cause event IDs of the sends dedup swallowed, in order
-	stats     MailerStats
+	mu          sync.Mutex
+	healed      bool // no more failures or timeouts
+	rng         *rand.Rand
+	mails       chunks[service.Mail]
+	records     chunks[MailRecord] // with recordsOnly, instead of mails
+	recordsOnly bool
+	delivered   map[string]bool // cause event IDs, with dedup
+	dedupHits   []string        // cause event IDs of the sends dedup swallowed, in order
+	stats       MailerStats
 }
 
 var _ service.Mailer = (*Mailer)(nil)
@@ -283,7 +296,11 @@ func (m *Mailer) deliver(mail service.Mail) {
 		}
 		m.delivered[id] = true
 	}
-	m.mails = append(m.mails, mail)
+	if m.recordsOnly {
+		m.records.add(mailRecord(mail))
+	} else {
+		m.mails.add(mail)
+	}
 	m.stats.Delivered++
 }
 
@@ -307,18 +324,47 @@ func wait(ctx context.Context, d time.Duration) (time.Duration, error) {
 	}
 }
 
-// Mails returns a copy of the delivered mails, in delivery order.
+func mailRecord(mail service.Mail) MailRecord {
+	r := MailRecord{To: mail.To, Body: mail.Body}
+	if mail.Cause != nil {
+		r.EventID = mail.Cause.Identity().ID
+	}
+	return r
+}
+
+// Records returns the recipient, body and cause event ID of every delivered mail, in delivery
+// order, whether the mailer keeps the mails or their records only.
+func (m *Mailer) Records() []MailRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recordsOnly {
+		return m.records.all()
+	}
+	if m.mails.len() == 0 {
+		return nil
+	}
+	out := make([]MailRecord, 0, m.mails.len())
+	for _, chunk := range m.mails.chunks {
+		for _, mail := range chunk {
+			out = append(out, mailRecord(mail))
+		}
+	}
+	return out
+}
+
+// Mails returns a copy of the delivered mails, in delivery order; nil when the mailer keeps
+// records only (KeepRecords: see Records).
 func (m *Mailer) Mails() []service.Mail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.mails)
+	return m.mails.all()
 }
 
 // Len returns how many mails were delivered.
 func (m *Mailer) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.mails)
+	return m.mails.len() + m.records.len()
 }
 
 // To returns the bodies of the mails delivered to addr, in order.
@@ -326,9 +372,18 @@ func (m *Mailer) To(addr string) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var bodies []string
-	for _, mail := range m.mails {
-		if mail.To == addr {
-			bodies = append(bodies, mail.Body)
+	for _, chunk := range m.mails.chunks {
+		for _, mail := range chunk {
+			if mail.To == addr {
+				bodies = append(bodies, mail.Body)
+			}
+		}
+	}
+	for _, chunk := range m.records.chunks {
+		for _, r := range chunk {
+			if r.To == addr {
+				bodies = append(bodies, r.Body)
+			}
 		}
 	}
 	return bodies

@@ -136,3 +136,45 @@ func TestLatencyDistributions(t *testing.T) {
 	}
 	assert.InDelta(t, float64(time.Millisecond), float64(sum/20000), float64(50*time.Microsecond), "exponential mean")
 }
+
+// A mailer that keeps records only records what one that keeps the mails does, and counts and
+// de-duplicates the same, but hands back no mails it did not keep.
+func TestMailerKeepingRecordsRecordsEveryMail(t *testing.T) {
+	mails := []service.Mail{
+		{To: "a@x", Subject: "s", Body: "one", Cause: domain.OutOfStock{Meta: domain.Meta{ID: "e0-1"}, SKU: "LAMP"}},
+		{To: "b@x", Subject: "s", Body: "two", Cause: domain.OutOfStock{Meta: domain.Meta{ID: "e0-2"}, SKU: "LAMP"}},
+		{To: "a@x", Subject: "s", Body: "one again", Cause: domain.OutOfStock{Meta: domain.Meta{ID: "e0-1"}, SKU: "LAMP"}},
+		{To: "a@x", Body: "no cause"},
+	}
+	want := []fakes.MailRecord{{To: "a@x", Body: "one", EventID: "e0-1"}, {To: "b@x", Body: "two", EventID: "e0-2"},
+		{To: "a@x", Body: "one again", EventID: "e0-1"}, {To: "a@x", Body: "no cause"}}
+	rows := []struct {
+		name    string
+		opts    []fakes.MailerOption
+		records []fakes.MailRecord
+		mails   int
+	}{
+		{"keeping the mails", nil, want, len(mails)},
+		{"keeping records", []fakes.MailerOption{fakes.KeepRecords()}, want, 0},
+		{"keeping records, de-duplicating", []fakes.MailerOption{fakes.KeepRecords(), fakes.WithDedup()},
+			[]fakes.MailRecord{want[0], want[1], want[3]}, 0},
+	}
+	for _, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			m := fakes.NewMailer(row.opts...)
+			for _, mail := range mails {
+				require.NoError(t, m.Send(context.Background(), mail))
+			}
+			assert.Equal(t, row.records, m.Records())
+			assert.Len(t, m.Mails(), row.mails)
+			assert.Equal(t, len(row.records), m.Len())
+			var toA []string
+			for _, r := range row.records {
+				if r.To == "a@x" {
+					toA = append(toA, r.Body)
+				}
+			}
+			assert.Equal(t, toA, m.To("a@x"))
+		})
+	}
+}

@@ -29,7 +29,7 @@ func TestPublisherContract(t *testing.T) {
 		features publishertest.Features
 		new      func() *fakes.Publisher
 	}{
-		{"keeping every event", publishertest.Features{Ordered: true, Reconnects: true}, fakes.NewPublisher},
+		{"keeping every event", publishertest.Features{Ordered: true, Reconnects: true}, func() *fakes.Publisher { return fakes.NewPublisher() }},
 		{"de-duplicating", publishertest.Features{Ordered: true, Reconnects: true, Deduplicates: true},
 			func() *fakes.Publisher { return fakes.NewDedupPublisher(2*time.Minute, nil) }},
 	}
@@ -88,4 +88,45 @@ func TestPublisherFaultsKeepNothing(t *testing.T) {
 	assert.Empty(t, p.Published(), "nothing kept while disconnected or without an ID")
 	require.NoError(t, p.Publish(ctx, "line_allocated", e))
 	assert.Empty(t, p.DedupHits(), "a failed publish does not count as seen")
+}
+
+// A publisher that keeps IDs only logs what one that keeps the events does, repeats and
+// interleaved channels included, and says so rather than hand back events it did not keep.
+func TestPublisherKeepingIDsLogsEveryPublication(t *testing.T) {
+	publications := []struct{ channel, id string }{
+		{"line_allocated", "e0-1"}, {"out_of_stock", "e0-2"}, {"line_allocated", "e1-1"},
+		{"line_allocated", "e0-1"}, {"out_of_stock", "e1-2"},
+	}
+	full, ids := fakes.NewPublisher(), fakes.NewPublisher(fakes.KeepIDs())
+	for _, p := range []*fakes.Publisher{full, ids} {
+		p.Disconnect()
+		require.ErrorIs(t, p.Publish(ctx, "line_allocated", domain.Allocated{Meta: domain.Meta{ID: "lost"}}), fakes.ErrDisconnected)
+		p.Reconnect()
+		for _, pub := range publications {
+			require.NoError(t, p.Publish(ctx, pub.channel, domain.Allocated{Meta: domain.Meta{ID: pub.id}, SKU: "LAMP"}))
+		}
+	}
+	want := make([]fakes.PublishedID, len(publications))
+	for i, pub := range publications {
+		want[i] = fakes.PublishedID{Channel: pub.channel, EventID: pub.id}
+	}
+	assert.Equal(t, want, full.Log(), "the log of a publisher that keeps the events")
+	assert.Equal(t, want, ids.Log(), "the log of a publisher that keeps IDs only")
+	assert.Len(t, full.Published(), len(publications))
+	assert.Nil(t, ids.Published(), "no events kept")
+	_, err := ids.Held(ctx, "line_allocated")
+	assert.ErrorIs(t, err, fakes.ErrNotKept)
+}
+
+// Keeping a publication's ID allocates nothing but the log's growth (amortized to nothing): the
+// simulator publishes a million events through it.
+func TestPublisherKeepingIDsAllocatesNothing(t *testing.T) {
+	p := fakes.NewPublisher(fakes.KeepIDs())
+	var e domain.Event = domain.Allocated{Meta: domain.Meta{ID: "e0-1"}, SKU: "LAMP"}
+	allocs := testing.AllocsPerRun(10_000, func() {
+		if err := p.Publish(ctx, "line_allocated", e); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per Publish")
 }

@@ -100,37 +100,36 @@ func Account(h *History) Accounting {
 	return a
 }
 
-// eventTally is what the history holds of each of its events, by index in History.Events.
+// eventTally is what the history holds of its events.
 type eventTally struct {
-	mails, published                []int // mails and publications the servers hold
-	accepted, failed, mailsAccepted []int // sends accepted, failed, and mail sends accepted
-	firstAccepted                   []time.Duration
-	inCrash                         []bool         // held in memory by a crash
-	held                            *idIndex       // order ID -> lines held in a batch
-	reallocs                        map[string]int // Deallocated ID -> reallocations it sent
+	of       []eventCounts  // by index in History.Events
+	held     *idIndex       // order ID -> lines held in a batch
+	reallocs map[string]int // Deallocated ID -> reallocations it sent
+}
+
+// eventCounts is what the history holds of one event: 32 bytes, one array for all of them.
+type eventCounts struct {
+	mails, published                int32 // mails and publications the servers hold
+	accepted, failed, mailsAccepted int32 // sends accepted, failed, and mail sends accepted
+	inCrash                         bool  // held in memory by a crash
+	firstAccepted                   time.Duration
 }
 
 // tallyEvents counts, for each event of h, what the servers hold, the sends tried, whether a
 // crash held it and what it reallocated. Mails and publications of no event count as Unexpected.
 func tallyEvents(h *History, a *Accounting) eventTally {
-	index := newIDIndex() // event ID -> 1 + index in h.Events
-	for i, e := range h.Events {
-		index.add(e.ID, i+1)
-	}
-	n := len(h.Events)
-	t := eventTally{mails: make([]int, n), published: make([]int, n), firstAccepted: make([]time.Duration, n),
-		accepted: make([]int, n), failed: make([]int, n), mailsAccepted: make([]int, n), inCrash: make([]bool, n),
-		held: newIDIndex(), reallocs: map[string]int{}}
+	index := indexEvents(h.Events)
+	t := eventTally{of: make([]eventCounts, len(h.Events)), held: newIDIndex(), reallocs: map[string]int{}}
 	for _, m := range h.Mails {
 		if i := index.get(m.Event) - 1; i >= 0 {
-			t.mails[i]++
+			t.of[i].mails++
 		} else {
 			a.Unexpected++
 		}
 	}
 	for _, p := range h.Published {
 		if i := index.get(p.Event) - 1; i >= 0 {
-			t.published[i]++
+			t.of[i].published++
 		} else {
 			a.Unexpected++
 		}
@@ -139,7 +138,7 @@ func tallyEvents(h *History, a *Accounting) eventTally {
 	for _, c := range h.Crashes {
 		for _, id := range c.InFlight {
 			if i := index.get(id) - 1; i >= 0 {
-				t.inCrash[i] = true
+				t.of[i].inCrash = true
 			}
 		}
 	}
@@ -155,22 +154,23 @@ func tallyEvents(h *History, a *Accounting) eventTally {
 }
 
 // tallySends counts each event's first delivery, failed sends and accepted sends.
-func (t eventTally) tallySends(h *History, index *idIndex) {
+func (t eventTally) tallySends(h *History, index *eventIndex) {
 	for _, s := range h.Sends {
 		i := index.get(s.Event) - 1
 		if i < 0 {
 			continue
 		}
+		c := &t.of[i]
 		if s.Accepted {
-			if t.accepted[i] == 0 || s.At < t.firstAccepted[i] {
-				t.firstAccepted[i] = s.At
+			if c.accepted == 0 || s.At < c.firstAccepted {
+				c.firstAccepted = s.At
 			}
-			t.accepted[i]++
+			c.accepted++
 			if !s.Publish {
-				t.mailsAccepted[i]++
+				c.mailsAccepted++
 			}
 		} else {
-			t.failed[i]++
+			c.failed++
 		}
 	}
 }
@@ -179,7 +179,8 @@ func (t eventTally) tallySends(h *History, index *idIndex) {
 // and why. It returns the time of the event's first delivery when that came after the faults
 // stopped (the liveness phase delivered it).
 func (a *Accounting) judgeEvent(h *History, t eventTally, i int, e EventOp, kinds map[EventKind]*KindCount) (time.Duration, bool) {
-	mails, published := t.mails[i], t.published[i]
+	c := &t.of[i]
+	mails, published := int(c.mails), int(c.published)
 	if e.State == RolledBack || e.State == Discarded {
 		a.Unexpected += mails + published
 		if e.State == Discarded {
@@ -199,7 +200,7 @@ func (a *Accounting) judgeEvent(h *History, t eventTally, i int, e EventOp, kind
 	a.Committed++
 	a.Duplicated += max(mails-1, 0)
 	a.DuplicatedPublished += max(published-1, 0)
-	a.Resends += max(t.mailsAccepted[i]-1, 0)
+	a.Resends += max(int(c.mailsAccepted)-1, 0)
 	k := kinds[e.Kind]
 	if k == nil {
 		k = &KindCount{Kind: e.Kind}
@@ -216,9 +217,9 @@ func (a *Accounting) judgeEvent(h *History, t eventTally, i int, e EventOp, kind
 		if e.Unknown {
 			a.Recovered++
 		}
-		if t.accepted[i] > 0 && t.firstAccepted[i] >= h.FaultsEnd {
+		if c.accepted > 0 && c.firstAccepted >= h.FaultsEnd {
 			a.Liveness.Delivered++ // it was still pending when the faults stopped
-			return t.firstAccepted[i], true
+			return c.firstAccepted, true
 		}
 		return 0, false
 	}
@@ -233,9 +234,9 @@ func (a *Accounting) countUndelivered(h *History, t eventTally, i int, k *KindCo
 	case !h.Drained:
 		a.Pending++
 		return
-	case t.inCrash[i]:
+	case t.of[i].inCrash:
 		a.LostInCrash++
-	case t.failed[i] > 0:
+	case t.of[i].failed > 0:
 		a.LostSendFailed++
 	default:
 		a.LostOther++

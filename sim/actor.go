@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +25,7 @@ type actor struct {
 	// worker's stream is its number, the other actors' count on from Config.Workers.
 	stream      int
 	eventPrefix string
-	idBuf       []byte
+	ids         idText      // the text of the IDs it stamps
 	events      []eventRec  // index = event seq - 1
 	chain       *chainStats // nil without Config.QuantityChanges
 	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
@@ -81,12 +80,6 @@ func parseEventID(id string) (worker, seq int32, ok bool) {
 	return int32(n[0]), int32(n[1]), true
 }
 
-func eventID(worker, seq int) string { return "e" + strconv.Itoa(worker) + "-" + strconv.Itoa(seq) }
-
-func orderID(stream, seq int32) string {
-	return "o" + strconv.Itoa(int(stream)) + "-" + strconv.Itoa(int(seq))
-}
-
 type actorKey struct{}
 
 func actorOf(ctx context.Context) *actor {
@@ -125,22 +118,35 @@ func (a *actor) nextEventID() string {
 	if a.chain != nil && a.chain.cause != "" {
 		return a.commandID()
 	}
-	a.idBuf = strconv.AppendInt(append(a.idBuf[:0], a.eventPrefix...), int64(len(a.events)+1), 10)
 	rec := eventRec{state: RolledBack}
 	if a.w != nil {
 		rec.orderStream, rec.orderSeq = int32(a.w.current.Stream), int32(a.w.current.Seq)
+		if a.events == nil {
+			a.events = make([]eventRec, 0, a.w.share())
+		}
 	}
 	a.events = append(a.events, rec)
-	return string(a.idBuf)
+	return a.ids.id('e', a.stream, len(a.events))
+}
+
+// share is the room a worker's logs start with: its share of the plan's orders and a margin, an
+// event and a send each. Growing a log of a million records one append at a time would allocate
+// it five times over (append grows large slices by a quarter) and copy it as often.
+func (w *worker) share() int {
+	c := w.run.cfg
+	if c.Duration > 0 || c.Orders <= 0 || c.Workers <= 0 {
+		return 0
+	}
+	n := c.Orders / c.Workers
+	return n + n/8 + 64
 }
 
 func (a *actor) event(id string) *eventRec {
 	if a.eventPrefix == "" {
 		return nil
 	}
-	rest, ok := strings.CutPrefix(id, a.eventPrefix)
-	seq, err := strconv.Atoi(rest)
-	if !ok || err != nil || seq < 1 || seq > len(a.events) {
+	stream, seq, ok := parseEventID(id)
+	if !ok || int(stream) != a.stream || int(seq) > len(a.events) {
 		return nil
 	}
 	return &a.events[seq-1]

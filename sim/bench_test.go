@@ -24,25 +24,26 @@ func overheadConfig(orders int) sim.Config {
 
 // rawRun sends the plan's orders through a bare stack (Bootstrap on the fakes) in a plain loop
 // that generates each order as it goes, like any client, and returns the time per order after
-// the warm-up. (Generating them all beforehand is ~20% faster, and not because of the work it
+// the warm-up, and the bytes allocated and kept per order over the whole loop. (Generating them all beforehand is ~20% faster, and not because of the work it
 // moves: the pre-built orders raise the live heap, and so the garbage collector's goal, and the
 // loop then collects less often. That would flatter the baseline.)
-func rawRun(b *testing.B, cfg sim.Config) time.Duration {
+func rawRun(b *testing.B, cfg sim.Config) rawCost {
 	ctx := context.Background()
 	plan, err := sim.NewPlan(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	store := fakes.NewStore()
-	// The same fakes as the simulator's stack: a mailer and a broker that capture what they get.
-	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(fakes.NewPublisher()))
+	// The same fakes as the simulator's stack: a mailer and a broker that capture what they get
+	// (the broker, as the simulator's does, each publication's channel and event ID).
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(fakes.NewPublisher(fakes.KeepIDs())))
 	for _, bs := range plan.Batches {
 		if err := service.AddBatch(ctx, uow, bs.Ref, bs.SKU, bs.Qty, bs.ETA); err != nil {
 			b.Fatal(err)
 		}
 	}
 	s := plan.Stream(0)
-	runtime.GC() // as sim.Run does before its first order
+	before := memNow() // with a collection first, as sim.Run does before its first order
 	var start time.Time
 	for i := range cfg.Orders {
 		if i == cfg.WarmupOrders {
@@ -53,7 +54,25 @@ func rawRun(b *testing.B, cfg sim.Config) time.Duration {
 			b.Fatal(err)
 		}
 	}
-	return time.Since(start) / time.Duration(cfg.Orders-cfg.WarmupOrders)
+	per := time.Since(start) / time.Duration(cfg.Orders-cfg.WarmupOrders)
+	after := memNow()
+	runtime.KeepAlive(uow)
+	return rawCost{per: per, alloc: float64(after.TotalAlloc-before.TotalAlloc) / float64(cfg.Orders),
+		heap: (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(cfg.Orders)}
+}
+
+// rawCost is what rawRun measured: time per order, bytes allocated and kept per order.
+type rawCost struct {
+	per         time.Duration
+	alloc, heap float64
+}
+
+// memNow collects the garbage and reads the memory statistics.
+func memNow() runtime.MemStats {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
 }
 
 func perOrder(r sim.Report) time.Duration {
@@ -73,7 +92,7 @@ func BenchmarkOverhead(b *testing.B) {
 	var raw, simulated, outside []float64
 	for b.Loop() {
 		for range 7 {
-			raw = append(raw, float64(rawRun(b, cfg)))
+			raw = append(raw, float64(rawRun(b, cfg).per))
 			r, err := sim.Run(context.Background(), cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -97,7 +116,8 @@ func median(xs []float64) float64 {
 
 // BenchmarkScale runs 2 workers with no mailer latency on 10 skus for 1e4, 1e5 and 1e6 orders
 // and reports the steady-state time per order (the measured window, warm-up excluded), the
-// bytes the heap kept per order and the peak heap. The cost per order must stay flat;
+// bytes the heap kept per order, the bytes the whole Run allocated per order (its history
+// and judging included) and the peak heap. The cost per order must stay flat;
 // BenchmarkScaleRaw tells how much of any growth is the stack's own.
 //
 //	go test -run '^$' -bench Scale -benchtime 1x ./sim/
@@ -107,11 +127,15 @@ func BenchmarkScale(b *testing.B) {
 			cfg := sim.Default()
 			cfg.Workers, cfg.Mailer, cfg.Orders, cfg.SKUs, cfg.WarmupOrders = 2, sim.FixedLatency(0), orders, 10, orders/10
 			var r sim.Report
+			var alloc uint64
 			for b.Loop() {
+				before := memNow()
 				var err error
 				if r, err = sim.Run(context.Background(), cfg); err != nil {
 					b.Fatal(err)
 				}
+				after := memNow()
+				alloc = after.TotalAlloc - before.TotalAlloc
 				if !r.OK {
 					b.Fatalf("invariants broken: %+v", r.Invariants)
 				}
@@ -120,6 +144,7 @@ func BenchmarkScale(b *testing.B) {
 			b.ReportMetric(float64(perOrder(r)), "worker-ns/order")
 			b.ReportMetric(r.Memory.PerOrder, "heap-B/order")
 			b.ReportMetric(float64(r.Memory.HistoryBytes)/float64(orders), "sim-B/order")
+			b.ReportMetric(float64(alloc)/float64(orders), "alloc-B/order") // the whole Run: setup, history and judging too
 			b.ReportMetric(float64(r.Memory.PeakHeap)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(r.Elapsed.Seconds(), "run-s")
 		})
@@ -127,18 +152,21 @@ func BenchmarkScale(b *testing.B) {
 }
 
 // BenchmarkScaleRaw is BenchmarkScale's control: the same orders in a plain loop on the bare stack
-// (one goroutine), so a growth in the cost per order can be told apart from the simulator's.
+// (one goroutine), so a growth in the cost per order can be told apart from the simulator's, and
+// the bytes the stack allocates and keeps per order from the simulator's.
 //
 //	go test -run '^$' -bench ScaleRaw -benchtime 1x ./sim/
 func BenchmarkScaleRaw(b *testing.B) {
 	for _, orders := range []int{10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("orders=%d", orders), func(b *testing.B) {
 			cfg := overheadConfig(orders)
-			var per time.Duration
+			var c rawCost
 			for b.Loop() {
-				per = rawRun(b, cfg)
+				c = rawRun(b, cfg)
 			}
-			b.ReportMetric(float64(per), "ns/order")
+			b.ReportMetric(float64(c.per), "ns/order")
+			b.ReportMetric(c.alloc, "alloc-B/order")
+			b.ReportMetric(c.heap, "heap-B/order")
 		})
 	}
 }

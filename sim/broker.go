@@ -39,19 +39,20 @@ type Broker interface {
 // what it made. Config.OpenBroker holds one; nil is the fake broker.
 type BrokerOpener func(ctx context.Context) (Broker, func() error, error)
 
-// fakeBroker is the default broker: a fakes.Publisher, which keeps every event it is given (no
-// de-duplication) and can be disconnected.
+// fakeBroker is the default broker: a fakes.Publisher, which keeps every publication it is given
+// (no de-duplication; of each, the channel and event ID the run reads) and can be disconnected.
 type fakeBroker struct{ *fakes.Publisher }
 
 var _ Broker = fakeBroker{}
 
-func newFakeBroker() fakeBroker { return fakeBroker{fakes.NewPublisher()} }
+func newFakeBroker() fakeBroker { return fakeBroker{fakes.NewPublisher(fakes.KeepIDs())} }
 
 // Held returns the fake's publications, in order.
 func (b fakeBroker) Held(context.Context) ([]Publication, error) {
-	var ps []Publication
-	for _, p := range b.Published() {
-		ps = append(ps, Publication{Event: p.Event.Identity().ID, Channel: p.Channel})
+	log := b.Log()
+	ps := make([]Publication, len(log))
+	for i, p := range log {
+		ps[i] = Publication{Event: p.EventID, Channel: p.Channel}
 	}
 	return ps, nil
 }

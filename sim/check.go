@@ -164,10 +164,7 @@ func checkFailures(h *History) *verdict {
 func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, lost, falseOOS *verdict) {
 	unexpected, dup, lost = newVerdict(InvNoUnexpected), newVerdict(InvNoDuplicate), newVerdict(InvNoLoss)
 	dupPublished, falseOOS = newVerdict(InvNoDuplicatePublish), newVerdict(InvNoFalseOutOfStock)
-	events := newIDIndex() // event ID -> 1 + index in h.Events
-	for i, e := range h.Events {
-		events.add(e.ID, i+1)
-	}
+	events := indexEvents(h.Events)
 	mails, published := make([]int, len(h.Events)), make([]int, len(h.Events))
 	for _, m := range h.Mails {
 		i := events.get(m.Event) - 1
@@ -285,13 +282,13 @@ func checkBadInput(h *History) *verdict {
 // so checking a million orders costs a few bytes each rather than a map entry; other IDs fall back
 // to a map. The simulator never reuses an order ID across skus, so an ID alone names an order.
 type idIndex struct {
-	dense  map[byte][][]int
+	dense  map[byte][][]int32
 	sparse map[string]int
 }
 
-func newIDIndex() *idIndex { return &idIndex{dense: map[byte][][]int{}, sparse: map[string]int{}} }
+func newIDIndex() *idIndex { return &idIndex{dense: map[byte][][]int32{}, sparse: map[string]int{}} }
 
-func (x *idIndex) slot(id string, grow bool) *int {
+func (x *idIndex) slot(id string, grow bool) *int32 {
 	stream, seq, ok := splitID(id)
 	if !ok || stream > 1<<20 || seq > 1<<31 {
 		return nil
@@ -301,7 +298,7 @@ func (x *idIndex) slot(id string, grow bool) *int {
 		if !grow {
 			return nil
 		}
-		streams = append(streams, make([][]int, stream+1-len(streams))...)
+		streams = append(streams, make([][]int32, stream+1-len(streams))...)
 		x.dense[id[0]] = streams
 	}
 	s := streams[stream]
@@ -309,7 +306,7 @@ func (x *idIndex) slot(id string, grow bool) *int {
 		if !grow {
 			return nil
 		}
-		s = append(s, make([]int, max(seq-len(s), len(s)))...)
+		s = append(s, make([]int32, max(seq-len(s), len(s)))...)
 		streams[stream] = s
 	}
 	return &s[seq-1]
@@ -317,9 +314,9 @@ func (x *idIndex) slot(id string, grow bool) *int {
 
 // add adds delta to the count of id and returns the new count.
 func (x *idIndex) add(id string, delta int) int {
-	if p := x.slot(id, true); p != nil {
-		*p += delta
-		return *p
+	if p := x.slot(id, true); p != nil { // counts and positions of a run fit in 32 bits
+		*p += int32(delta)
+		return int(*p)
 	}
 	x.sparse[id] += delta
 	return x.sparse[id]
@@ -327,7 +324,7 @@ func (x *idIndex) add(id string, delta int) int {
 
 func (x *idIndex) get(id string) int {
 	if p := x.slot(id, false); p != nil {
-		return *p
+		return int(*p)
 	}
 	return x.sparse[id]
 }
@@ -370,4 +367,57 @@ type movedOrder struct {
 	batches map[string]bool // where reallocations put it
 	dropped bool            // a reallocation found no stock (or failed)
 	qty     int
+}
+
+// eventIndex finds events in a history by ID. When the events lie as the run assembles them,
+// each stream's in a run of consecutive sequence numbers from 1, an ID's numbers say where its
+// event is and nothing is built but a start per stream; any other history (one written by hand,
+// with other IDs, or in another order) is indexed in an idIndex.
+type eventIndex struct {
+	events   []EventOp
+	first    []int    // stream -> index in events of its event 1; -1: none
+	fallback *idIndex // nil when first says where every event is
+}
+
+func indexEvents(events []EventOp) *eventIndex {
+	x := &eventIndex{events: events}
+	var prevStream, prevSeq int32 = -1, 0
+	for i, e := range events {
+		stream, seq, ok := parseEventID(e.ID)
+		switch {
+		case !ok:
+		case seq == 1:
+			for int(stream) >= len(x.first) {
+				x.first = append(x.first, -1)
+			}
+			ok = x.first[stream] < 0
+			x.first[stream] = i
+		default:
+			ok = stream == prevStream && seq == prevSeq+1
+		}
+		if !ok {
+			x.first, x.fallback = nil, newIDIndex()
+			for i, e := range events {
+				x.fallback.add(e.ID, i+1)
+			}
+			return x
+		}
+		prevStream, prevSeq = stream, seq
+	}
+	return x
+}
+
+// get returns 1 + the index in the events of the event id, or 0 when there is none.
+func (x *eventIndex) get(id string) int {
+	if x.fallback != nil {
+		return x.fallback.get(id)
+	}
+	stream, seq, ok := parseEventID(id)
+	if !ok || int(stream) >= len(x.first) || x.first[stream] < 0 {
+		return 0
+	}
+	if i := x.first[stream] + int(seq) - 1; i < len(x.events) && x.events[i].ID == id {
+		return i + 1
+	}
+	return 0
 }

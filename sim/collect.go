@@ -1,7 +1,8 @@
 package sim
 
 import (
-	"slices"
+	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -17,9 +18,8 @@ func (r *run) countEvents(rep *Report, h *History) {
 	c.EventsLost = int64(a.Lost)
 	c.EventsPending = int64(a.Pending)
 	c.Mails = int64(len(h.Mails))
-	index := newIDIndex() // event ID -> 1 + position in h.Events
-	for i, e := range h.Events {
-		index.add(e.ID, i+1)
+	index := indexEvents(h.Events)
+	for _, e := range h.Events {
 		c.EventsRaised++
 		switch e.State {
 		case RolledBack:
@@ -36,10 +36,13 @@ func (r *run) countEvents(rep *Report, h *History) {
 		if i == 0 || s.Actor != h.Sends[i-1].Actor {
 			clear(failed) // h.Sends is each actor's log in turn
 		}
-		if failed[s.Event] {
+		if len(failed) > 0 && failed[s.Event] {
 			rep.Faults.HandlerRetries++
+			delete(failed, s.Event)
 		}
-		failed[s.Event] = s.Err
+		if s.Err {
+			failed[s.Event] = true
+		}
 		if s.Publish {
 			c.Publications++
 			continue
@@ -76,21 +79,102 @@ func (r *run) allActors() []*actor {
 }
 
 // history assembles what the run observed. It is called once every goroutine has returned.
+//
+// The IDs are spelled out here, once, from the logs' numbers (see eventRec): into a few large
+// blocks of text (idText), each ID a substring of one, rather than one string each; a send's
+// cause, when the run minted it, is the very string of its event's EventOp.
 func (r *run) history(drained bool) *History {
 	h := &History{Promise: r.strategy.Promise().Or(r.cfg.Require), Drained: drained, FaultsEnd: r.faultsEnd,
 		Crashes: r.life.crashes, BadBatches: r.badBatches, DedupHits: r.mailer.DedupHits()}
-	for _, a := range r.allActors() { // workers first, then the actors of the strategy
+	actors := r.allActors() // workers first, then the actors of the strategy
+	var events, sends int
+	for _, a := range actors {
+		events += len(a.events)
+		sends += len(a.sends)
+	}
+	h.Events = make([]EventOp, 0, events)
+	var ids idText
+	var first []int // stream -> index in h.Events of its first event; -1: none
+	for _, a := range actors {
 		worker, name := a.stream, ""
 		if a.w == nil {
 			worker, name = -1, a.name
 		}
+		if a.stream >= 0 && len(a.events) > 0 {
+			for len(first) <= a.stream {
+				first = append(first, -1)
+			}
+			first[a.stream] = len(h.Events)
+		}
+		var order string
+		var orderStream, orderSeq int32 = -1, 0
 		for i, e := range a.events {
-			h.Events = append(h.Events, EventOp{ID: eventID(a.stream, i+1), Order: orderID(e.orderStream, e.orderSeq), Worker: worker,
+			if e.orderStream != orderStream || e.orderSeq != orderSeq { // an order's retries raise in a row
+				orderStream, orderSeq, order = e.orderStream, e.orderSeq, ids.id('o', int(e.orderStream), int(e.orderSeq))
+			}
+			h.Events = append(h.Events, EventOp{ID: ids.id('e', a.stream, i+1), Order: order, Worker: worker,
 				Actor: name, Qty: int(e.qty), State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
 		}
 		if a.chain != nil {
 			h.Reallocations = append(h.Reallocations, a.chain.reallocs...)
 		}
+	}
+	r.addOrders(h)
+	h.Sends = make([]SendOp, 0, sends)
+	var unknown []bool // of h.Sends, when any is
+	for _, a := range actors {
+		for i, s := range a.sends {
+			id, ok := a.foreign[i]
+			if !ok {
+				id = mintedID(h.Events, first, s.worker, s.seq, &ids)
+			}
+			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
+				Accepted: s.accepted, Publish: s.publish})
+			if s.unknown && unknown == nil {
+				unknown = make([]bool, sends)
+			}
+			if unknown != nil {
+				unknown[len(h.Sends)-1] = s.unknown
+			}
+		}
+	}
+	h.Mails = r.mailer.Mails()
+	if unknown != nil {
+		r.resolvedTimeouts = resolveUnknown(h, unknown)
+	}
+	h.Published = r.broker.held
+	for _, sku := range r.store.SKUs() {
+		p, _ := r.store.Product(sku)
+		h.Products = append(h.Products, ProductState{SKU: sku, Version: p.VersionNumber})
+		for _, b := range p.Batches {
+			h.Batches = append(h.Batches, BatchState{Ref: b.Reference, SKU: b.SKU, Purchased: b.PurchasedQuantity(), Lines: b.Lines()})
+		}
+	}
+	h.StillHeld = r.strategy.Stats().Pending
+	return h
+}
+
+// mintedID is the ID of event seq of stream: its EventOp's, when the history has it, or else
+// spelled out anew.
+func mintedID(events []EventOp, first []int, stream, seq int32, ids *idText) string {
+	if s := int(stream); s < len(first) && first[s] >= 0 {
+		if i := first[s] + int(seq) - 1; seq >= 1 && i < len(events) {
+			if w, q, ok := parseEventID(events[i].ID); ok && w == stream && q == seq {
+				return events[i].ID
+			}
+		}
+	}
+	return ids.id('e', int(stream), int(seq))
+}
+
+// addOrders adds the clients' records and totals to h.
+func (r *run) addOrders(h *History) {
+	n := len(r.sched.ops)
+	for _, w := range r.workers {
+		n += len(w.orders)
+	}
+	if r.cfg.Record {
+		h.Orders = make([]OrderOp, 0, n)
 	}
 	for _, w := range r.workers {
 		h.Bad = append(h.Bad, w.bad...)
@@ -105,36 +189,33 @@ func (r *run) history(drained bool) *History {
 	}
 	if r.cfg.Record {
 		h.Orders = append(h.Orders, r.sched.ops...)
-		if h.Orders == nil {
-			h.Orders = []OrderOp{}
-		}
 	}
-	var unknown []bool // of h.Sends
-	for _, a := range r.allActors() {
-		for i, s := range a.sends {
-			id, ok := a.foreign[i]
-			if !ok {
-				id = eventID(int(s.worker), int(s.seq))
-			}
-			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
-				Accepted: s.accepted, Publish: s.publish})
-			unknown = append(unknown, s.unknown)
-		}
+}
+
+// idText spells out "<letter><stream>-<seq>" IDs into blocks of text and hands out each one as a
+// substring of its block: one allocation per block instead of one per ID. A block is never
+// written again once its text is taken, so the substrings stay valid.
+type idText struct {
+	b strings.Builder
+}
+
+// idBlock is the size of idText's blocks: big enough that a million IDs take a few hundred.
+const idBlock = 32 << 10
+
+func (t *idText) id(letter byte, stream, seq int) string {
+	const longest = 1 + 20 + 1 + 20
+	if t.b.Cap()-t.b.Len() < longest {
+		t.b = strings.Builder{}
+		t.b.Grow(idBlock)
 	}
-	h.Mails = r.mailer.Mails()
-	if slices.Contains(unknown, true) {
-		r.resolvedTimeouts = resolveUnknown(h, unknown)
-	}
-	h.Published = r.broker.held
-	for _, sku := range r.store.SKUs() {
-		p, _ := r.store.Product(sku)
-		h.Products = append(h.Products, ProductState{SKU: sku, Version: p.VersionNumber})
-		for _, b := range p.Batches {
-			h.Batches = append(h.Batches, BatchState{Ref: b.Reference, SKU: b.SKU, Purchased: b.PurchasedQuantity(), Lines: b.Lines()})
-		}
-	}
-	h.StillHeld = r.strategy.Stats().Pending
-	return h
+	start := t.b.Len()
+	var buf [longest]byte
+	n := append(buf[:0], letter)
+	n = strconv.AppendInt(n, int64(stream), 10)
+	n = append(n, '-')
+	n = strconv.AppendInt(n, int64(seq), 10)
+	t.b.Write(n)
+	return t.b.String()[start:]
 }
 
 func (r *run) historyBytes() uint64 {

@@ -102,7 +102,7 @@ func (c Config) validateMailer() error {
 func (r *run) openMailer(ctx context.Context) error {
 	cfg := r.cfg
 	if cfg.OpenMailer == nil {
-		opts := []fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed))}
+		opts := []fakes.MailerOption{cfg.Mailer.option(), fakes.WithSeed(uint64(cfg.Seed)), fakes.KeepRecords()}
 		if cfg.MailErrors > 0 {
 			opts = append(opts, fakes.WithErrorRate(cfg.MailErrors))
 		}
@@ -125,13 +125,13 @@ func (r *run) openMailer(ctx context.Context) error {
 type fakeMailer struct{ *fakes.Mailer }
 
 func (m fakeMailer) Mails() []Mail {
-	var out []Mail
-	for _, ml := range m.Mailer.Mails() {
-		var id string
-		if ml.Cause != nil {
-			id = ml.Cause.Identity().ID
-		}
-		out = append(out, Mail{Event: id, To: ml.To, Body: ml.Body})
+	records := m.Records()
+	if len(records) == 0 {
+		return nil
+	}
+	out := make([]Mail, len(records))
+	for i, ml := range records {
+		out[i] = Mail{Event: ml.EventID, To: ml.To, Body: ml.Body}
 	}
 	return out
 }

@@ -88,5 +88,8 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 		}
 		a.foreign[len(a.sends)] = id
 	}
+	if a.sends == nil && a.w != nil {
+		a.sends = make([]sendRec, 0, a.w.share())
+	}
 	a.sends = append(a.sends, op)
 }

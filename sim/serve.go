@@ -41,7 +41,7 @@ func (w *worker) send(o Order) served {
 	r := w.run
 	w.progress.started.Add(1)
 	w.current = o
-	w.dispatch = 0
+	w.dispatch, w.committedAt = 0, 0
 	w.commits = w.commits[:0]
 	if p := r.cfg.QuantityChanges; p > 0 && o.Bad == NoDefect && w.qtyRNG.Float64() < p {
 		w.changeQuantity(o.SKU)

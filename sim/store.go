@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"time"
 
 	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/fakes"
@@ -57,15 +56,22 @@ func (s timedStore) Begin(ctx context.Context) (service.Tx, error) {
 
 type timedTx struct{ service.Tx }
 
-// Commit commits and records how long the store took, on the worker's log (no lock).
+// Commit commits and records how long the store took, on the worker's log (no lock), and when a
+// commit that succeeded ended: the dispatch of its events starts there (dispatchEvents), one
+// reading of the clock fewer per order (a reading costs 60-100 ns on this machine).
 func (t timedTx) Commit(ctx context.Context) error {
 	a := actorOf(ctx)
 	if a == nil || a.w == nil {
 		return t.Tx.Commit(ctx)
 	}
-	start := time.Now()
+	w := a.w
+	start := w.run.now()
 	err := t.Tx.Commit(ctx)
-	a.w.commits = append(a.w.commits, time.Since(start))
+	end := w.run.now()
+	w.commits = append(w.commits, end-start)
+	if err == nil {
+		w.committedAt = end
+	}
 	return err
 }
 

@@ -25,7 +25,8 @@ type worker struct {
 
 	current Order // the order being served
 
-	dispatch time.Duration // spent in Dispatch during the current request
+	dispatch    time.Duration // spent in Dispatch during the current request
+	committedAt time.Duration // when the last commit that succeeded ended, until its dispatch starts
 
 	lat, disp     *Histogram
 	commit        *Histogram      // time inside the store's commit, of measured requests
@@ -97,7 +98,11 @@ func (r *run) committed(a *actor, seen []*domain.Product, at time.Duration, inMe
 }
 
 func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) error {
-	at := w.run.now()
+	at := w.committedAt // the end of the commit that stored them, read by timedTx
+	if at == 0 {
+		at = w.run.now()
+	}
+	w.committedAt = 0
 	w.markCommitted(events, at)
 	err := w.run.strategy.Dispatch(ctx, events)
 	w.dispatch += w.run.now() - at
