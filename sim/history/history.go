@@ -39,10 +39,10 @@ type Totals struct {
 // every event raised, every send, every mail and publication accepted, every crash, and the store
 // at the end. Check judges it and Account counts it.
 type History struct {
-	Orders []OrderOp // nil unless Config.Record
-	Bad    []OrderOp // the invalid orders sent (Config.BadInput), always recorded
+	Orders []OrderOp // nil unless sim.Config.Record
+	Bad    []OrderOp // the invalid orders sent (sim.Config.BadInput), always recorded
 	// Reallocations are the Allocate commands Deallocated events sent, with their outcomes
-	// (Config.QuantityChanges): a deallocated order's last word is its reallocation, not its client's.
+	// (sim.Config.QuantityChanges): a deallocated order's last word is its reallocation, not its client's.
 	Reallocations []Reallocation
 	Events        []EventOp
 	Sends         []SendOp

@@ -46,9 +46,9 @@ type OrderOp struct {
 	Batch      string  `json:"batch,omitempty"`
 	PublishErr bool    `json:"publish_error,omitempty"` // committed, but dispatching its events failed
 	// Resent is how many times the client sent the order again after an unknown outcome
-	// (Config.ClientRetry); Outcome is what the last attempt saw.
+	// (sim.Config.ClientRetry); Outcome is what the last attempt saw.
 	Resent int `json:"resent,omitempty"`
-	// Bad is the defect of an invalid order (Config.BadInput): what was sent is not SKU and Qty.
+	// Bad is the defect of an invalid order (sim.Config.BadInput): what was sent is not SKU and Qty.
 	Bad workload.Defect `json:"bad,omitempty"`
 	// Start is when the order was due (the open model's schedule; a closed worker's send), End
 	// when it returned.
@@ -124,8 +124,8 @@ func KindOf(e domain.Event) EventKind {
 // EventOp is one event the domain raised, with the ID the unit of work stamped on it:
 // "e<stream>-<seq>", from the sequence of the goroutine that ran the unit of work. A worker's
 // stream is its number; a reallocation run by an async handler or an outbox relay
-// (Config.QuantityChanges) takes its IDs from that actor's stream, counted on from
-// Config.Workers, and names it in Actor.
+// (sim.Config.QuantityChanges) takes its IDs from that actor's stream, counted on from
+// sim.Config.Workers, and names it in Actor.
 type EventOp struct {
 	ID     string `json:"id"`
 	Order  string `json:"order"`  // the order whose unit of work raised it
@@ -167,7 +167,7 @@ type ProductState struct {
 	Version int    `json:"version"`
 }
 
-// BadBatch is one invalid batch the run tried to add (Config.BadInput), and what came back.
+// BadBatch is one invalid batch the run tried to add (sim.Config.BadInput), and what came back.
 type BadBatch struct {
 	What    string `json:"what"`
 	Err     string `json:"error"`   // empty: it was accepted, a violation
