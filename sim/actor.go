@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -53,31 +52,6 @@ type sendRec struct {
 	err, timeout, accepted, publish bool
 	unknown                         bool // timed out, and the mailer cannot say whether the server took it
 	at, took                        time.Duration
-}
-
-// parseEventID reads "e<worker>-<seq>" as the workers stamp it, on every send: by hand, as
-// strconv would cost a third of the send's bookkeeping.
-func parseEventID(id string) (worker, seq int32, ok bool) {
-	if len(id) < 4 || len(id) > 22 || id[0] != 'e' {
-		return 0, 0, false
-	}
-	var n [2]int64
-	part, digits := 0, 0
-	for i := 1; i < len(id); i++ {
-		switch c := id[i]; {
-		case c >= '0' && c <= '9':
-			n[part] = n[part]*10 + int64(c-'0')
-			digits++
-		case c == '-' && part == 0 && digits > 0:
-			part, digits = 1, 0
-		default:
-			return 0, 0, false
-		}
-	}
-	if part != 1 || digits == 0 || n[0] > math.MaxInt32 || n[1] < 1 || n[1] > math.MaxInt32 {
-		return 0, 0, false
-	}
-	return int32(n[0]), int32(n[1]), true
 }
 
 type actorKey struct{}

@@ -286,7 +286,7 @@ const InvBrokerKeeps = "every acknowledged publication held by the broker"
 func checkBroker(b *BrokerReport) Invariant {
 	v := newVerdict(InvBrokerKeeps)
 	if b.Lost > 0 {
-		v.fail("%d events acknowledged by the broker %s are not in it", b.Lost, b.Name)
+		v.Fail("%d events acknowledged by the broker %s are not in it", b.Lost, b.Name)
 	}
 	return v.Invariant
 }

@@ -9,16 +9,6 @@ import (
 	"github.com/stockbus/stockbus/service"
 )
 
-// Reallocation is what became of a line its batch no longer holds: the Allocate command that a
-// Deallocated event sent, and its outcome (Allocated into Batch, or OutOfStock).
-type Reallocation struct {
-	Cause   string  // the Deallocated event's ID
-	Order   string  // the order of the line
-	Qty     int     // its quantity
-	Batch   string  // where it went, when Outcome is Allocated
-	Outcome Outcome // Allocated, OutOfStock or Failed
-}
-
 // Chains counts the messages the bus handled and how deep their chains went (Config.QuantityChanges).
 type Chains struct {
 	QuantityChanges int64            `json:"quantity_changes"` // batch quantity changes the workers made

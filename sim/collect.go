@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/stockbus/stockbus/sim/history"
 )
 
 // countEvents fills the event counts from the accounting, and the delivery lag, the crashes and
@@ -18,7 +20,7 @@ func (r *run) countEvents(rep *Report, h *History) {
 	c.EventsLost = int64(a.Lost)
 	c.EventsPending = int64(a.Pending)
 	c.Mails = int64(len(h.Mails))
-	index := indexEvents(h.Events)
+	index := history.IndexEvents(h.Events)
 	for _, e := range h.Events {
 		c.EventsRaised++
 		switch e.State {
@@ -55,7 +57,7 @@ func (r *run) countEvents(rep *Report, h *History) {
 		if !s.Accepted {
 			continue
 		}
-		k := index.get(s.Event) - 1
+		k := index.Get(s.Event) - 1
 		if k < 0 || sent[k] {
 			continue
 		}

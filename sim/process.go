@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // A crash kills the whole simulated process: every worker's request in flight, the async queue
@@ -70,27 +69,6 @@ type life struct {
 	unmarked map[string]struct{}
 
 	crashes []CrashOp // guarded by mu
-}
-
-// CrashOp is one crash of the simulated process.
-type CrashOp struct {
-	Seq   int           `json:"seq"`
-	At    time.Duration `json:"at_ns"`
-	Point Point         `json:"point"`
-	Actor string        `json:"actor"`           // the goroutine at the point
-	Order string        `json:"order,omitempty"` // the order a crashing worker was serving
-	// Carried is, at AfterCommit, the events the commit that had just been stored carried.
-	Carried []string `json:"carried,omitempty"`
-	// InFlight is every committed event the process held only in memory at the crash (on a
-	// worker's stack, in the async queue, in a handler's hands, in a send's backoff): what it lost.
-	// Outbox events are stored with their commit and are never in it.
-	InFlight []string `json:"in_flight,omitempty"`
-	// Unmarked is, under the outbox, every row that a relay of the dying process had sent (the
-	// send succeeded) and not yet marked done: each is claimed and sent again after the restart,
-	// so each is one surplus mail or publication (or dedup hit) per crash that caught it. Which
-	// rows other relays hold at a crash depends on the scheduler, so the history's digest leaves
-	// it out.
-	Unmarked []string `json:"unmarked,omitempty"`
 }
 
 func (r *run) newIncarnation(ctx context.Context, n int) *incarnation {
