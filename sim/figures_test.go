@@ -205,30 +205,56 @@ func TestFigure2TheBooksTwoWriterInterleaving(t *testing.T) {
 	}
 }
 
-// Figure 3: a crash after commit with p = 0.05. The crash kills the whole process, so what each
+// Figure 3: crashes after commit, at chosen commits (a plan by count: the v-th commit that
+// carried an event, over the live process). The crash kills the whole process, so what each
 // strategy loses is exactly what it held only in memory at the crashes.
+//
+// The plan: three crashes on commits of the first 500 orders (each carries an Allocated event)
+// and three on later ones (each carries an OutOfStock). Each crash kills at most 7 requests in
+// flight at 8 workers, so at least 1000 - 6*7 commits come and the 900th is among them.
+var afterCommitPlan = []int{100, 250, 500, 501, 750, 900}
+
 func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
-	t.Run("sync, one worker: one lost event per crash on a commit that carried one", func(t *testing.T) {
+	t.Run("sync, one worker: the crashed commits' events, one each, and nothing else", func(t *testing.T) {
 		cfg := hot(sim.Sync, 1)
-		cfg.Crash.AfterCommit = 0.05
+		cfg.CrashAt = sim.CrashVisits{sim.AfterCommit: afterCommitPlan}
 		r := figure(t, cfg)
 		requireOK(t, r)
-		h := r.History
+		h, a := r.History, r.Accounting
+		require.Len(t, h.Crashes, len(afterCommitPlan), "every crash of the plan fired")
+		require.Len(t, h.Orders, 1000)
+		events := eventsByID(h)
 		var carried []string
-		crashes := 0
-		for _, c := range h.Crashes {
+		allocatedLost := 0
+		for i, c := range h.Crashes {
+			// One worker, one commit per order, each with one event: the v-th commit is the v-th order's.
+			v := afterCommitPlan[i]
+			order := h.Orders[v-1]
 			require.Equal(t, sim.AfterCommit, c.Point)
-			if len(c.Carried) > 0 {
-				crashes++
-				carried = append(carried, c.Carried...)
+			require.Len(t, c.Carried, 1, "crash %d at commit %d", c.Seq, v)
+			assert.Equal(t, order.ID, c.Order, "crash %d is on the order of commit %d", c.Seq, v)
+			assert.Equal(t, order.ID, events[c.Carried[0]].Order, "crash %d carried the event of commit %d", c.Seq, v)
+			assert.Equal(t, sim.Unknown, order.Outcome, "the client of order %s never learned the outcome", order.ID)
+			assert.Equal(t, c.Carried, c.InFlight, "crash %d: the process held nothing else", c.Seq)
+			want := sim.KindOutOfStock
+			if v <= 500 {
+				want = sim.KindAllocated
+				allocatedLost++
 			}
+			assert.Equal(t, want, events[c.Carried[0]].Kind, "crash %d at commit %d", c.Seq, v)
+			carried = append(carried, c.Carried...)
 		}
-		require.Positive(t, crashes)
-		measured(t, "crashes after commit %d, on commits with an event %d, lost %d", len(h.Crashes), crashes, r.Accounting.Lost)
-		assert.InDelta(t, 50, len(h.Crashes), 4*math.Sqrt(1000*0.05*0.95), "about 5%% of 1000 commits")
-		assert.Equal(t, crashes, r.Accounting.Lost, "lost == crashes after commit on commits that carried an event")
-		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are those events")
-		assert.Equal(t, set(carried), inFlight(h), "which is all the process held at the crashes")
+		oosLost := len(afterCommitPlan) - allocatedLost
+		measured(t, "crashes after commit %d (on Allocated %d, on OutOfStock %d), lost %d, mails %d",
+			len(h.Crashes), allocatedLost, oosLost, a.Lost, len(h.Mails))
+		assert.Equal(t, len(afterCommitPlan), a.Lost, "lost == one event per crash")
+		assert.Equal(t, a.Lost, a.LostInCrash)
+		assert.Equal(t, allocatedLost, a.Kind(sim.KindAllocated).Lost, "Allocated events lost")
+		assert.Equal(t, oosLost, a.Kind(sim.KindOutOfStock).Lost, "OutOfStock events lost")
+		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are the crashed commits' events")
+		assert.Len(t, h.Mails, 500-oosLost, "a mail for every other OutOfStock")
+		assert.Equal(t, 500, lines(h), "a crash after commit keeps what it stored")
+		assert.EqualValues(t, len(afterCommitPlan), r.Counts.Unknown, "one unknown outcome per crash")
 	})
 	for _, tc := range []struct {
 		strategy string
@@ -241,68 +267,178 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s, %d workers", tc.strategy, tc.workers), func(t *testing.T) {
 			cfg := hot(tc.strategy, tc.workers)
-			cfg.Crash.AfterCommit = 0.05
+			cfg.CrashAt = sim.CrashVisits{sim.AfterCommit: afterCommitPlan}
 			cfg.Mailer = sim.FixedLatency(tc.latency)
 			r := figure(t, cfg)
 			requireOK(t, r)
 			h, a := r.History, r.Accounting
-			require.Positive(t, len(h.Crashes))
-			measured(t, "crashes %d, events in memory at the crashes %d, lost %d", len(h.Crashes), len(inFlight(h)), a.Lost)
-			assert.Equal(t, set(h.Undelivered()), inFlight(h), "lost == committed events not yet delivered at the crashes")
-			assert.Equal(t, a.Lost, a.LostInCrash)
-			withEvent := 0
+			require.Len(t, h.Crashes, len(afterCommitPlan), "every crash of the plan fired")
+			assert.EqualValues(t, len(afterCommitPlan), r.Faults.Crashes.AfterCommit)
 			for _, c := range h.Crashes {
-				if len(c.Carried) > 0 {
-					withEvent++
-				}
+				assert.Equal(t, sim.AfterCommit, c.Point)
+				assert.NotEmpty(t, c.Carried, "crash %d: the plan counts commits that carried an event", c.Seq)
 			}
+			measured(t, "crashes %d, events in memory at the crashes %d, lost %d", len(h.Crashes), len(inFlight(h)), a.Lost)
 			if tc.strategy == sim.Outbox {
 				assert.Zero(t, a.Lost, "the outbox loses nothing")
 				assert.Empty(t, inFlight(h), "it holds nothing only in memory")
 				assert.Equal(t, len(outOfStockEvents(h)), len(h.Mails), "a mail per committed OutOfStock")
 				return
 			}
-			assert.GreaterOrEqual(t, a.Lost, withEvent, "every crash on a commit with an event loses it, and kills what others held")
-			if tc.strategy == sim.Async {
-				assert.Greater(t, a.Lost, withEvent, "the queue dies too")
-			}
+			lostInMemory(t, h, a)
+			assert.GreaterOrEqual(t, a.Lost, len(afterCommitPlan), "each crash loses at least the event its commit carried")
 		})
 	}
 }
 
+// lostInMemory asserts the exact statement of a crash of the whole process: each crash held the
+// events its commit carried (if any) among those it found in memory, no event was in memory at
+// two crashes, and the lost events are exactly those held at the crashes, one for one.
+func lostInMemory(t *testing.T, h *sim.History, a sim.Accounting) {
+	t.Helper()
+	seen := map[string]int{}
+	held := 0
+	for _, c := range h.Crashes {
+		assert.Subset(t, c.InFlight, c.Carried, "crash %d held the events its commit carried", c.Seq)
+		for _, id := range c.InFlight {
+			assert.Zero(t, seen[id], "event %s in memory at crashes %d and %d", id, seen[id], c.Seq)
+			seen[id] = c.Seq
+		}
+		held += len(c.InFlight)
+	}
+	assert.Equal(t, held, a.Lost, "lost == the events in memory at the crashes, summed")
+	assert.Equal(t, a.Lost, a.LostInCrash, "every loss is a crash's")
+	assert.Equal(t, set(h.Undelivered()), inFlight(h), "and they are those events")
+}
+
+// eventsByID indexes the history's events.
+func eventsByID(h *sim.History) map[string]sim.EventOp {
+	m := make(map[string]sim.EventOp, len(h.Events))
+	for _, e := range h.Events {
+		m[e.ID] = e
+	}
+	return m
+}
+
 // Figure 4: a crash before commit stores nothing and sends nothing for that transaction, in
-// every strategy.
+// every strategy. The plan crashes at the 100th, 500th, 501st and 900th commit attempt.
+var beforeCommitPlan = []int{100, 500, 501, 900}
+
 func TestFigure4ACrashBeforeCommitStoresAndSendsNothing(t *testing.T) {
 	for _, strategy := range sim.StrategyNames() {
-		t.Run(strategy, func(t *testing.T) {
+		t.Run(strategy+", one worker", func(t *testing.T) {
+			// One worker, no conflict: the v-th commit attempt is the v-th order's only one.
+			cfg := hot(strategy, 1)
+			cfg.CrashAt = sim.CrashVisits{sim.BeforeCommit: beforeCommitPlan}
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a, k := r.History, r.Accounting, len(beforeCommitPlan)
+			require.Len(t, h.Crashes, k, "every crash of the plan fired")
+			require.Len(t, h.Orders, 1000)
+			crashed := crashedOrders(t, h)
+			for i, c := range h.Crashes {
+				o := h.Orders[beforeCommitPlan[i]-1]
+				assert.Equal(t, o.ID, c.Order, "crash %d is on the order of commit attempt %d", c.Seq, beforeCommitPlan[i])
+				assert.Equal(t, sim.Unknown, o.Outcome, "order %s", o.ID)
+				assert.Empty(t, c.Carried)
+			}
+			lostInMemory(t, h, a)
+			rolledBack := 0
+			for _, e := range h.Events {
+				if e.State == sim.RolledBack {
+					rolledBack++
+					assert.True(t, crashed[e.Order], "event %s of order %s rolled back, and no crash was on it", e.ID, e.Order)
+				}
+			}
+			measured(t, "crashes before commit %d; allocated %d, out of stock %d, unknown %d, events rolled back %d, mails %d, lost %d",
+				k, lines(h), r.Counts.OutOfStock, r.Counts.Unknown, rolledBack, len(h.Mails), a.Lost)
+			assert.Equal(t, k, rolledBack, "one event rolled back per crash: the crashed order's")
+			assert.Equal(t, 500, lines(h), "the stock went to the orders after them")
+			assert.EqualValues(t, 500, r.Counts.Allocated)
+			assert.EqualValues(t, 1000-k-500, r.Counts.OutOfStock, "the crashed orders committed nothing")
+			assert.Len(t, outOfStockEvents(h), 1000-k-500)
+			assert.EqualValues(t, k, r.Counts.Unknown)
+			assert.Len(t, h.Mails, 1000-k-500-a.Kind(sim.KindOutOfStock).Lost, "a mail per committed OutOfStock the crashes did not find in memory")
+			if strategy != sim.Async {
+				assert.Zero(t, a.Lost, "between requests %s holds nothing in memory", strategy)
+			}
+		})
+		t.Run(strategy+", 4 workers", func(t *testing.T) {
 			cfg := hot(strategy, 4)
-			cfg.Crash.BeforeCommit = 0.05
+			cfg.CrashAt = sim.CrashVisits{sim.BeforeCommit: beforeCommitPlan}
 			r := figure(t, cfg)
 			requireOK(t, r)
 			h := r.History
-			require.Positive(t, r.Faults.Crashes.BeforeCommit)
-			held := orderHeld(h)
-			crashed := map[string]bool{}
-			for _, c := range h.Crashes {
-				crashed[c.Order] = true
-				assert.False(t, held[c.Order], "order %s crashed before commit but holds stock", c.Order)
-			}
-			mailed := map[string]bool{}
-			for _, m := range h.Mails {
-				mailed[m.Event] = true
-			}
-			for _, e := range h.Events {
-				if crashed[e.Order] {
-					assert.Equal(t, sim.RolledBack, e.State, "event %s of order %s", e.ID, e.Order)
-					assert.False(t, mailed[e.ID], "event %s of order %s was mailed", e.ID, e.Order)
-				}
-			}
+			require.Len(t, h.Crashes, len(beforeCommitPlan), "every crash of the plan fired")
+			assert.EqualValues(t, len(beforeCommitPlan), r.Faults.Crashes.BeforeCommit)
+			crashedOrders(t, h)
+			lostInMemory(t, h, r.Accounting)
 			assert.Zero(t, r.Accounting.Unexpected, "no mail for an event that never committed")
-			assert.LessOrEqual(t, lines(h), 500)
 			measured(t, "crashes before commit %d; their orders hold nothing, their events rolled back, unexpected mails %d",
 				r.Faults.Crashes.BeforeCommit, r.Accounting.Unexpected)
 		})
 	}
+}
+
+// crashedOrders asserts that the order of each crash before commit holds no stock, that its
+// events rolled back and that none of them was mailed, and returns those orders.
+func crashedOrders(t *testing.T, h *sim.History) map[string]bool {
+	t.Helper()
+	held := orderHeld(h)
+	crashed := map[string]bool{}
+	for _, c := range h.Crashes {
+		require.Equal(t, sim.BeforeCommit, c.Point)
+		require.NotEmpty(t, c.Order, "crash %d: a worker's", c.Seq)
+		crashed[c.Order] = true
+		assert.False(t, held[c.Order], "order %s crashed before commit but holds stock", c.Order)
+	}
+	assert.Len(t, crashed, len(h.Crashes), "each crash on another order")
+	mailed := map[string]bool{}
+	for _, m := range h.Mails {
+		mailed[m.Event] = true
+	}
+	found := 0
+	for _, e := range h.Events {
+		if crashed[e.Order] {
+			found++
+			assert.Equal(t, sim.RolledBack, e.State, "event %s of order %s", e.ID, e.Order)
+			assert.False(t, mailed[e.ID], "event %s of order %s was mailed", e.ID, e.Order)
+		}
+	}
+	assert.GreaterOrEqual(t, found, len(crashed), "each crashed order raised its event")
+	return crashed
+}
+
+// planMailer is the fake mailer with a fault plan by send (fakes.WithFaultPlan), as a run's
+// mailer (the run's own fake mailer takes no plan).
+type planMailer struct{ *fakes.Mailer }
+
+// withPlanMailer runs cfg on a planMailer whose plan decides each send.
+func withPlanMailer(cfg sim.Config, plan func(n int) fakes.Fault) sim.Config {
+	cfg.OpenMailer = func(_ context.Context, spec sim.MailerSpec) (sim.Mailer, func() error, error) {
+		opts := []fakes.MailerOption{fakes.WithSeed(spec.Seed), fakes.WithLatency(fakes.Fixed(spec.Latency.Mean))}
+		if spec.Timeout > 0 {
+			opts = append(opts, fakes.WithTimeout(spec.Timeout, spec.TimeoutDelivered))
+		}
+		if spec.Dedup {
+			opts = append(opts, fakes.WithDedup())
+		}
+		return planMailer{fakes.NewMailer(append(opts, fakes.WithFaultPlan(plan))...)}, nil, nil
+	}
+	return cfg
+}
+
+// Mails returns what the server took, as the run reads it.
+func (m planMailer) Mails() []sim.Mail {
+	var out []sim.Mail
+	for _, ml := range m.Mailer.Mails() {
+		var id string
+		if ml.Cause != nil {
+			id = ml.Cause.Identity().ID
+		}
+		out = append(out, sim.Mail{Event: id, To: ml.To, Body: ml.Body})
+	}
+	return out
 }
 
 // Figure 5: mailer errors.
