@@ -8,7 +8,6 @@ package sim_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -409,6 +408,17 @@ func crashedOrders(t *testing.T, h *sim.History) map[string]bool {
 	return crashed
 }
 
+// eventsOf returns the IDs of the committed events of an order.
+func eventsOf(h *sim.History, order string) []string {
+	var ids []string
+	for _, e := range h.Events {
+		if e.Order == order && e.State != sim.RolledBack {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
 // planMailer is the fake mailer with a fault plan by send (fakes.WithFaultPlan), as a run's
 // mailer (the run's own fake mailer takes no plan).
 type planMailer struct{ *fakes.Mailer }
@@ -470,31 +480,6 @@ func TestFigure5MailerErrors(t *testing.T) {
 			assert.Equal(t, int64(sawError), r.Counts.PublishErrors)
 			assert.Equal(t, int64(len(failed)), r.Faults.SendErrors, "the mailer's own count agrees")
 		})
-		t.Run(fmt.Sprintf("sync-retry p=%g: lost only when every attempt failed", p), func(t *testing.T) {
-			cfg := hot(sim.SyncRetry, 4)
-			cfg.MailErrors = p
-			r := figure(t, cfg)
-			requireOK(t, r)
-			h, a := r.History, r.Accounting
-			attempts, ok := map[string]int{}, map[string]bool{}
-			for _, s := range h.Sends {
-				attempts[s.Event]++
-				ok[s.Event] = ok[s.Event] || s.Accepted
-			}
-			var allFailed []string
-			for id, n := range attempts {
-				assert.LessOrEqual(t, n, 3, "event %s sent %d times", id, n)
-				if !ok[id] {
-					assert.Equal(t, 3, n, "event %s was given up before its third attempt", id)
-					allFailed = append(allFailed, id)
-				}
-			}
-			assert.Equal(t, set(allFailed), set(h.Undelivered()), "lost == events whose every attempt failed")
-			mean := 500 * p * p * p
-			measured(t, "events whose 3 attempts all failed %d, lost %d (500·p³ = %.1f)", len(allFailed), a.Lost, mean)
-			assert.InDelta(t, mean, a.Lost, 4*math.Sqrt(mean*(1-p*p*p))+1, "about 500·p³")
-			assert.Zero(t, r.Counts.PublishErrors-int64(a.Lost), "a caller sees an error only when the retries gave up")
-		})
 	}
 	for _, p := range []float64{0.01, 0.1, 0.5, 1} {
 		t.Run(fmt.Sprintf("outbox p=%g: nothing lost once drained", p), func(t *testing.T) {
@@ -527,6 +512,83 @@ func TestFigure5MailerErrors(t *testing.T) {
 				assert.GreaterOrEqual(t, a.Liveness.PendingAtStart, 500, "every OutOfStock was pending when the faults stopped")
 				assert.Equal(t, a.Liveness.PendingAtStart, a.Liveness.Delivered, "and the drain delivered it all")
 			}
+		})
+	}
+}
+
+// Figure 5, sync-retry: an event is lost exactly when all 3 of its attempts failed. The mailer
+// fails sends by a plan (fakes.WithFaultPlan): with one worker the sends come in event order, so
+// the plan is written per event, as how many of its first attempts fail.
+func TestFigure5SyncRetryLosesOnlyWhenEveryAttemptFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails func(e int) int // how many of the e-th mailed event's first attempts fail, 0..3
+	}{
+		{"no send fails", func(int) int { return 0 }},
+		{"every event's first two attempts fail", func(int) int { return 2 }},
+		{"every tenth event fails three times", func(e int) int { return 3 * min(1, 1-min(e%10, 1)) }},
+		{"events alternate: three failures, then one", func(e int) int { return 3 - 2*(e%2) }},
+		{"every event fails three times", func(int) int { return 3 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fail []bool // by send, in send order
+			lostWant, failedWant := map[int]bool{}, 0
+			for e := range 500 {
+				f := tc.fails(e)
+				for range f {
+					fail = append(fail, true)
+				}
+				if f < 3 {
+					fail = append(fail, false)
+				} else {
+					lostWant[e] = true
+				}
+				failedWant += f
+			}
+			cfg := withPlanMailer(hot(sim.SyncRetry, 1), func(n int) fakes.Fault {
+				if n < len(fail) && fail[n] {
+					return fakes.FailTransient
+				}
+				return fakes.NoFault
+			})
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			require.Len(t, h.Orders, 1000)
+			attempts, ok := map[string]int{}, map[string]bool{}
+			failed := 0
+			for _, s := range h.Sends {
+				if s.Publish {
+					continue
+				}
+				attempts[s.Event]++
+				ok[s.Event] = ok[s.Event] || s.Accepted
+				if s.Err {
+					failed++
+				}
+			}
+			var lost []string
+			for e, o := range h.Orders[500:] {
+				ids := eventsOf(h, o.ID)
+				require.Len(t, ids, 1, "order %s raised one OutOfStock", o.ID)
+				f := tc.fails(e)
+				assert.Equal(t, min(f+1, 3), attempts[ids[0]], "attempts of event %s (mailed event %d)", ids[0], e)
+				assert.Equal(t, f < 3, ok[ids[0]], "event %s (mailed event %d) delivered", ids[0], e)
+				assert.Equal(t, f >= 3, o.PublishErr, "order %s saw an error", o.ID)
+				if lostWant[e] {
+					lost = append(lost, ids[0])
+				}
+			}
+			measured(t, "sends %d, failed %d, events whose 3 attempts all failed %d, lost %d, callers that saw an error %d",
+				len(fail), failed, len(lostWant), a.Lost, r.Counts.PublishErrors)
+			assert.Len(t, h.Sends, len(fail)+500, "the planned sends, and a publication per Allocated")
+			assert.Equal(t, failedWant, failed, "failed sends as planned")
+			assert.EqualValues(t, failedWant, r.Faults.SendErrors, "the mailer's own count agrees")
+			assert.Equal(t, len(lostWant), a.Lost, "lost == events whose every attempt failed")
+			assert.Equal(t, a.Lost, a.LostSendFailed)
+			assert.Equal(t, set(lost), set(h.Undelivered()), "and they are those events")
+			assert.EqualValues(t, a.Lost, r.Counts.PublishErrors, "a caller sees an error only when the retries gave up")
+			assert.Len(t, h.Mails, 500-len(lostWant))
 		})
 	}
 }
