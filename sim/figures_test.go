@@ -687,31 +687,67 @@ func life(actor string) string {
 
 // Figure 7: clients send an order again, same id, after an unknown outcome; allocation is
 // idempotent, so no order is allocated twice and no allocated order gets an out-of-stock mail.
+//
+// One worker, crashes by plan before and after commit: each crash leaves exactly one client (the
+// crashing worker's) without an answer, so every unknown outcome is a planned crash. The plan
+// crashes twice in a row on one order (before-commit 600 and 601: the resend is the next commit
+// attempt) and after two consecutive commits (after-commit 100 and 101).
+var clientRetryPlan = sim.CrashVisits{sim.BeforeCommit: {50, 300, 600, 601, 950}, sim.AfterCommit: {100, 101, 400, 700, 800}}
+
 func TestFigure7ClientRetriesAfterUnknownOutcomes(t *testing.T) {
+	planned := len(clientRetryPlan[sim.BeforeCommit]) + len(clientRetryPlan[sim.AfterCommit])
 	for _, strategy := range sim.StrategyNames() {
 		for _, q := range []float64{0.5, 1} {
 			t.Run(fmt.Sprintf("%s q=%g", strategy, q), func(t *testing.T) {
-				cfg := hot(strategy, 4)
-				cfg.Crash = sim.CrashRates{AfterCommit: 0.1, BeforeCommit: 0.02}
-				cfg.ClientRetry = q
+				cfg := hot(strategy, 1)
+				cfg.CrashAt, cfg.ClientRetry = clientRetryPlan, q
 				r := figure(t, cfg)
 				requireOK(t, r)
-				h := r.History
-				assert.Positive(t, r.Counts.Resends, "orders were sent again")
-				assert.Positive(t, r.Counts.Resolved, "and some learned their outcome")
-				assert.Zero(t, r.Accounting.FalseOutOfStock, "0 false out-of-stock mails")
-				held := orderHeld(h)
-				assert.Len(t, held, lines(h), "each order allocated at most once")
-				resentAndHeld := 0
-				for _, o := range h.Orders {
-					if o.Resent > 0 && held[o.ID] {
-						resentAndHeld++
-						assert.Contains(t, []sim.Outcome{sim.Allocated, sim.Unknown}, o.Outcome, "order %s holds stock", o.ID)
+				h, c := r.History, r.Counts
+				require.Len(t, h.Crashes, planned, "every crash of the plan fired")
+				assert.Equal(t, len(clientRetryPlan[sim.BeforeCommit]), r.Faults.Crashes.BeforeCommit)
+				assert.Equal(t, len(clientRetryPlan[sim.AfterCommit]), r.Faults.Crashes.AfterCommit)
+				events := eventsByID(h)
+				crashesOn, allocatedThenCrashed := map[string]int{}, map[string]bool{}
+				for _, cr := range h.Crashes {
+					require.NotEmpty(t, cr.Order, "crash %d is a worker's", cr.Seq)
+					crashesOn[cr.Order]++
+					for _, id := range cr.Carried {
+						if events[id].Kind == sim.KindAllocated {
+							allocatedThenCrashed[cr.Order] = true
+						}
 					}
 				}
-				assert.Positive(t, resentAndHeld, "resent orders found the allocation they already had")
-				measured(t, "unknown outcomes resent %d (resolved %d), resent orders already allocated %d, orders held twice %d, false out-of-stock mails %d",
-					r.Counts.Resends, r.Counts.Resolved, resentAndHeld, lines(h)-len(held), r.Accounting.FalseOutOfStock)
+				require.NotEmpty(t, allocatedThenCrashed, "the plan crashed after commits that allocated")
+				held := orderHeld(h)
+				resentAndHeld, stillUnknown := 0, 0
+				for _, o := range h.Orders {
+					unknown := 0
+					if o.Outcome == sim.Unknown {
+						unknown, stillUnknown = 1, stillUnknown+1
+					}
+					assert.Equal(t, crashesOn[o.ID], o.Resent+unknown, "order %s: every crash on it left its client without an answer, and each such answer was resent or is unknown", o.ID)
+					if allocatedThenCrashed[o.ID] {
+						assert.True(t, held[o.ID], "order %s committed its allocation before the crash", o.ID)
+						if o.Resent > 0 {
+							resentAndHeld++
+							assert.Equal(t, sim.Allocated, o.Outcome, "resent order %s found the allocation it already had", o.ID)
+						}
+					}
+				}
+				measured(t, "crashes %d, unknown outcomes resent %d (resolved %d), still unknown %d, resent orders already allocated %d, orders held twice %d, false out-of-stock mails %d",
+					len(h.Crashes), c.Resends, c.Resolved, stillUnknown, resentAndHeld, lines(h)-len(held), r.Accounting.FalseOutOfStock)
+				assert.EqualValues(t, planned, c.Resends+c.Unknown, "every unknown outcome was resent or left unknown")
+				assert.EqualValues(t, stillUnknown, c.Unknown)
+				assert.Zero(t, r.Accounting.FalseOutOfStock, "0 false out-of-stock mails")
+				assert.Len(t, held, lines(h), "each order allocated at most once")
+				assert.Equal(t, 500, lines(h))
+				if q == 1 {
+					assert.EqualValues(t, planned, c.Resends, "at q = 1 every unknown outcome was resent")
+					assert.Zero(t, c.Unknown, "and every resend learned its outcome")
+					assert.EqualValues(t, len(crashesOn), c.Resolved, "one resolved order per crashed order")
+					assert.Equal(t, len(allocatedThenCrashed), resentAndHeld, "each order that allocated before its crash found that allocation again")
+				}
 			})
 		}
 	}
