@@ -891,17 +891,53 @@ func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
 }
 
 // Figure 10: no goroutine outlives a run, crashes of every kind and an interruption included.
+// The crashes come by plan, three at each point the strategy visits (after-deliver is the async
+// handlers', relay-sent the outbox relay's), and the mailer fails or times out every tenth send
+// of each kind by a plan of its own.
 func TestFigure10NoGoroutineLeaksAfterCrashes(t *testing.T) {
+	visits := []int{5, 150, 300}
+	points := map[string][]sim.Point{
+		sim.Sync:      {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler},
+		sim.SyncRetry: {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler},
+		sim.Async:     {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler, sim.AfterDeliver},
+		sim.Outbox:    {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler, sim.RelaySent},
+	}
+	mailFaults := func(n int) fakes.Fault {
+		switch n % 10 {
+		case 3:
+			return fakes.FailTransient
+		case 6:
+			return fakes.TimeoutLost
+		case 8:
+			return fakes.TimeoutDelivered
+		}
+		return fakes.NoFault
+	}
 	for _, strategy := range sim.StrategyNames() {
 		t.Run(strategy, func(t *testing.T) {
+			require.Contains(t, points, strategy, "the points %s visits", strategy)
 			cfg := allFaults(hot(strategy, 4))
-			cfg.Crash = sim.CrashRates{BeforeCommit: 0.02, AfterCommit: 0.05, AfterHandler: 0.05, AfterDeliver: 0.05, RelaySent: 0.05}
-			cfg.Mailer = sim.FixedLatency(50 * time.Microsecond)
+			// The mailer's timeout stays, longer than a send takes: the plan times sends out, and
+			// the strategies' promises allow for timeouts when there is one.
+			cfg.Crash, cfg.MailErrors = sim.CrashRates{}, 0
+			cfg.Mailer, cfg.MailTimeout = sim.FixedLatency(20*time.Microsecond), 30*time.Microsecond
+			cfg.CrashAt = sim.CrashVisits{}
+			for _, p := range points[strategy] {
+				cfg.CrashAt[p] = visits
+			}
+			cfg = withPlanMailer(cfg, mailFaults)
 			r := figure(t, cfg)
 			requireOK(t, r)
-			require.Positive(t, r.Faults.Crashes.Total)
+			for _, p := range sim.Points() {
+				assert.Equal(t, len(cfg.CrashAt[p]), r.Faults.Crashes.At(p), "crashes at %s", p)
+			}
+			assert.Equal(t, len(points[strategy])*len(visits), r.Faults.Crashes.Total, "every crash of the plan fired")
+			assert.Positive(t, r.Faults.SendErrors, "the mailer's plan failed sends")
+			assert.Positive(t, r.Faults.Timeouts, "and timed some out")
+			assert.Equal(t, r.Faults.Crashes.Total+1, r.Strategy.Lives, "a life of the strategy's goroutines per crash, and the first")
 			goleak.VerifyNone(t)
-			measured(t, "crashes %d (%d lives of the strategy's goroutines), no goroutine left", r.Faults.Crashes.Total, r.Strategy.Lives)
+			measured(t, "crashes %d (%d lives of the strategy's goroutines), send errors %d, timeouts %d, no goroutine left",
+				r.Faults.Crashes.Total, r.Strategy.Lives, r.Faults.SendErrors, r.Faults.Timeouts)
 
 			cfg.Orders, cfg.Duration = 20_000, time.Hour // orders only size the stock of a run by duration
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
