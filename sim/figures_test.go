@@ -526,7 +526,12 @@ func TestFigure5SyncRetryLosesOnlyWhenEveryAttemptFailed(t *testing.T) {
 	}{
 		{"no send fails", func(int) int { return 0 }},
 		{"every event's first two attempts fail", func(int) int { return 2 }},
-		{"every tenth event fails three times", func(e int) int { return 3 * min(1, 1-min(e%10, 1)) }},
+		{"every tenth event fails three times", func(e int) int {
+			if e%10 == 0 {
+				return 3
+			}
+			return 0
+		}},
 		{"events alternate: three failures, then one", func(e int) int { return 3 - 2*(e%2) }},
 		{"every event fails three times", func(int) int { return 3 }},
 	} {
