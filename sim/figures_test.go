@@ -8,7 +8,6 @@ package sim_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -205,30 +204,56 @@ func TestFigure2TheBooksTwoWriterInterleaving(t *testing.T) {
 	}
 }
 
-// Figure 3: a crash after commit with p = 0.05. The crash kills the whole process, so what each
+// Figure 3: crashes after commit, at chosen commits (a plan by count: the v-th commit that
+// carried an event, over the live process). The crash kills the whole process, so what each
 // strategy loses is exactly what it held only in memory at the crashes.
+//
+// The plan: three crashes on commits of the first 500 orders (each carries an Allocated event)
+// and three on later ones (each carries an OutOfStock). Each crash kills at most 7 requests in
+// flight at 8 workers, so at least 1000 - 6*7 commits come and the 900th is among them.
+var afterCommitPlan = []int{100, 250, 500, 501, 750, 900}
+
 func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
-	t.Run("sync, one worker: one lost event per crash on a commit that carried one", func(t *testing.T) {
+	t.Run("sync, one worker: the crashed commits' events, one each, and nothing else", func(t *testing.T) {
 		cfg := hot(sim.Sync, 1)
-		cfg.Crash.AfterCommit = 0.05
+		cfg.CrashAt = sim.CrashVisits{sim.AfterCommit: afterCommitPlan}
 		r := figure(t, cfg)
 		requireOK(t, r)
-		h := r.History
+		h, a := r.History, r.Accounting
+		require.Len(t, h.Crashes, len(afterCommitPlan), "every crash of the plan fired")
+		require.Len(t, h.Orders, 1000)
+		events := eventsByID(h)
 		var carried []string
-		crashes := 0
-		for _, c := range h.Crashes {
+		allocatedLost := 0
+		for i, c := range h.Crashes {
+			// One worker, one commit per order, each with one event: the v-th commit is the v-th order's.
+			v := afterCommitPlan[i]
+			order := h.Orders[v-1]
 			require.Equal(t, sim.AfterCommit, c.Point)
-			if len(c.Carried) > 0 {
-				crashes++
-				carried = append(carried, c.Carried...)
+			require.Len(t, c.Carried, 1, "crash %d at commit %d", c.Seq, v)
+			assert.Equal(t, order.ID, c.Order, "crash %d is on the order of commit %d", c.Seq, v)
+			assert.Equal(t, order.ID, events[c.Carried[0]].Order, "crash %d carried the event of commit %d", c.Seq, v)
+			assert.Equal(t, sim.Unknown, order.Outcome, "the client of order %s never learned the outcome", order.ID)
+			assert.Equal(t, c.Carried, c.InFlight, "crash %d: the process held nothing else", c.Seq)
+			want := sim.KindOutOfStock
+			if v <= 500 {
+				want = sim.KindAllocated
+				allocatedLost++
 			}
+			assert.Equal(t, want, events[c.Carried[0]].Kind, "crash %d at commit %d", c.Seq, v)
+			carried = append(carried, c.Carried...)
 		}
-		require.Positive(t, crashes)
-		measured(t, "crashes after commit %d, on commits with an event %d, lost %d", len(h.Crashes), crashes, r.Accounting.Lost)
-		assert.InDelta(t, 50, len(h.Crashes), 4*math.Sqrt(1000*0.05*0.95), "about 5%% of 1000 commits")
-		assert.Equal(t, crashes, r.Accounting.Lost, "lost == crashes after commit on commits that carried an event")
-		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are those events")
-		assert.Equal(t, set(carried), inFlight(h), "which is all the process held at the crashes")
+		oosLost := len(afterCommitPlan) - allocatedLost
+		measured(t, "crashes after commit %d (on Allocated %d, on OutOfStock %d), lost %d, mails %d",
+			len(h.Crashes), allocatedLost, oosLost, a.Lost, len(h.Mails))
+		assert.Equal(t, len(afterCommitPlan), a.Lost, "lost == one event per crash")
+		assert.Equal(t, a.Lost, a.LostInCrash)
+		assert.Equal(t, allocatedLost, a.Kind(sim.KindAllocated).Lost, "Allocated events lost")
+		assert.Equal(t, oosLost, a.Kind(sim.KindOutOfStock).Lost, "OutOfStock events lost")
+		assert.Equal(t, set(carried), set(h.Undelivered()), "and they are the crashed commits' events")
+		assert.Len(t, h.Mails, 500-oosLost, "a mail for every other OutOfStock")
+		assert.Equal(t, 500, lines(h), "a crash after commit keeps what it stored")
+		assert.EqualValues(t, len(afterCommitPlan), r.Counts.Unknown, "one unknown outcome per crash")
 	})
 	for _, tc := range []struct {
 		strategy string
@@ -241,68 +266,189 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s, %d workers", tc.strategy, tc.workers), func(t *testing.T) {
 			cfg := hot(tc.strategy, tc.workers)
-			cfg.Crash.AfterCommit = 0.05
+			cfg.CrashAt = sim.CrashVisits{sim.AfterCommit: afterCommitPlan}
 			cfg.Mailer = sim.FixedLatency(tc.latency)
 			r := figure(t, cfg)
 			requireOK(t, r)
 			h, a := r.History, r.Accounting
-			require.Positive(t, len(h.Crashes))
-			measured(t, "crashes %d, events in memory at the crashes %d, lost %d", len(h.Crashes), len(inFlight(h)), a.Lost)
-			assert.Equal(t, set(h.Undelivered()), inFlight(h), "lost == committed events not yet delivered at the crashes")
-			assert.Equal(t, a.Lost, a.LostInCrash)
-			withEvent := 0
+			require.Len(t, h.Crashes, len(afterCommitPlan), "every crash of the plan fired")
+			assert.EqualValues(t, len(afterCommitPlan), r.Faults.Crashes.AfterCommit)
 			for _, c := range h.Crashes {
-				if len(c.Carried) > 0 {
-					withEvent++
-				}
+				assert.Equal(t, sim.AfterCommit, c.Point)
+				assert.NotEmpty(t, c.Carried, "crash %d: the plan counts commits that carried an event", c.Seq)
 			}
+			measured(t, "crashes %d, events in memory at the crashes %d, lost %d", len(h.Crashes), len(inFlight(h)), a.Lost)
 			if tc.strategy == sim.Outbox {
 				assert.Zero(t, a.Lost, "the outbox loses nothing")
 				assert.Empty(t, inFlight(h), "it holds nothing only in memory")
 				assert.Equal(t, len(outOfStockEvents(h)), len(h.Mails), "a mail per committed OutOfStock")
 				return
 			}
-			assert.GreaterOrEqual(t, a.Lost, withEvent, "every crash on a commit with an event loses it, and kills what others held")
-			if tc.strategy == sim.Async {
-				assert.Greater(t, a.Lost, withEvent, "the queue dies too")
-			}
+			lostInMemory(t, h, a)
+			assert.GreaterOrEqual(t, a.Lost, len(afterCommitPlan), "each crash loses at least the event its commit carried")
 		})
 	}
 }
 
+// lostInMemory asserts the exact statement of a crash of the whole process: each crash held the
+// events its commit carried (if any) among those it found in memory, no event was in memory at
+// two crashes, and the lost events are exactly those held at the crashes, one for one.
+func lostInMemory(t *testing.T, h *sim.History, a sim.Accounting) {
+	t.Helper()
+	seen := map[string]int{}
+	held := 0
+	for _, c := range h.Crashes {
+		assert.Subset(t, c.InFlight, c.Carried, "crash %d held the events its commit carried", c.Seq)
+		for _, id := range c.InFlight {
+			assert.Zero(t, seen[id], "event %s in memory at crashes %d and %d", id, seen[id], c.Seq)
+			seen[id] = c.Seq
+		}
+		held += len(c.InFlight)
+	}
+	assert.Equal(t, held, a.Lost, "lost == the events in memory at the crashes, summed")
+	assert.Equal(t, a.Lost, a.LostInCrash, "every loss is a crash's")
+	assert.Equal(t, set(h.Undelivered()), inFlight(h), "and they are those events")
+}
+
+// eventsByID indexes the history's events.
+func eventsByID(h *sim.History) map[string]sim.EventOp {
+	m := make(map[string]sim.EventOp, len(h.Events))
+	for _, e := range h.Events {
+		m[e.ID] = e
+	}
+	return m
+}
+
 // Figure 4: a crash before commit stores nothing and sends nothing for that transaction, in
-// every strategy.
+// every strategy. The plan crashes at the 100th, 500th, 501st and 900th commit attempt.
+var beforeCommitPlan = []int{100, 500, 501, 900}
+
 func TestFigure4ACrashBeforeCommitStoresAndSendsNothing(t *testing.T) {
 	for _, strategy := range sim.StrategyNames() {
-		t.Run(strategy, func(t *testing.T) {
+		t.Run(strategy+", one worker", func(t *testing.T) {
+			// One worker, no conflict: the v-th commit attempt is the v-th order's only one.
+			cfg := hot(strategy, 1)
+			cfg.CrashAt = sim.CrashVisits{sim.BeforeCommit: beforeCommitPlan}
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a, k := r.History, r.Accounting, len(beforeCommitPlan)
+			require.Len(t, h.Crashes, k, "every crash of the plan fired")
+			require.Len(t, h.Orders, 1000)
+			crashed := crashedOrders(t, h)
+			for i, c := range h.Crashes {
+				o := h.Orders[beforeCommitPlan[i]-1]
+				assert.Equal(t, o.ID, c.Order, "crash %d is on the order of commit attempt %d", c.Seq, beforeCommitPlan[i])
+				assert.Equal(t, sim.Unknown, o.Outcome, "order %s", o.ID)
+				assert.Empty(t, c.Carried)
+			}
+			lostInMemory(t, h, a)
+			rolledBack := 0
+			for _, e := range h.Events {
+				if e.State == sim.RolledBack {
+					rolledBack++
+					assert.True(t, crashed[e.Order], "event %s of order %s rolled back, and no crash was on it", e.ID, e.Order)
+				}
+			}
+			measured(t, "crashes before commit %d; allocated %d, out of stock %d, unknown %d, events rolled back %d, mails %d, lost %d",
+				k, lines(h), r.Counts.OutOfStock, r.Counts.Unknown, rolledBack, len(h.Mails), a.Lost)
+			assert.Equal(t, k, rolledBack, "one event rolled back per crash: the crashed order's")
+			assert.Equal(t, 500, lines(h), "the stock went to the orders after them")
+			assert.EqualValues(t, 500, r.Counts.Allocated)
+			assert.EqualValues(t, 1000-k-500, r.Counts.OutOfStock, "the crashed orders committed nothing")
+			assert.Len(t, outOfStockEvents(h), 1000-k-500)
+			assert.EqualValues(t, k, r.Counts.Unknown)
+			assert.Len(t, h.Mails, 1000-k-500-a.Kind(sim.KindOutOfStock).Lost, "a mail per committed OutOfStock the crashes did not find in memory")
+			if strategy != sim.Async {
+				assert.Zero(t, a.Lost, "between requests %s holds nothing in memory", strategy)
+			}
+		})
+		t.Run(strategy+", 4 workers", func(t *testing.T) {
 			cfg := hot(strategy, 4)
-			cfg.Crash.BeforeCommit = 0.05
+			cfg.CrashAt = sim.CrashVisits{sim.BeforeCommit: beforeCommitPlan}
 			r := figure(t, cfg)
 			requireOK(t, r)
 			h := r.History
-			require.Positive(t, r.Faults.Crashes.BeforeCommit)
-			held := orderHeld(h)
-			crashed := map[string]bool{}
-			for _, c := range h.Crashes {
-				crashed[c.Order] = true
-				assert.False(t, held[c.Order], "order %s crashed before commit but holds stock", c.Order)
-			}
-			mailed := map[string]bool{}
-			for _, m := range h.Mails {
-				mailed[m.Event] = true
-			}
-			for _, e := range h.Events {
-				if crashed[e.Order] {
-					assert.Equal(t, sim.RolledBack, e.State, "event %s of order %s", e.ID, e.Order)
-					assert.False(t, mailed[e.ID], "event %s of order %s was mailed", e.ID, e.Order)
-				}
-			}
+			require.Len(t, h.Crashes, len(beforeCommitPlan), "every crash of the plan fired")
+			assert.EqualValues(t, len(beforeCommitPlan), r.Faults.Crashes.BeforeCommit)
+			crashedOrders(t, h)
+			lostInMemory(t, h, r.Accounting)
 			assert.Zero(t, r.Accounting.Unexpected, "no mail for an event that never committed")
-			assert.LessOrEqual(t, lines(h), 500)
 			measured(t, "crashes before commit %d; their orders hold nothing, their events rolled back, unexpected mails %d",
 				r.Faults.Crashes.BeforeCommit, r.Accounting.Unexpected)
 		})
 	}
+}
+
+// crashedOrders asserts that the order of each crash before commit holds no stock, that its
+// events rolled back and that none of them was mailed, and returns those orders.
+func crashedOrders(t *testing.T, h *sim.History) map[string]bool {
+	t.Helper()
+	held := orderHeld(h)
+	crashed := map[string]bool{}
+	for _, c := range h.Crashes {
+		require.Equal(t, sim.BeforeCommit, c.Point)
+		require.NotEmpty(t, c.Order, "crash %d: a worker's", c.Seq)
+		crashed[c.Order] = true
+		assert.False(t, held[c.Order], "order %s crashed before commit but holds stock", c.Order)
+	}
+	assert.Len(t, crashed, len(h.Crashes), "each crash on another order")
+	mailed := map[string]bool{}
+	for _, m := range h.Mails {
+		mailed[m.Event] = true
+	}
+	found := 0
+	for _, e := range h.Events {
+		if crashed[e.Order] {
+			found++
+			assert.Equal(t, sim.RolledBack, e.State, "event %s of order %s", e.ID, e.Order)
+			assert.False(t, mailed[e.ID], "event %s of order %s was mailed", e.ID, e.Order)
+		}
+	}
+	assert.GreaterOrEqual(t, found, len(crashed), "each crashed order raised its event")
+	return crashed
+}
+
+// eventsOf returns the IDs of the committed events of an order.
+func eventsOf(h *sim.History, order string) []string {
+	var ids []string
+	for _, e := range h.Events {
+		if e.Order == order && e.State != sim.RolledBack {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+// planMailer is the fake mailer with a fault plan by send (fakes.WithFaultPlan), as a run's
+// mailer (the run's own fake mailer takes no plan).
+type planMailer struct{ *fakes.Mailer }
+
+// withPlanMailer runs cfg on a planMailer whose plan decides each send.
+func withPlanMailer(cfg sim.Config, plan func(n int) fakes.Fault) sim.Config {
+	cfg.OpenMailer = func(_ context.Context, spec sim.MailerSpec) (sim.Mailer, func() error, error) {
+		opts := []fakes.MailerOption{fakes.WithSeed(spec.Seed), fakes.WithLatency(fakes.Fixed(spec.Latency.Mean))}
+		if spec.Timeout > 0 {
+			opts = append(opts, fakes.WithTimeout(spec.Timeout, spec.TimeoutDelivered))
+		}
+		if spec.Dedup {
+			opts = append(opts, fakes.WithDedup())
+		}
+		return planMailer{fakes.NewMailer(append(opts, fakes.WithFaultPlan(plan))...)}, nil, nil
+	}
+	return cfg
+}
+
+// Mails returns what the server took, as the run reads it.
+func (m planMailer) Mails() []sim.Mail {
+	var out []sim.Mail
+	for _, ml := range m.Mailer.Mails() {
+		var id string
+		if ml.Cause != nil {
+			id = ml.Cause.Identity().ID
+		}
+		out = append(out, sim.Mail{Event: id, To: ml.To, Body: ml.Body})
+	}
+	return out
 }
 
 // Figure 5: mailer errors.
@@ -333,31 +479,6 @@ func TestFigure5MailerErrors(t *testing.T) {
 			assert.Equal(t, a.Lost, sawError, "each caller of a lost event saw an error")
 			assert.Equal(t, int64(sawError), r.Counts.PublishErrors)
 			assert.Equal(t, int64(len(failed)), r.Faults.SendErrors, "the mailer's own count agrees")
-		})
-		t.Run(fmt.Sprintf("sync-retry p=%g: lost only when every attempt failed", p), func(t *testing.T) {
-			cfg := hot(sim.SyncRetry, 4)
-			cfg.MailErrors = p
-			r := figure(t, cfg)
-			requireOK(t, r)
-			h, a := r.History, r.Accounting
-			attempts, ok := map[string]int{}, map[string]bool{}
-			for _, s := range h.Sends {
-				attempts[s.Event]++
-				ok[s.Event] = ok[s.Event] || s.Accepted
-			}
-			var allFailed []string
-			for id, n := range attempts {
-				assert.LessOrEqual(t, n, 3, "event %s sent %d times", id, n)
-				if !ok[id] {
-					assert.Equal(t, 3, n, "event %s was given up before its third attempt", id)
-					allFailed = append(allFailed, id)
-				}
-			}
-			assert.Equal(t, set(allFailed), set(h.Undelivered()), "lost == events whose every attempt failed")
-			mean := 500 * p * p * p
-			measured(t, "events whose 3 attempts all failed %d, lost %d (500·p³ = %.1f)", len(allFailed), a.Lost, mean)
-			assert.InDelta(t, mean, a.Lost, 4*math.Sqrt(mean*(1-p*p*p))+1, "about 500·p³")
-			assert.Zero(t, r.Counts.PublishErrors-int64(a.Lost), "a caller sees an error only when the retries gave up")
 		})
 	}
 	for _, p := range []float64{0.01, 0.1, 0.5, 1} {
@@ -391,6 +512,88 @@ func TestFigure5MailerErrors(t *testing.T) {
 				assert.GreaterOrEqual(t, a.Liveness.PendingAtStart, 500, "every OutOfStock was pending when the faults stopped")
 				assert.Equal(t, a.Liveness.PendingAtStart, a.Liveness.Delivered, "and the drain delivered it all")
 			}
+		})
+	}
+}
+
+// Figure 5, sync-retry: an event is lost exactly when all 3 of its attempts failed. The mailer
+// fails sends by a plan (fakes.WithFaultPlan): with one worker the sends come in event order, so
+// the plan is written per event, as how many of its first attempts fail.
+func TestFigure5SyncRetryLosesOnlyWhenEveryAttemptFailed(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fails func(e int) int // how many of the e-th mailed event's first attempts fail, 0..3
+	}{
+		{"no send fails", func(int) int { return 0 }},
+		{"every event's first two attempts fail", func(int) int { return 2 }},
+		{"every tenth event fails three times", func(e int) int {
+			if e%10 == 0 {
+				return 3
+			}
+			return 0
+		}},
+		{"events alternate: three failures, then one", func(e int) int { return 3 - 2*(e%2) }},
+		{"every event fails three times", func(int) int { return 3 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fail []bool // by send, in send order
+			lostWant, failedWant := map[int]bool{}, 0
+			for e := range 500 {
+				f := tc.fails(e)
+				for range f {
+					fail = append(fail, true)
+				}
+				if f < 3 {
+					fail = append(fail, false)
+				} else {
+					lostWant[e] = true
+				}
+				failedWant += f
+			}
+			cfg := withPlanMailer(hot(sim.SyncRetry, 1), func(n int) fakes.Fault {
+				if n < len(fail) && fail[n] {
+					return fakes.FailTransient
+				}
+				return fakes.NoFault
+			})
+			r := figure(t, cfg)
+			requireOK(t, r)
+			h, a := r.History, r.Accounting
+			require.Len(t, h.Orders, 1000)
+			attempts, ok := map[string]int{}, map[string]bool{}
+			failed := 0
+			for _, s := range h.Sends {
+				if s.Publish {
+					continue
+				}
+				attempts[s.Event]++
+				ok[s.Event] = ok[s.Event] || s.Accepted
+				if s.Err {
+					failed++
+				}
+			}
+			var lost []string
+			for e, o := range h.Orders[500:] {
+				ids := eventsOf(h, o.ID)
+				require.Len(t, ids, 1, "order %s raised one OutOfStock", o.ID)
+				f := tc.fails(e)
+				assert.Equal(t, min(f+1, 3), attempts[ids[0]], "attempts of event %s (mailed event %d)", ids[0], e)
+				assert.Equal(t, f < 3, ok[ids[0]], "event %s (mailed event %d) delivered", ids[0], e)
+				assert.Equal(t, f >= 3, o.PublishErr, "order %s saw an error", o.ID)
+				if lostWant[e] {
+					lost = append(lost, ids[0])
+				}
+			}
+			measured(t, "sends %d, failed %d, events whose 3 attempts all failed %d, lost %d, callers that saw an error %d",
+				len(fail), failed, len(lostWant), a.Lost, r.Counts.PublishErrors)
+			assert.Len(t, h.Sends, len(fail)+500, "the planned sends, and a publication per Allocated")
+			assert.Equal(t, failedWant, failed, "failed sends as planned")
+			assert.EqualValues(t, failedWant, r.Faults.SendErrors, "the mailer's own count agrees")
+			assert.Equal(t, len(lostWant), a.Lost, "lost == events whose every attempt failed")
+			assert.Equal(t, a.Lost, a.LostSendFailed)
+			assert.Equal(t, set(lost), set(h.Undelivered()), "and they are those events")
+			assert.EqualValues(t, a.Lost, r.Counts.PublishErrors, "a caller sees an error only when the retries gave up")
+			assert.Len(t, h.Mails, 500-len(lostWant))
 		})
 	}
 }
@@ -489,31 +692,67 @@ func life(actor string) string {
 
 // Figure 7: clients send an order again, same id, after an unknown outcome; allocation is
 // idempotent, so no order is allocated twice and no allocated order gets an out-of-stock mail.
+//
+// One worker, crashes by plan before and after commit: each crash leaves exactly one client (the
+// crashing worker's) without an answer, so every unknown outcome is a planned crash. The plan
+// crashes twice in a row on one order (before-commit 600 and 601: the resend is the next commit
+// attempt) and after two consecutive commits (after-commit 100 and 101).
+var clientRetryPlan = sim.CrashVisits{sim.BeforeCommit: {50, 300, 600, 601, 950}, sim.AfterCommit: {100, 101, 400, 700, 800}}
+
 func TestFigure7ClientRetriesAfterUnknownOutcomes(t *testing.T) {
+	planned := len(clientRetryPlan[sim.BeforeCommit]) + len(clientRetryPlan[sim.AfterCommit])
 	for _, strategy := range sim.StrategyNames() {
 		for _, q := range []float64{0.5, 1} {
 			t.Run(fmt.Sprintf("%s q=%g", strategy, q), func(t *testing.T) {
-				cfg := hot(strategy, 4)
-				cfg.Crash = sim.CrashRates{AfterCommit: 0.1, BeforeCommit: 0.02}
-				cfg.ClientRetry = q
+				cfg := hot(strategy, 1)
+				cfg.CrashAt, cfg.ClientRetry = clientRetryPlan, q
 				r := figure(t, cfg)
 				requireOK(t, r)
-				h := r.History
-				assert.Positive(t, r.Counts.Resends, "orders were sent again")
-				assert.Positive(t, r.Counts.Resolved, "and some learned their outcome")
-				assert.Zero(t, r.Accounting.FalseOutOfStock, "0 false out-of-stock mails")
-				held := orderHeld(h)
-				assert.Len(t, held, lines(h), "each order allocated at most once")
-				resentAndHeld := 0
-				for _, o := range h.Orders {
-					if o.Resent > 0 && held[o.ID] {
-						resentAndHeld++
-						assert.Contains(t, []sim.Outcome{sim.Allocated, sim.Unknown}, o.Outcome, "order %s holds stock", o.ID)
+				h, c := r.History, r.Counts
+				require.Len(t, h.Crashes, planned, "every crash of the plan fired")
+				assert.Equal(t, len(clientRetryPlan[sim.BeforeCommit]), r.Faults.Crashes.BeforeCommit)
+				assert.Equal(t, len(clientRetryPlan[sim.AfterCommit]), r.Faults.Crashes.AfterCommit)
+				events := eventsByID(h)
+				crashesOn, allocatedThenCrashed := map[string]int{}, map[string]bool{}
+				for _, cr := range h.Crashes {
+					require.NotEmpty(t, cr.Order, "crash %d is a worker's", cr.Seq)
+					crashesOn[cr.Order]++
+					for _, id := range cr.Carried {
+						if events[id].Kind == sim.KindAllocated {
+							allocatedThenCrashed[cr.Order] = true
+						}
 					}
 				}
-				assert.Positive(t, resentAndHeld, "resent orders found the allocation they already had")
-				measured(t, "unknown outcomes resent %d (resolved %d), resent orders already allocated %d, orders held twice %d, false out-of-stock mails %d",
-					r.Counts.Resends, r.Counts.Resolved, resentAndHeld, lines(h)-len(held), r.Accounting.FalseOutOfStock)
+				require.NotEmpty(t, allocatedThenCrashed, "the plan crashed after commits that allocated")
+				held := orderHeld(h)
+				resentAndHeld, stillUnknown := 0, 0
+				for _, o := range h.Orders {
+					unknown := 0
+					if o.Outcome == sim.Unknown {
+						unknown, stillUnknown = 1, stillUnknown+1
+					}
+					assert.Equal(t, crashesOn[o.ID], o.Resent+unknown, "order %s: every crash on it left its client without an answer, and each such answer was resent or is unknown", o.ID)
+					if allocatedThenCrashed[o.ID] {
+						assert.True(t, held[o.ID], "order %s committed its allocation before the crash", o.ID)
+						if o.Resent > 0 {
+							resentAndHeld++
+							assert.Equal(t, sim.Allocated, o.Outcome, "resent order %s found the allocation it already had", o.ID)
+						}
+					}
+				}
+				measured(t, "crashes %d, unknown outcomes resent %d (resolved %d), still unknown %d, resent orders already allocated %d, orders held twice %d, false out-of-stock mails %d",
+					len(h.Crashes), c.Resends, c.Resolved, stillUnknown, resentAndHeld, lines(h)-len(held), r.Accounting.FalseOutOfStock)
+				assert.EqualValues(t, planned, c.Resends+c.Unknown, "every unknown outcome was resent or left unknown")
+				assert.EqualValues(t, stillUnknown, c.Unknown)
+				assert.Zero(t, r.Accounting.FalseOutOfStock, "0 false out-of-stock mails")
+				assert.Len(t, held, lines(h), "each order allocated at most once")
+				assert.Equal(t, 500, lines(h))
+				if q == 1 {
+					assert.EqualValues(t, planned, c.Resends, "at q = 1 every unknown outcome was resent")
+					assert.Zero(t, c.Unknown, "and every resend learned its outcome")
+					assert.EqualValues(t, len(crashesOn), c.Resolved, "one resolved order per crashed order")
+					assert.Equal(t, len(allocatedThenCrashed), resentAndHeld, "each order that allocated before its crash found that allocation again")
+				}
 			})
 		}
 	}
@@ -657,17 +896,54 @@ func TestFigure9AFailingRunPrintsItsCommand(t *testing.T) {
 }
 
 // Figure 10: no goroutine outlives a run, crashes of every kind and an interruption included.
+// The crashes come by plan, three at each point the strategy visits (after-deliver is the async
+// handlers', relay-sent the outbox relay's), and the mailer, by a plan of its own, fails one send
+// in ten and times out two more (one delivered, one not).
 func TestFigure10NoGoroutineLeaksAfterCrashes(t *testing.T) {
+	// Early visits, so that each comes however many events the crashes took with them.
+	visits := []int{5, 50, 100}
+	points := map[string][]sim.Point{
+		sim.Sync:      {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler},
+		sim.SyncRetry: {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler},
+		sim.Async:     {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler, sim.AfterDeliver},
+		sim.Outbox:    {sim.BeforeCommit, sim.AfterCommit, sim.AfterHandler, sim.RelaySent},
+	}
+	mailFaults := func(n int) fakes.Fault {
+		switch n % 10 {
+		case 3:
+			return fakes.FailTransient
+		case 6:
+			return fakes.TimeoutLost
+		case 8:
+			return fakes.TimeoutDelivered
+		}
+		return fakes.NoFault
+	}
 	for _, strategy := range sim.StrategyNames() {
 		t.Run(strategy, func(t *testing.T) {
+			require.Contains(t, points, strategy, "the points %s visits", strategy)
 			cfg := allFaults(hot(strategy, 4))
-			cfg.Crash = sim.CrashRates{BeforeCommit: 0.02, AfterCommit: 0.05, AfterHandler: 0.05, AfterDeliver: 0.05, RelaySent: 0.05}
-			cfg.Mailer = sim.FixedLatency(50 * time.Microsecond)
+			// The mailer's timeout stays, longer than a send takes: the plan times sends out, and
+			// the strategies' promises allow for timeouts when there is one.
+			cfg.Crash, cfg.MailErrors = sim.CrashRates{}, 0
+			cfg.Mailer, cfg.MailTimeout = sim.FixedLatency(20*time.Microsecond), 30*time.Microsecond
+			cfg.CrashAt = sim.CrashVisits{}
+			for _, p := range points[strategy] {
+				cfg.CrashAt[p] = visits
+			}
+			cfg = withPlanMailer(cfg, mailFaults)
 			r := figure(t, cfg)
 			requireOK(t, r)
-			require.Positive(t, r.Faults.Crashes.Total)
+			for _, p := range sim.Points() {
+				assert.Equal(t, len(cfg.CrashAt[p]), r.Faults.Crashes.At(p), "crashes at %s", p)
+			}
+			assert.Equal(t, len(points[strategy])*len(visits), r.Faults.Crashes.Total, "every crash of the plan fired")
+			assert.Positive(t, r.Faults.SendErrors, "the mailer's plan failed sends")
+			assert.Positive(t, r.Faults.Timeouts, "and timed some out")
+			assert.Equal(t, r.Faults.Crashes.Total+1, r.Strategy.Lives, "a life of the strategy's goroutines per crash, and the first")
 			goleak.VerifyNone(t)
-			measured(t, "crashes %d (%d lives of the strategy's goroutines), no goroutine left", r.Faults.Crashes.Total, r.Strategy.Lives)
+			measured(t, "crashes %d (%d lives of the strategy's goroutines), send errors %d, timeouts %d, no goroutine left",
+				r.Faults.Crashes.Total, r.Strategy.Lives, r.Faults.SendErrors, r.Faults.Timeouts)
 
 			cfg.Orders, cfg.Duration = 20_000, time.Hour // orders only size the stock of a run by duration
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
