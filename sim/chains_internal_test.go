@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,6 +157,131 @@ func TestAStaleDeallocatedSentAgainLeavesTheNextOneDelivered(t *testing.T) {
 	dealloc := acc.Kind(KindDeallocated)
 	assert.Equal(t, 2, dealloc.Committed, "Deallocated committed")
 	assert.Equal(t, 2, dealloc.Delivered, "Deallocated that reached their handler")
+	assert.Zero(t, acc.Lost, "events lost")
+	for _, inv := range Check(h) {
+		assert.True(t, inv.OK, "%s: %v", inv.Name, inv.Examples)
+	}
+}
+
+// heldSends is a crash plan that, while hold is set, stops every relay right after each send
+// that succeeded (RelaySent, before the claim's mark), tells the test which relay stands there,
+// and crashes the process there or not as the test answers.
+type heldSends struct {
+	hold    atomic.Bool
+	sent    chan string
+	release chan bool
+}
+
+func (p *heldSends) Crash(at Point, actor string) bool {
+	if at != RelaySent || !p.hold.Load() {
+		return false
+	}
+	p.sent <- actor
+	return <-p.release
+}
+
+// TestARelayCrashBetweenSendAndMarkLosesNoDeallocated takes the same interleaving through the
+// run's own relays and a crash: one worker, one relay, a plan that holds the relay between a
+// send and its claim's mark. The relay sends D1 (its reallocation moves the line to batch B);
+// while it waits to mark, the worker deallocates the line from B (D2) and gives batch A its
+// room back; the process crashes there. The next life's relay sends D1 again, then D2, whose
+// Allocate finds the line held: every Deallocated reached its handler.
+func TestARelayCrashBetweenSendAndMarkLosesNoDeallocated(t *testing.T) {
+	plan := &heldSends{sent: make(chan string), release: make(chan bool)}
+	plan.hold.Store(true)
+	cfg := Default()
+	cfg.Strategy, cfg.QuantityChanges, cfg.Workers, cfg.Relays = Outbox, 0.02, 1, 1
+	cfg.Mailer, cfg.Record, cfg.Faults = FixedLatency(0), true, plan
+	require.NoError(t, cfg.Validate())
+	r, err := newRun(cfg, nil)
+	require.NoError(t, err)
+	require.NoError(t, r.setup(context.Background()))
+	defer func() {
+		for _, closer := range []func() error{r.closeStore, r.closeMailer, r.broker.close} {
+			if closer != nil {
+				assert.NoError(t, closer())
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	require.NoError(t, r.startProcess(ctx))
+	stopped := false
+	defer func() {
+		if !stopped { // a failed require: let the relays go, and wait for them
+			plan.hold.Store(false)
+			cancel()
+			select {
+			case <-plan.sent:
+				plan.release <- false
+			default:
+			}
+			r.strategy.Stop()
+		}
+	}()
+
+	w := r.workers[0]
+	var sku string
+	var refs []string
+	for _, s := range r.plan.SKUs {
+		if len(r.batchRefs[s]) >= 2 {
+			sku, refs = s, r.batchRefs[s]
+			break
+		}
+	}
+	require.NotEmpty(t, sku, "a sku with two batches in the plan")
+	o := Order{ID: "o0-1", SKU: sku, Qty: 1, Stream: 0, Seq: 1}
+	w.serve(o, 0, 0, 0, false)
+	assert.Equal(t, "r0", <-plan.sent, "the relay sent the order's Allocated")
+	plan.release <- false
+	first := heldIn(t, r, sku, o.ID)
+	require.NotEmpty(t, first, "the order's allocation")
+	p, ok := r.store.Product(sku)
+	require.True(t, ok)
+	b, ok := p.Batch(first)
+	require.True(t, ok)
+	purchased := b.PurchasedQuantity()
+	other := refs[0]
+	if other == first {
+		other = refs[1]
+	}
+
+	require.NoError(t, w.changeBatch(first, 0), "empty batch %s: D1", first)
+	assert.Equal(t, "r0", <-plan.sent, "the relay sent D1")
+	require.Equal(t, other, heldIn(t, r, sku, o.ID), "D1's reallocation")
+	require.NoError(t, w.changeBatch(other, 0), "empty batch %s: D2", other)
+	require.NoError(t, w.changeBatch(first, purchased), "batch %s back to %d", first, purchased)
+	plan.release <- true // the crash, before the relay marks D1
+	assert.Equal(t, "r0@1", <-plan.sent, "the next life's relay sent D1 again")
+	plan.hold.Store(false)
+	plan.release <- false
+	r.endFaults()
+	r.strategy.Stop()
+	stopped = true
+
+	require.NoError(t, r.readBroker(context.Background()))
+	h := r.history(true)
+	require.Len(t, h.Crashes, 1)
+	var deallocs []string
+	for _, e := range h.Events {
+		if e.Kind == KindDeallocated {
+			deallocs = append(deallocs, e.ID)
+		}
+	}
+	require.Len(t, deallocs, 2, "D1 and D2")
+	assert.Equal(t, RelaySent, h.Crashes[0].Point)
+	assert.Equal(t, "r0", h.Crashes[0].Actor)
+	assert.Equal(t, first, heldIn(t, r, sku, o.ID), "D1 sent again took the line back to %s", first)
+	var causes []string
+	for _, re := range h.Reallocations {
+		if re.Order == o.ID {
+			causes = append(causes, re.Cause)
+		}
+	}
+	assert.Equal(t, []string{deallocs[0], deallocs[0], deallocs[1]}, causes, "the reallocations' causes")
+	acc := Account(h)
+	dealloc := acc.Kind(KindDeallocated)
+	assert.Equal(t, 2, dealloc.Delivered, "Deallocated that reached their handler, of %d", dealloc.Committed)
 	assert.Zero(t, acc.Lost, "events lost")
 	for _, inv := range Check(h) {
 		assert.True(t, inv.OK, "%s: %v", inv.Name, inv.Examples)
