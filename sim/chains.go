@@ -137,8 +137,14 @@ func (a *actor) reallocated(e domain.Event) {
 
 // trace is the bus's trace: it counts each message by type and its chain depth, 1 for a root (no
 // cause, or a cause not seen), else its cause's depth + 1. An Allocate command of the actor's that
-// failed without committing, in a live process, is a reallocation that failed; one whose process
-// died under it is not recorded, and its Deallocated counts as lost.
+// committed no event (reallocated records those that did) is, in a live process, a reallocation
+// too: one that failed, or one that succeeded with nothing to do, since a batch held the line
+// already. That happens under at-least-once: a Deallocated sent again after its line was
+// reallocated and deallocated once more (its relay crashed between the send and the mark)
+// reallocates the line a second time, and the newer Deallocated, when it comes, finds the line
+// held; it was delivered all the same, and its reallocation names the batch holding the line
+// (read as the trace runs). One whose process died under it is not recorded: the process did
+// not live to deliver it, and its Deallocated counts as lost unless it is sent again.
 func (r *run) trace(ctx context.Context, m domain.Message, err error) {
 	a := actorOf(ctx)
 	if a == nil || a.chain == nil {
@@ -163,12 +169,31 @@ func (r *run) trace(ctx context.Context, m domain.Message, err error) {
 		r.depths.Store(meta.ID, depth)
 	}
 	c.depth.Record(time.Duration(depth))
-	if cmd, ok := m.(domain.Allocate); ok && err != nil {
+	if cmd, ok := m.(domain.Allocate); ok {
 		if own := a.command(cmd.ID); own != nil && !own.committed && r.Alive(ctx) {
 			own.committed = true
-			c.reallocs = append(c.reallocs, Reallocation{Cause: own.cause, Order: cmd.OrderID, Qty: cmd.Qty, Outcome: classify(err)})
+			re := Reallocation{Cause: own.cause, Order: cmd.OrderID, Qty: cmd.Qty, Outcome: classify(err)}
+			if err == nil {
+				re.Batch = r.batchHolding(cmd.SKU, cmd.OrderID)
+			}
+			c.reallocs = append(c.reallocs, re)
 		}
 	}
+}
+
+// batchHolding returns the batch of sku that holds order's line, or "" when none does (a quantity
+// change took it out since).
+func (r *run) batchHolding(sku, order string) string {
+	p, ok := r.store.Product(sku)
+	if !ok {
+		return ""
+	}
+	for _, b := range p.Batches {
+		if _, held := b.Holds(order, sku); held {
+			return b.Reference
+		}
+	}
+	return ""
 }
 
 // changeQuantity changes a random batch of sku to a seeded quantity in 0..its purchased quantity.
