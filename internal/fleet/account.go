@@ -135,27 +135,12 @@ func (r *Report) account(ctx context.Context, store *postgres.Store, sink *smtpt
 	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM allocations").Scan(&r.Allocations); err != nil {
 		return fmt.Errorf("count allocations: %w", err)
 	}
-	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&r.Pending); err != nil {
-		return fmt.Errorf("count pending outbox rows: %w", err)
+	if r.Pending, err = Pending(ctx, store); err != nil {
+		return err
 	}
-	// deliveries[id] counts the copies of an event that reached its receiver.
-	deliveries := map[string]int{}
-	for _, m := range sink.Messages() {
-		if m.Outcome == smtptest.Refused {
-			continue
-		}
-		id, err := smtp.EventID(m.MessageID, smtp.DefaultDomain)
-		if err != nil {
-			return fmt.Errorf("mail %d: %w", m.Index, err)
-		}
-		deliveries[id]++
-	}
-	published, err := reader.Held(ctx, service.AllocatedChannel)
+	deliveries, err := Deliveries(ctx, sink, reader)
 	if err != nil {
-		return fmt.Errorf("read the stream: %w", err)
-	}
-	for _, e := range published {
-		deliveries[e.Identity().ID]++
+		return err
 	}
 
 	byOrder := map[string]Request{}
@@ -294,4 +279,38 @@ func (r *Report) String() string {
 		r.Delivered["Allocated"], lost["Allocated"], r.Repeats["Allocated"])
 	fmt.Fprintf(&b, "  phantoms %d, mismatches %d, outbox pending %d", len(r.Phantoms), len(r.Mismatches), r.Pending)
 	return b.String()
+}
+
+// Pending counts the outbox rows neither done nor dead: none once the relays drained.
+func Pending(ctx context.Context, store *postgres.Store) (int, error) {
+	var n int
+	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count pending outbox rows: %w", err)
+	}
+	return n, nil
+}
+
+// Deliveries counts, by event ID, the copies of each event that reached its receiver: the mails
+// the sink read (the repeats it dropped by Message-ID too; refused ones not) and the messages of
+// the Allocated stream.
+func Deliveries(ctx context.Context, sink *smtptest.Server, reader *nats.Publisher) (map[string]int, error) {
+	deliveries := map[string]int{}
+	for _, m := range sink.Messages() {
+		if m.Outcome == smtptest.Refused {
+			continue
+		}
+		id, err := smtp.EventID(m.MessageID, smtp.DefaultDomain)
+		if err != nil {
+			return nil, fmt.Errorf("mail %d: %w", m.Index, err)
+		}
+		deliveries[id]++
+	}
+	published, err := reader.Held(ctx, service.AllocatedChannel)
+	if err != nil {
+		return nil, fmt.Errorf("read the stream: %w", err)
+	}
+	for _, e := range published {
+		deliveries[e.Identity().ID]++
+	}
+	return deliveries, nil
 }

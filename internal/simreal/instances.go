@@ -16,9 +16,7 @@ import (
 	"github.com/stockbus/stockbus/nats"
 	"github.com/stockbus/stockbus/nats/embedded"
 	"github.com/stockbus/stockbus/postgres"
-	"github.com/stockbus/stockbus/service"
 	"github.com/stockbus/stockbus/sim/httpload"
-	"github.com/stockbus/stockbus/smtp"
 	"github.com/stockbus/stockbus/smtp/smtptest"
 )
 
@@ -173,28 +171,12 @@ func account(ctx context.Context, rep *simcli.InstancesReport, k *killer, store 
 	if err != nil {
 		return err
 	}
-	if err := store.Pool().QueryRow(ctx, "SELECT COUNT(*) FROM outbox WHERE NOT done AND NOT dead").Scan(&rep.Pending); err != nil {
-		return fmt.Errorf("count pending outbox rows: %w", err)
+	if rep.Pending, err = fleet.Pending(ctx, store); err != nil {
+		return err
 	}
-	// deliveries[id] counts the copies of an event that reached its receiver: the mails the sink
-	// read (the repeats it dropped by Message-ID too) and the stream's messages.
-	deliveries := map[string]int{}
-	for _, m := range sink.Messages() {
-		if m.Outcome == smtptest.Refused {
-			continue
-		}
-		id, err := smtp.EventID(m.MessageID, smtp.DefaultDomain)
-		if err != nil {
-			return fmt.Errorf("mail %d: %w", m.Index, err)
-		}
-		deliveries[id]++
-	}
-	published, err := reader.Held(ctx, service.AllocatedChannel)
+	deliveries, err := fleet.Deliveries(ctx, sink, reader)
 	if err != nil {
-		return fmt.Errorf("read the stream: %w", err)
-	}
-	for _, e := range published {
-		deliveries[e.Identity().ID]++
+		return err
 	}
 
 	history := k.history()
