@@ -158,7 +158,7 @@ func (r *Report) account(ctx context.Context, store *postgres.Store, sink *smtpt
 		}
 		logged[id] = true
 		r.Committed[l.Type]++
-		order := orderOf(l.Event)
+		order := OrderOf(l.Event)
 		events[order] = append(events[order], l)
 		switch n := deliveries[id]; {
 		case n > 0:
@@ -226,7 +226,8 @@ func round(d time.Duration) time.Duration {
 	return d.Round(unit)
 }
 
-func orderOf(e domain.Event) string {
+// OrderOf returns the order an event is about, or "" for an event about none.
+func OrderOf(e domain.Event) string {
 	switch e := e.(type) {
 	case domain.Allocated:
 		return e.OrderID

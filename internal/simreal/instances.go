@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/stockbus/stockbus/domain"
 	"github.com/stockbus/stockbus/internal/fleet"
 	"github.com/stockbus/stockbus/internal/simcli"
 	"github.com/stockbus/stockbus/nats"
@@ -199,7 +198,7 @@ func account(ctx context.Context, rep *simcli.InstancesReport, k *killer, store 
 			tallies[l.Type] = t
 		}
 		t.Committed++
-		order := orderOf(l.Event)
+		order := fleet.OrderOf(l.Event)
 		committedOrders[order] = true
 		sents := history[order]
 		if slices.ContainsFunc(sents, k.ofKilledLife) {
@@ -245,17 +244,4 @@ func account(ctx context.Context, rep *simcli.InstancesReport, k *killer, store 
 		return 0
 	})
 	return nil
-}
-
-// orderOf returns the order an event is about.
-func orderOf(e domain.Event) string {
-	switch e := e.(type) {
-	case domain.Allocated:
-		return e.OrderID
-	case domain.OutOfStock:
-		return e.OrderID
-	case domain.Deallocated:
-		return e.OrderID
-	}
-	return ""
 }
