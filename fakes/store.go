@@ -58,7 +58,7 @@ type Store struct {
 	free [freeSlots]atomic.Pointer[work]
 
 	mu       sync.Mutex
-	products map[string]*record // a record's state never changes once stored; see apply
+	products map[string]*record // a record never changes while it is current; see record
 	refs     map[string]string  // batch reference -> sku
 	rev      uint64             // last revision handed out; revisions never repeat
 	outbox   outboxTable
@@ -68,17 +68,17 @@ type Store struct {
 // that runs units of work at once is enough; more concurrent transactions allocate theirs.
 const freeSlots = 4
 
-// record is a stored product: its state, with its batches behind pointers that nothing changes
-// once they are stored, so that a commit keeps the batches it did not change. A commit writes
-// it, in the transaction that loaded the product when there is one.
+// record is a stored product's state (its sku is the map's key), with its batches behind
+// pointers that nothing changes once they are stored, so that a commit keeps the batches it did
+// not change. A commit writes it, in the transaction that loaded the product when there is one.
 //
 // Its batches slice is cleared, under the store's lock, when a commit stores a newer record of
 // the product: only the current record of a product is ever read (under the lock), and a
 // superseded record that a current one still points into (its changed batch) must not keep its
 // own, older batches alive, nor they theirs, all the way back.
 type record struct {
-	version int             // the sku is the map's key, and the transaction's product's
-	batches []*domain.Batch // never changed once stored, nor the batches they point to
+	version int
+	batches []*domain.Batch // never changed while the record is current, nor the batches they point to
 	rev     uint64
 }
 
