@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,9 +34,9 @@ func (s *Store) SetBeforeCommit(h service.CommitHook) { s.beforeCommit.Store(&h)
 // publishes: the place where a crash "after commit, before publish" happens. nil removes it.
 func (s *Store) SetAfterCommit(h service.CommitHook) { s.afterCommit.Store(&h) }
 
-func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) {
+func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], w *work) {
 	if f := h.Load(); f != nil && *f != nil {
-		(*f)(ctx, t.skus())
+		(*f)(ctx, w.skus())
 	}
 }
 
@@ -44,37 +45,53 @@ func runHook(ctx context.Context, h *atomic.Pointer[service.CommitHook], t *tx) 
 // Commit applies all of a transaction's changes or none, and fails with service.ErrConcurrentUpdate
 // when a product it saw was changed by any other commit since it was loaded. Batch references are
 // unique across products, like a unique index.
+//
+// A transaction that ends with Commit and then Rollback (the unit of work's "begin, defer
+// rollback, commit") gives its working memory back to the store for a later Begin: from then on
+// the products it returned and the slice Seen returned are no longer the caller's, and the
+// transaction itself fails every call with ErrTxDone (Seen returns nil, Rollback does nothing).
+// A transaction that is only rolled back, or only committed, leaves its products to the caller.
 type Store struct {
 	beforeCommit, afterCommit atomic.Pointer[service.CommitHook]
-	// batches is how many batches the last product loaded had: Begin gives the next transaction
-	// room for a product of that size.
-	batches atomic.Int32
+	// free holds the working memory of ended transactions for Begin to reuse: each slot is
+	// handed over whole by an atomic swap, so two callers never get the same work.
+	free [freeSlots]atomic.Pointer[work]
 
 	mu       sync.Mutex
-	products map[string]*record // records never change once stored
+	products map[string]*record // a record never changes while it is current; see record
 	refs     map[string]string  // batch reference -> sku
 	rev      uint64             // last revision handed out; revisions never repeat
 	outbox   outboxTable
 }
 
-// record is a stored product: its state, with its batches behind pointers that nothing changes
-// once they are stored, so that a commit keeps the batches it did not change. A commit writes
-// it, in the room of the transaction that loaded the product when there is one.
+// freeSlots is how many ended transactions' work a store keeps for reuse: one per goroutine
+// that runs units of work at once is enough; more concurrent transactions allocate theirs.
+const freeSlots = 4
+
+// record is a stored product's state (its sku is the map's key), with its batches behind
+// pointers that nothing changes once they are stored, so that a commit keeps the batches it did
+// not change. A commit writes it, in the transaction that loaded the product when there is one.
+//
+// Its batches slice is cleared, under the store's lock, when a commit stores a newer record of
+// the product: only the current record of a product is ever read (under the lock), and a
+// superseded record that a current one still points into (its changed batch) must not keep its
+// own, older batches alive, nor they theirs, all the way back.
 type record struct {
-	sku     string
 	version int
-	batches []*domain.Batch // never changed once stored, nor the batches they point to
+	batches []*domain.Batch // never changed while the record is current, nor the batches they point to
 	rev     uint64
 }
 
-// view returns a product that shares r's batches, to read or to clone, never to change.
-func (r *record) view() domain.Product {
-	return domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: r.batches}
+// view returns the product of sku that r holds, sharing r's batches, to read or to clone, never
+// to change.
+func (r *record) view(sku string) domain.Product {
+	return domain.Product{SKU: sku, VersionNumber: r.version, Batches: r.batches}
 }
 
-// load returns a new product with r's state and no events.
-func (r *record) load() *domain.Product {
-	v := r.view()
+// load returns a new product of sku with r's state and no events. It must be called with the
+// store's lock held, while r is current.
+func (r *record) load(sku string) *domain.Product {
+	v := r.view(sku)
 	return v.Clone()
 }
 
@@ -87,33 +104,43 @@ func NewStore() *Store {
 
 // Begin starts a transaction. It never fails.
 func (s *Store) Begin(context.Context) (service.Tx, error) {
-	var t *tx
-	switch n := s.batches.Load(); {
-	case n <= 1:
-		one := new(txOne)
-		t = &one.tx
-		t.room = &one.room
-	case n <= fewBatches:
-		few := new(txFew)
-		t = &few.tx
-		t.room = &few.room
-	default:
-		t = new(tx)
+	w := s.takeWork()
+	return &tx{w: w}, nil
+}
+
+// takeWork returns the work of an ended transaction, or a new one.
+func (s *Store) takeWork() *work {
+	for i := range s.free {
+		slot := &s.free[i]
+		if w := slot.Load(); w != nil && slot.CompareAndSwap(w, nil) {
+			return w
+		}
 	}
-	t.store = s
-	t.entries, t.seen = t.firstEntry[:0], t.firstSeen[:0]
-	return t, nil
+	w := &work{store: s}
+	w.entries, w.seen = w.firstEntry[:0], w.firstSeen[:0]
+	return w
+}
+
+// giveBack clears w and keeps it for a later Begin, if a slot is free.
+func (s *Store) giveBack(w *work) {
+	*w = work{store: s}
+	w.entries, w.seen = w.firstEntry[:0], w.firstSeen[:0]
+	for i := range s.free {
+		if s.free[i].CompareAndSwap(nil, w) {
+			return
+		}
+	}
 }
 
 // Product returns a copy of the stored product with the sku.
 func (s *Store) Product(sku string) (*domain.Product, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	r, ok := s.products[sku]
-	s.mu.Unlock()
 	if !ok {
 		return nil, false
 	}
-	return r.load(), true
+	return r.load(sku), true
 }
 
 // SKUs returns the skus of the stored products, sorted.
@@ -148,124 +175,96 @@ func (s *Store) Touch(sku string) bool {
 	if ok {
 		s.rev++
 		touched := *r
+		touched.batches = slices.Clone(r.batches) // r's are cleared when a commit supersedes touched
 		touched.rev = s.rev
 		s.products[sku] = &touched
+		clear(r.batches)
 	}
 	return ok
 }
 
+// tx is what Begin hands out: a handle on the transaction's work, and the memory its commit
+// stores the product of the work's room in. Begin allocates it and nothing reuses it, so a
+// handle kept after the transaction ended can tell (its work is nil) and never reaches the
+// transaction that reuses the work; and what the store keeps of a commit (the record, the
+// changed batch) and the events handed to the bus after Rollback stay where they are.
 type tx struct {
-	store   *Store
-	entries []entry
-	seen    []*domain.Product
-	done    bool
-	// roomUsed tells whether room holds a product; beside done, so that the transaction fits a
-	// smaller size class.
-	roomUsed bool
+	w *work // nil once Rollback after Commit gave the work back to the store
+
+	events  [1]domain.Event // the room's product's events: room for the event of one allocation
+	rec     record          // what the commit stores for the room's product; its batches are stored's
+	stored  [roomBatches]*domain.Batch
+	changed domain.Batch // the first batch the commit stores that is not the loaded one
+}
+
+// work is a transaction's working memory: its entries and room for its first product's copy.
+// Store.giveBack clears it for the next transaction.
+type work struct {
+	store     *Store
+	entries   []entry
+	seen      []*domain.Product
+	done      bool // after Commit or Rollback
+	committed bool // Commit was called: Rollback gives the work back
+	roomUsed  bool // product holds a copy
 
 	// Most transactions see one product: room for it here saves two allocations per
-	// transaction, and room for its copy (room, when the product fits it) a few more.
+	// transaction, and room for its copy (when the product fits it) a few more.
 	firstEntry [1]entry
 	firstSeen  [1]*domain.Product
-	room       filler // nil when there is none
+	product    domain.Product
+	batches    [roomBatches]*domain.Batch
+	copies     [roomBatches]domain.Batch
 }
 
-// txOne and txFew are a transaction with room for a product of one batch, or of a few.
-type (
-	txOne struct {
-		tx
-		room oneRoom
+// roomBatches is how many batches a transaction's room holds: the simulator's products have 3.
+const roomBatches = 3
+
+type entry struct {
+	p      *domain.Product // the transaction's copy
+	orig   *record         // what p was loaded from, at its revision; nil for an added product
+	inRoom bool            // p is the work's product, and its commit may store into the tx
+}
+
+// open returns the transaction's work, or ErrTxDone once it is over.
+func (t *tx) open() (*work, error) {
+	if t.w == nil || t.w.done {
+		return nil, ErrTxDone
 	}
-	txFew struct {
-		tx
-		room fewRoom
-	}
-)
-
-// fewBatches is how many batches txFew has room for: the simulator's products have 3.
-const fewBatches = 3
-
-// room is memory for a transaction's copy of a product and for the record its commit stores:
-// with it, load and commit of one product allocate nothing. The room of a committed transaction
-// is the store's from then on: nothing writes its record or changed batch again.
-type room struct {
-	product domain.Product
-	events  [1]domain.Event // for the event of one allocation
-	changed domain.Batch    // the first batch the commit stores that is not the loaded one
-	rec     record          // what the commit stores; its batches are the room's
+	return t.w, nil
 }
 
-// filler is a room with its arrays: fill copies the record into it and returns the room, or
-// false when the product has more batches than the room.
-type filler interface {
-	fill(r *record) (*room, bool)
-}
-
-type (
-	oneRoom struct {
-		room
-		batches [1]*domain.Batch
-		copies  [1]domain.Batch
-		stored  [1]*domain.Batch
-	}
-	fewRoom struct {
-		room
-		batches [fewBatches]*domain.Batch
-		copies  [fewBatches]domain.Batch
-		stored  [fewBatches]*domain.Batch
-	}
-)
-
-func (m *oneRoom) fill(r *record) (*room, bool) {
-	return m.room.fill(r, m.batches[:], m.copies[:], m.stored[:])
-}
-
-func (m *fewRoom) fill(r *record) (*room, bool) {
-	return m.room.fill(r, m.batches[:], m.copies[:], m.stored[:])
-}
-
-// fill makes m.product a copy of r in the room's arrays, whose length is its capacity.
-// Copying a Batch value shares its lines, as Clone does.
-func (m *room) fill(r *record, batches []*domain.Batch, copies []domain.Batch, stored []*domain.Batch) (*room, bool) {
+// copyOf returns the transaction's copy of the stored product r of sku, in the work's room for the
+// first product that fits it, and whether it is there; else a new product. It must be called
+// with the store's lock held, while r is current.
+func (t *tx) copyOf(w *work, sku string, r *record) (*domain.Product, bool) {
 	n := len(r.batches)
-	if n > len(batches) {
-		return nil, false
+	if w.roomUsed || n > roomBatches {
+		return r.load(sku), false
 	}
+	w.roomUsed = true
 	for i, b := range r.batches {
-		copies[i] = *b
-		batches[i] = &copies[i]
+		w.copies[i] = *b // copying a Batch value shares its lines, as Clone does
+		w.batches[i] = &w.copies[i]
 	}
-	m.product = domain.Product{SKU: r.sku, VersionNumber: r.version, Batches: batches[:n], Events: m.events[:0]}
-	m.rec.batches = stored[:n]
-	return m, true
-}
-
-// copyOf returns the transaction's copy of the stored product r, in the transaction's room for
-// the first product that fits it, and that room; else a new product and no room.
-func (t *tx) copyOf(r *record) (*domain.Product, *room) {
-	if t.room != nil && !t.roomUsed {
-		if m, ok := t.room.fill(r); ok {
-			t.roomUsed = true
-			return &m.product, m
-		}
-	}
-	return r.load(), nil
+	w.product = domain.Product{SKU: sku, VersionNumber: r.version, Batches: w.batches[:n], Events: t.events[:0]}
+	return &w.product, true
 }
 
 // snapshot returns a record of p's state (events aside) at revision rev. A batch that is the same
 // as the one at its place in orig (the record p was loaded from, if any) is kept; the others are
-// copied. When p is its room's product and still has the room's batch count, the record and the
-// first batch copied are the room's; else they are new. Copying a Batch value shares its lines,
-// as Clone does.
-func snapshot(p *domain.Product, orig *record, m *room, rev uint64) *record {
+// copied. When into is not nil and p has at most roomBatches batches, the record and the first
+// batch copied are into's; else they are new. Copying a Batch value shares its lines, as Clone
+// does.
+func snapshot(p *domain.Product, orig *record, into *tx, rev uint64) *record {
 	var r *record
 	var changed *domain.Batch
-	if m != nil && len(m.rec.batches) == len(p.Batches) {
-		r, changed = &m.rec, &m.changed
+	if n := len(p.Batches); into != nil && n <= roomBatches {
+		r, changed = &into.rec, &into.changed
+		r.batches = into.stored[:n]
 	} else {
-		r = &record{batches: make([]*domain.Batch, len(p.Batches))}
+		r = &record{batches: make([]*domain.Batch, n)}
 	}
-	r.sku, r.version, r.rev = p.SKU, p.VersionNumber, rev
+	r.version, r.rev = p.VersionNumber, rev
 	for i, b := range p.Batches {
 		switch {
 		case orig != nil && i < len(orig.batches) && b.SameState(orig.batches[i]):
@@ -282,15 +281,9 @@ func snapshot(p *domain.Product, orig *record, m *room, rev uint64) *record {
 	return r
 }
 
-type entry struct {
-	p    *domain.Product // the transaction's copy
-	orig *record         // what p was loaded from, at its revision; nil for an added product
-	room *room           // where p lies, if in the transaction's room
-}
-
-func (t *tx) find(sku string) (*domain.Product, bool) {
-	for i := range t.entries {
-		e := &t.entries[i]
+func (w *work) find(sku string) (*domain.Product, bool) {
+	for i := range w.entries {
+		e := &w.entries[i]
 		if e.p.SKU == sku {
 			return e.p, true
 		}
@@ -299,93 +292,111 @@ func (t *tx) find(sku string) (*domain.Product, bool) {
 }
 
 func (t *tx) Add(_ context.Context, p *domain.Product) error {
-	if t.done {
-		return ErrTxDone
+	w, err := t.open()
+	if err != nil {
+		return err
 	}
-	if _, ok := t.find(p.SKU); ok {
+	if _, ok := w.find(p.SKU); ok {
 		return fmt.Errorf("add product %s: already in this transaction", p.SKU)
 	}
-	t.entries = append(t.entries, entry{p: p})
-	t.seen = append(t.seen, p)
+	w.entries = append(w.entries, entry{p: p})
+	w.seen = append(w.seen, p)
 	return nil
 }
 
 func (t *tx) Get(_ context.Context, sku string) (*domain.Product, error) {
-	if t.done {
-		return nil, ErrTxDone
+	w, err := t.open()
+	if err != nil {
+		return nil, err
 	}
-	if p, ok := t.find(sku); ok {
+	if p, ok := w.find(sku); ok {
 		return p, nil
 	}
-	t.store.mu.Lock()
-	r, ok := t.store.products[sku]
-	t.store.mu.Unlock()
+	s := w.store
+	s.mu.Lock()
+	r, ok := s.products[sku]
 	if !ok {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("product %s: %w", sku, service.ErrNotFound)
 	}
-	if n := int32(len(r.batches)); t.store.batches.Load() != n {
-		t.store.batches.Store(n)
-	}
-	p, m := t.copyOf(r)
-	t.entries = append(t.entries, entry{p: p, orig: r, room: m})
-	t.seen = append(t.seen, p)
+	p, inRoom := t.copyOf(w, sku, r)
+	s.mu.Unlock()
+	w.entries = append(w.entries, entry{p: p, orig: r, inRoom: inRoom})
+	w.seen = append(w.seen, p)
 	return p, nil
 }
 
 func (t *tx) GetByBatchRef(ctx context.Context, ref string) (*domain.Product, error) {
-	if t.done {
-		return nil, ErrTxDone
+	w, err := t.open()
+	if err != nil {
+		return nil, err
 	}
-	for i := range t.entries {
-		e := &t.entries[i]
+	for i := range w.entries {
+		e := &w.entries[i]
 		if _, ok := e.p.Batch(ref); ok {
 			return e.p, nil
 		}
 	}
-	t.store.mu.Lock()
-	sku, ok := t.store.refs[ref]
-	t.store.mu.Unlock()
+	w.store.mu.Lock()
+	sku, ok := w.store.refs[ref]
+	w.store.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("batch %s: %w", ref, service.ErrNotFound)
 	}
 	return t.Get(ctx, sku)
 }
 
-func (t *tx) Seen() []*domain.Product { return t.seen }
+func (t *tx) Seen() []*domain.Product {
+	if t.w == nil {
+		return nil
+	}
+	return t.w.seen
+}
 
-func (t *tx) Rollback() { t.done = true }
+// Rollback ends the transaction. After Commit it gives the transaction's work back to the store.
+func (t *tx) Rollback() {
+	w := t.w
+	if w == nil {
+		return
+	}
+	w.done = true
+	if w.committed {
+		t.w = nil
+		w.store.giveBack(w)
+	}
+}
 
 func (t *tx) Commit(ctx context.Context) error {
-	if t.done {
-		return ErrTxDone
+	w, err := t.open()
+	if err != nil {
+		return err
 	}
-	t.done = true
-	runHook(ctx, &t.store.beforeCommit, t)
-	err := t.apply()
-	for i := range t.entries {
-		// The loaded records may lie in the room of the transactions that stored them: a
-		// transaction whose room the store keeps must not keep those transactions too, nor
-		// they theirs, all the way back.
-		t.entries[i].orig = nil
+	w.done, w.committed = true, true
+	runHook(ctx, &w.store.beforeCommit, w)
+	err = t.apply(w)
+	for i := range w.entries {
+		// The loaded records may lie in the transactions that stored them: a transaction the
+		// store keeps must not keep its work's records too.
+		w.entries[i].orig = nil
 	}
 	if err != nil {
 		return err
 	}
-	runHook(ctx, &t.store.afterCommit, t)
+	runHook(ctx, &w.store.afterCommit, w)
 	return nil
 }
 
-func (t *tx) apply() error {
-	s := t.store
+func (t *tx) apply(w *work) error {
+	s := w.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range t.entries {
-		e := &t.entries[i]
+	for i := range w.entries {
+		e := &w.entries[i]
 		cur, exists := s.products[e.p.SKU]
 		switch {
 		case e.orig == nil && exists:
 			return fmt.Errorf("commit: product %s was added by another commit: %w", e.p.SKU, service.ErrConcurrentUpdate)
-		case e.orig != nil && (!exists || cur.rev != e.orig.rev):
+		case e.orig != nil && (!exists || cur != e.orig):
 			return fmt.Errorf("commit: product %s changed since it was loaded: %w", e.p.SKU, service.ErrConcurrentUpdate)
 		}
 		for _, b := range e.p.Batches {
@@ -394,21 +405,28 @@ func (t *tx) apply() error {
 			}
 		}
 	}
-	for i := range t.entries {
-		e := &t.entries[i]
+	for i := range w.entries {
+		e := &w.entries[i]
 		if e.orig != nil && e.unchanged() {
 			continue // read only: keep its revision so that readers do not conflict with each other
 		}
+		var into *tx
+		if e.inRoom {
+			into = t
+		}
 		s.rev++
-		r := snapshot(e.p, e.orig, e.room, s.rev)
+		r := snapshot(e.p, e.orig, into, s.rev)
 		s.products[e.p.SKU] = r
 		for _, b := range r.batches {
 			s.refs[b.Reference] = e.p.SKU
 		}
+		if e.orig != nil {
+			clear(e.orig.batches) // superseded: see record
+		}
 	}
 	if s.outbox.enabled {
-		for i := range t.entries {
-			e := &t.entries[i]
+		for i := range w.entries {
+			e := &w.entries[i]
 			s.outbox.add(e.p.Events)
 		}
 	}
@@ -417,13 +435,13 @@ func (t *tx) apply() error {
 
 // unchanged reports whether the loaded product p still holds the state it was loaded with.
 func (e *entry) unchanged() bool {
-	orig := e.orig.view()
+	orig := e.orig.view(e.p.SKU)
 	return e.p.SameState(&orig)
 }
 
-func (t *tx) skus() []string {
-	skus := make([]string, len(t.entries))
-	for i, e := range t.entries {
+func (w *work) skus() []string {
+	skus := make([]string, len(w.entries))
+	for i, e := range w.entries {
 		skus[i] = e.p.SKU
 	}
 	return skus
