@@ -220,29 +220,10 @@ func (w *worker) changeQuantity(sku string) {
 
 // changeBatch sends the quantity change as a request of the live process, like allocate: when the
 // process dies under it, the worker never learns the outcome, and the events it raised are marked
-// so.
-func (w *worker) changeBatch(ref string, qty int) (err error) {
-	r := w.run
-	var inc *incarnation
-	if r.life.on {
-		inc = r.life.cur.Load()
-		w.inc.Store(inc)
-	}
-	from := len(w.events)
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := p.(crashed); !ok {
-				panic(p)
-			}
-			err = errCrashed
-		}
-		if err != nil && inc != nil && inc.isDead() {
-			for i := from; i < len(w.events); i++ {
-				w.events[i].unknown = true
-			}
-		}
-	}()
-	return service.ChangeBatchQuantity(w.ctx, r.uow, ref, qty)
+// so (request).
+func (w *worker) changeBatch(ref string, qty int) error {
+	_, err := w.request(func() error { return service.ChangeBatchQuantity(w.ctx, w.run.uow, ref, qty) })
+	return err
 }
 
 func (r *run) chains() *Chains {
