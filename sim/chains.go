@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -33,6 +34,9 @@ type chainStats struct {
 	cause    string
 	commands []command
 	cmdBuf   []byte
+	// qty is, by index in the actor's event log, the quantity of the line each Deallocated it
+	// committed took out of its batch (kept beside the log, which packs its records).
+	qty map[int]int32
 }
 
 // command is an Allocate command a Deallocated handler sent on the actor's goroutine: its cause,
@@ -256,10 +260,11 @@ func (r *run) chains() *Chains {
 
 // attribute names the order an event is about, when a chain raised it during another order's
 // request (a reallocation, a quantity change).
-func (a *actor) attribute(op *eventRec, e domain.Event) {
+func (a *actor) attribute(i int, e domain.Event) {
 	if a.chain == nil {
 		return
 	}
+	op := &a.events[i]
 	var id string
 	switch e := e.(type) {
 	case domain.Allocated:
@@ -267,11 +272,15 @@ func (a *actor) attribute(op *eventRec, e domain.Event) {
 	case domain.OutOfStock:
 		id = e.OrderID
 	case domain.Deallocated:
-		id, op.qty = e.OrderID, int32(e.Qty)
+		id = e.OrderID
+		if a.chain.qty == nil {
+			a.chain.qty = map[int]int32{}
+		}
+		a.chain.qty[i] = int32(e.Qty)
 	default:
 		return
 	}
-	if stream, seq, ok := splitID(id); ok && id[0] == 'o' {
-		op.orderStream, op.orderSeq = int32(stream), int32(seq)
+	if stream, seq, ok := splitID(id); ok && id[0] == 'o' && stream <= math.MaxUint16 {
+		op.orderStream, op.orderSeq = uint16(stream), int32(seq)
 	}
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/stockbus/stockbus/sim/history"
@@ -109,13 +110,18 @@ func (r *run) history(drained bool) *History {
 			first[a.stream] = len(h.Events)
 		}
 		var order string
-		var orderStream, orderSeq int32 = -1, 0
-		for i, e := range a.events {
-			if e.orderStream != orderStream || e.orderSeq != orderSeq { // an order's retries raise in a row
-				orderStream, orderSeq, order = e.orderStream, e.orderSeq, ids.id('o', int(e.orderStream), int(e.orderSeq))
+		orderStream, orderSeq := -1, int32(0)
+		var qty map[int]int32
+		if a.chain != nil {
+			qty = a.chain.qty
+		}
+		for i := range a.events {
+			e := &a.events[i]
+			if int(e.orderStream) != orderStream || e.orderSeq != orderSeq { // an order's retries raise in a row
+				orderStream, orderSeq, order = int(e.orderStream), e.orderSeq, ids.id('o', int(e.orderStream), int(e.orderSeq))
 			}
 			h.Events = append(h.Events, EventOp{ID: ids.id('e', a.stream, i+1), Order: order, Worker: worker,
-				Actor: name, Qty: int(e.qty), State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
+				Actor: name, Qty: int(qty[i]), State: e.state, Kind: e.kind(), Unknown: e.unknown(), CommittedAt: e.committedAt})
 		}
 		if a.chain != nil {
 			h.Reallocations = append(h.Reallocations, a.chain.reallocs...)
@@ -125,18 +131,23 @@ func (r *run) history(drained bool) *History {
 	h.Sends = make([]SendOp, 0, sends)
 	var unknown []bool // of h.Sends, when any is
 	for _, a := range actors {
+		took := a.took
 		for i, s := range a.sends {
 			id, ok := a.foreign[i]
 			if !ok {
-				id = mintedID(h.Events, first, s.worker, s.seq, &ids)
+				id = mintedID(h.Events, first, s.stream(), s.seq, &ids)
 			}
-			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
-				Accepted: s.accepted, Publish: s.publish})
-			if s.unknown && unknown == nil {
+			op := SendOp{Event: id, Actor: a.name, At: s.at, Err: s.has(sendErr), Timeout: s.has(sendTimeout),
+				Accepted: s.has(sendAccepted), Publish: s.has(sendPublish)}
+			if s.has(sendTimed) {
+				op.Took, took = took[0], took[1:]
+			}
+			h.Sends = append(h.Sends, op)
+			if s.has(sendUnknown) && unknown == nil {
 				unknown = make([]bool, sends)
 			}
 			if unknown != nil {
-				unknown[len(h.Sends)-1] = s.unknown
+				unknown[len(h.Sends)-1] = s.has(sendUnknown)
 			}
 		}
 	}
@@ -224,11 +235,12 @@ func (r *run) historyBytes() uint64 {
 	var n uintptr
 	for _, w := range r.workers {
 		n += uintptr(cap(w.events))*unsafe.Sizeof(eventRec{}) + uintptr(cap(w.orders))*unsafe.Sizeof(OrderOp{}) +
-			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{})
+			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(w.took))*unsafe.Sizeof(time.Duration(0))
 	}
 	for _, a := range r.allActors() {
 		if a.w == nil { // a reallocation's events too (Config.QuantityChanges)
-			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{})
+			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{}) +
+				uintptr(cap(a.took))*unsafe.Sizeof(time.Duration(0))
 		}
 	}
 	return uint64(n)

@@ -58,31 +58,45 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	if cause != nil {
 		id = cause.Identity().ID
 	}
-	op := sendRec{at: at, err: err != nil, accepted: err == nil, publish: publish}
-	if !publish {
+	op := sendRec{at: at}
+	var flags uint32
+	switch {
+	case err != nil:
+		flags = sendErr
+	default:
+		flags = sendAccepted
+	}
+	if publish {
+		flags |= sendPublish
+	} else {
 		a.sendCount++ // the model's r counts requests that mailed
 	}
 	if !publish || start > 0 { // a publication is timed only with a broker report
-		op.took = at - start
+		flags |= sendTimed
+		a.took = append(a.took, at-start)
 	}
 	if err != nil {
 		var te *fakes.TimeoutError
 		switch {
 		case errors.As(err, &te):
-			op.timeout, op.accepted = true, te.Delivered
+			flags |= sendTimeout
+			if te.Delivered {
+				flags |= sendAccepted
+			}
 		case errors.Is(err, service.ErrMailUnknown): // resolved from the server's record after the run
-			op.timeout, op.unknown = true, true
+			flags |= sendTimeout | sendUnknown
 		}
 	}
-	if op.accepted {
+	if flags&sendAccepted != 0 {
 		r.release(id)
 	}
 	if err == nil && r.strategy.Durable() {
 		r.sentUnmarked(id) // an outbox relay's send: the row waits for its mark
 	}
-	if worker, seq, ok := parseEventID(id); ok {
-		op.worker, op.seq = worker, seq
+	if stream, seq, ok := parseEventID(id); ok && stream <= sendStreamMask {
+		op.seq, op.cause = seq, uint32(stream)|flags
 	} else {
+		op.cause = flags
 		if a.foreign == nil {
 			a.foreign = map[int]string{}
 		}

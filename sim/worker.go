@@ -146,7 +146,7 @@ func (w *worker) request(send func() error) (died bool, err error) {
 		}
 		if died = p != nil || inc != nil && inc.isDead(); died {
 			for i := from; i < len(w.events); i++ {
-				w.events[i].unknown = true
+				w.events[i].markUnknown()
 			}
 		}
 	}()
