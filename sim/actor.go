@@ -27,6 +27,7 @@ type actor struct {
 	eventPrefix string
 	ids         idText      // the text of the IDs it stamps
 	events      []eventRec  // index = event seq - 1
+	lastID      string      // the ID of the last of events: what a commit and a send mostly name
 	chain       *chainStats // nil without Config.QuantityChanges
 	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
 }
@@ -131,7 +132,8 @@ func (a *actor) nextEventID() string {
 		}
 	}
 	a.events = append(a.events, rec)
-	return a.ids.id('e', a.stream, len(a.events))
+	a.lastID = a.ids.id('e', a.stream, len(a.events))
+	return a.lastID
 }
 
 // share is the room a worker's logs start with: its share of the plan's orders and a margin, an
@@ -158,11 +160,19 @@ func (a *actor) eventIndex(id string) int {
 	if a.eventPrefix == "" {
 		return -1
 	}
-	stream, seq, ok := parseEventID(id)
+	stream, seq, ok := a.parseID(id)
 	if !ok || int(stream) != a.stream || int(seq) > len(a.events) {
 		return -1
 	}
 	return int(seq) - 1
+}
+
+// parseID is parseEventID, told without parsing when id is the actor's last event's.
+func (a *actor) parseID(id string) (stream, seq int32, ok bool) {
+	if id == a.lastID && id != "" {
+		return int32(a.stream), int32(len(a.events)), true
+	}
+	return parseEventID(id)
 }
 
 // markCommitted records the actor's events as committed at at, unless already (the crash store

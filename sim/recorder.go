@@ -93,7 +93,7 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	if err == nil && r.strategy.Durable() {
 		r.sentUnmarked(id) // an outbox relay's send: the row waits for its mark
 	}
-	if stream, seq, ok := parseEventID(id); ok && stream <= sendStreamMask {
+	if stream, seq, ok := a.parseID(id); ok && stream <= sendStreamMask {
 		op.seq, op.cause = seq, uint32(stream)|flags
 	} else {
 		op.cause = flags
