@@ -97,17 +97,17 @@ func (r *run) history(drained bool) *History {
 	}
 	h.Events = make([]EventOp, 0, events)
 	var ids idText
-	var first []int // stream -> index in h.Events of its first event; -1: none
+	var spans []span // stream -> where its events are in h.Events
 	for _, a := range actors {
 		worker, name := a.stream, ""
 		if a.w == nil {
 			worker, name = -1, a.name
 		}
 		if a.stream >= 0 && len(a.events) > 0 {
-			for len(first) <= a.stream {
-				first = append(first, -1)
+			for len(spans) <= a.stream {
+				spans = append(spans, span{})
 			}
-			first[a.stream] = len(h.Events)
+			spans[a.stream] = span{first: len(h.Events), n: len(a.events)}
 		}
 		var order string
 		orderStream, orderSeq := -1, int32(0)
@@ -135,7 +135,7 @@ func (r *run) history(drained bool) *History {
 		for i, s := range a.sends {
 			id, ok := a.foreign[i]
 			if !ok {
-				id = mintedID(h.Events, first, s.stream(), s.seq, &ids)
+				id = mintedID(h.Events, spans, s.stream(), s.seq, &ids)
 			}
 			op := SendOp{Event: id, Actor: a.name, At: s.at, Err: s.has(sendErr), Timeout: s.has(sendTimeout),
 				Accepted: s.has(sendAccepted), Publish: s.has(sendPublish)}
@@ -167,15 +167,15 @@ func (r *run) history(drained bool) *History {
 	return h
 }
 
-// mintedID is the ID of event seq of stream: its EventOp's, when the history has it, or else
-// spelled out anew.
-func mintedID(events []EventOp, first []int, stream, seq int32, ids *idText) string {
-	if s := int(stream); s < len(first) && first[s] >= 0 {
-		if i := first[s] + int(seq) - 1; seq >= 1 && i < len(events) {
-			if w, q, ok := parseEventID(events[i].ID); ok && w == stream && q == seq {
-				return events[i].ID
-			}
-		}
+// span is where a stream's events are in the history's: n of them from first.
+type span struct{ first, n int }
+
+// mintedID is the ID of event seq of stream: its EventOp's, when the history has it (each
+// stream's events are its actor's log, in order, so event seq is the seq-th of its span), or
+// else spelled out anew.
+func mintedID(events []EventOp, spans []span, stream, seq int32, ids *idText) string {
+	if s := int(stream); s < len(spans) && seq >= 1 && int(seq) <= spans[s].n {
+		return events[spans[s].first+int(seq)-1].ID
 	}
 	return ids.id('e', int(stream), int(seq))
 }
