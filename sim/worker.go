@@ -31,6 +31,7 @@ type worker struct {
 	lat, disp     *Histogram
 	commit        *Histogram      // time inside the store's commit, of measured requests
 	commits       []time.Duration // the current request's commits, timed by timedStore
+	tx            timedTx         // the wrapper of its open transaction (timedStore.Begin)
 	genLag, delay *Histogram      // open model: due to emitted, emitted to picked up
 	counts        Counts
 	totals        Totals
