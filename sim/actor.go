@@ -69,6 +69,10 @@ type sendRec struct {
 	cause uint32
 }
 
+// sendAtDispatchEnd is the at of a send whose time is the end of the worker's dispatch that made
+// it, until that dispatch ends (worker.untimedSends).
+const sendAtDispatchEnd time.Duration = -1
+
 const (
 	sendStreamBits = 24
 	sendStreamMask = 1<<sendStreamBits - 1 // streams past it are kept as foreign IDs

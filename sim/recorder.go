@@ -53,7 +53,10 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	}
 	r := m.r
 	defer r.exit()
-	at := r.now()
+	at := sendAtDispatchEnd
+	if !publish || start > 0 || a.w == nil || !a.w.untimedSends {
+		at = r.now()
+	}
 	var id string
 	if cause != nil {
 		id = cause.Identity().ID
