@@ -62,12 +62,9 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 		id = cause.Identity().ID
 	}
 	op := sendRec{at: at}
-	var flags uint32
-	switch {
-	case err != nil:
+	flags := sendAccepted
+	if err != nil {
 		flags = sendErr
-	default:
-		flags = sendAccepted
 	}
 	if publish {
 		flags |= sendPublish
