@@ -16,7 +16,8 @@ type actor struct {
 	w         *worker                     // nil unless the actor is a worker
 	inc       atomic.Pointer[incarnation] // the life of the process it belongs to
 	sends     []sendRec
-	foreign   map[int]string // sends[i] caused by an event whose ID the simulator did not make
+	took      []time.Duration // of the sends that are sendTimed, in order
+	foreign   map[int]string  // sends[i] caused by an event whose ID the simulator did not make
 	sendCount int
 
 	// The events its units of work raised: a worker's requests, and (Config.QuantityChanges) the
@@ -26,6 +27,7 @@ type actor struct {
 	eventPrefix string
 	ids         idText      // the text of the IDs it stamps
 	events      []eventRec  // index = event seq - 1
+	lastID      string      // the ID of the last of events: what a commit and a send mostly name
 	chain       *chainStats // nil without Config.QuantityChanges
 	delivering  bool        // inside Deliver: a nested Deliver joins the running bus call
 }
@@ -35,24 +37,58 @@ type actor struct {
 // spelled out once, when the run assembles its History.
 
 // eventRec is an EventOp as its worker logs it: event "e<worker>-<index+1>", raised for order
-// "o<orderStream>-<orderSeq>".
+// "o<orderStream>-<orderSeq>". It is packed into 16 bytes, a million of them into 16 MB: the
+// quantity of a Deallocated's line, which only reallocation chains raise, is kept beside the log
+// (chainStats.qty), and the kind shares a byte with the unknown mark.
 type eventRec struct {
-	orderStream, orderSeq int32
-	qty                   int32 // of the line a Deallocated took out (Config.QuantityChanges)
-	state                 EventState
-	kind                  EventKind
-	unknown               bool
-	committedAt           time.Duration
+	committedAt time.Duration
+	orderSeq    int32
+	orderStream uint16 // the plan's order streams: sim runs stream 0 alone
+	state       EventState
+	bits        uint8 // the kind (eventKindMask), and eventUnknown
 }
 
-// sendRec is a SendOp as its actor logs it: the cause is event "e<worker>-<seq>" (seq 0: see
-// actor.foreign).
+const (
+	eventKindMask = 1<<4 - 1
+	eventUnknown  = 1 << 7 // the client of its request never learned the outcome
+)
+
+func (e *eventRec) kind() EventKind { return EventKind(e.bits & eventKindMask) }
+func (e *eventRec) unknown() bool   { return e.bits&eventUnknown != 0 }
+
+func (e *eventRec) setKind(k EventKind) { e.bits = e.bits&^eventKindMask | uint8(k)&eventKindMask }
+func (e *eventRec) markUnknown()        { e.bits |= eventUnknown }
+
+// sendRec is a SendOp as its actor logs it, packed into 16 bytes: the cause is event
+// "e<stream>-<seq>" (seq 0: see actor.foreign), the stream in the low bits of cause and the send's
+// flags above it. A send whose time was taken (sendTimed: a mail, or a publication with a broker
+// report) has it in actor.took, in the order of the sends.
 type sendRec struct {
-	worker, seq                     int32
-	err, timeout, accepted, publish bool
-	unknown                         bool // timed out, and the mailer cannot say whether the server took it
-	at, took                        time.Duration
+	at    time.Duration
+	seq   int32
+	cause uint32
 }
+
+// sendAtDispatchEnd is the at of a send whose time is the end of the worker's dispatch that made
+// it, until that dispatch ends (worker.untimedSends).
+const sendAtDispatchEnd time.Duration = -1
+
+const (
+	sendStreamBits = 24
+	sendStreamMask = 1<<sendStreamBits - 1 // streams past it are kept as foreign IDs
+)
+
+const (
+	sendErr uint32 = 1 << (sendStreamBits + iota)
+	sendTimeout
+	sendAccepted
+	sendPublish
+	sendUnknown // timed out, and the mailer cannot say whether the server took it
+	sendTimed   // its time is the actor's next took
+)
+
+func (s sendRec) stream() int32        { return int32(s.cause & sendStreamMask) }
+func (s sendRec) has(flag uint32) bool { return s.cause&flag != 0 }
 
 type actorKey struct{}
 
@@ -94,13 +130,14 @@ func (a *actor) nextEventID() string {
 	}
 	rec := eventRec{state: RolledBack}
 	if a.w != nil {
-		rec.orderStream, rec.orderSeq = int32(a.w.current.Stream), int32(a.w.current.Seq)
+		rec.orderStream, rec.orderSeq = uint16(a.w.current.Stream), int32(a.w.current.Seq)
 		if a.events == nil {
 			a.events = make([]eventRec, 0, a.w.share())
 		}
 	}
 	a.events = append(a.events, rec)
-	return a.ids.id('e', a.stream, len(a.events))
+	a.lastID = a.ids.id('e', a.stream, len(a.events))
+	return a.lastID
 }
 
 // share is the room a worker's logs start with: its share of the plan's orders and a margin, an
@@ -116,24 +153,45 @@ func (w *worker) share() int {
 }
 
 func (a *actor) event(id string) *eventRec {
+	if i := a.eventIndex(id); i >= 0 {
+		return &a.events[i]
+	}
+	return nil
+}
+
+// eventIndex returns the index in the actor's log of its event with the ID, or -1.
+func (a *actor) eventIndex(id string) int {
 	if a.eventPrefix == "" {
-		return nil
+		return -1
 	}
-	stream, seq, ok := parseEventID(id)
+	stream, seq, ok := a.parseID(id)
 	if !ok || int(stream) != a.stream || int(seq) > len(a.events) {
-		return nil
+		return -1
 	}
-	return &a.events[seq-1]
+	return int(seq) - 1
+}
+
+// parseID is parseEventID, told without parsing when id is the actor's last event's.
+func (a *actor) parseID(id string) (stream, seq int32, ok bool) {
+	if id == a.lastID && id != "" {
+		return int32(a.stream), int32(len(a.events)), true
+	}
+	return parseEventID(id)
 }
 
 // markCommitted records the actor's events as committed at at, unless already (the crash store
 // does it inside the commit's step when the process can crash), and the reallocations they end.
 func (a *actor) markCommitted(events []domain.Event, at time.Duration) {
 	for _, e := range events {
-		if op := a.event(e.Identity().ID); op != nil && op.state == RolledBack {
-			op.state, op.kind, op.committedAt = Committed, kindOf(e), at
+		i := a.eventIndex(e.Identity().ID)
+		if i < 0 {
+			continue
+		}
+		if op := &a.events[i]; op.state == RolledBack {
+			op.state, op.committedAt = Committed, at
+			op.setKind(kindOf(e))
 			if a.chain != nil {
-				a.attribute(op, e)
+				a.attribute(i, e)
 				a.reallocated(e)
 			}
 		}

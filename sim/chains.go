@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"math"
 	"strconv"
 	"time"
 
@@ -33,6 +34,9 @@ type chainStats struct {
 	cause    string
 	commands []command
 	cmdBuf   []byte
+	// qty is, by index in the actor's event log, the quantity of the line each Deallocated it
+	// committed took out of its batch (kept beside the log, which packs its records).
+	qty map[int]int32
 }
 
 // command is an Allocate command a Deallocated handler sent on the actor's goroutine: its cause,
@@ -220,29 +224,10 @@ func (w *worker) changeQuantity(sku string) {
 
 // changeBatch sends the quantity change as a request of the live process, like allocate: when the
 // process dies under it, the worker never learns the outcome, and the events it raised are marked
-// so.
-func (w *worker) changeBatch(ref string, qty int) (err error) {
-	r := w.run
-	var inc *incarnation
-	if r.life.on {
-		inc = r.life.cur.Load()
-		w.inc.Store(inc)
-	}
-	from := len(w.events)
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := p.(crashed); !ok {
-				panic(p)
-			}
-			err = errCrashed
-		}
-		if err != nil && inc != nil && inc.isDead() {
-			for i := from; i < len(w.events); i++ {
-				w.events[i].unknown = true
-			}
-		}
-	}()
-	return service.ChangeBatchQuantity(w.ctx, r.uow, ref, qty)
+// so (request).
+func (w *worker) changeBatch(ref string, qty int) error {
+	_, err := w.request(func() error { return service.ChangeBatchQuantity(w.ctx, w.run.uow, ref, qty) })
+	return err
 }
 
 func (r *run) chains() *Chains {
@@ -275,10 +260,11 @@ func (r *run) chains() *Chains {
 
 // attribute names the order an event is about, when a chain raised it during another order's
 // request (a reallocation, a quantity change).
-func (a *actor) attribute(op *eventRec, e domain.Event) {
+func (a *actor) attribute(i int, e domain.Event) {
 	if a.chain == nil {
 		return
 	}
+	op := &a.events[i]
 	var id string
 	switch e := e.(type) {
 	case domain.Allocated:
@@ -286,11 +272,15 @@ func (a *actor) attribute(op *eventRec, e domain.Event) {
 	case domain.OutOfStock:
 		id = e.OrderID
 	case domain.Deallocated:
-		id, op.qty = e.OrderID, int32(e.Qty)
+		id = e.OrderID
+		if a.chain.qty == nil {
+			a.chain.qty = map[int]int32{}
+		}
+		a.chain.qty[i] = int32(e.Qty)
 	default:
 		return
 	}
-	if stream, seq, ok := splitID(id); ok && id[0] == 'o' {
-		op.orderStream, op.orderSeq = int32(stream), int32(seq)
+	if stream, seq, ok := splitID(id); ok && id[0] == 'o' && stream <= math.MaxUint16 {
+		op.orderStream, op.orderSeq = uint16(stream), int32(seq)
 	}
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/stockbus/stockbus/sim/history"
@@ -96,26 +97,31 @@ func (r *run) history(drained bool) *History {
 	}
 	h.Events = make([]EventOp, 0, events)
 	var ids idText
-	var first []int // stream -> index in h.Events of its first event; -1: none
+	var spans []span // stream -> where its events are in h.Events
 	for _, a := range actors {
 		worker, name := a.stream, ""
 		if a.w == nil {
 			worker, name = -1, a.name
 		}
 		if a.stream >= 0 && len(a.events) > 0 {
-			for len(first) <= a.stream {
-				first = append(first, -1)
+			for len(spans) <= a.stream {
+				spans = append(spans, span{})
 			}
-			first[a.stream] = len(h.Events)
+			spans[a.stream] = span{first: len(h.Events), n: len(a.events)}
 		}
 		var order string
-		var orderStream, orderSeq int32 = -1, 0
-		for i, e := range a.events {
-			if e.orderStream != orderStream || e.orderSeq != orderSeq { // an order's retries raise in a row
-				orderStream, orderSeq, order = e.orderStream, e.orderSeq, ids.id('o', int(e.orderStream), int(e.orderSeq))
+		orderStream, orderSeq := -1, int32(0)
+		var qty map[int]int32
+		if a.chain != nil {
+			qty = a.chain.qty
+		}
+		for i := range a.events {
+			e := &a.events[i]
+			if int(e.orderStream) != orderStream || e.orderSeq != orderSeq { // an order's retries raise in a row
+				orderStream, orderSeq, order = int(e.orderStream), e.orderSeq, ids.id('o', int(e.orderStream), int(e.orderSeq))
 			}
 			h.Events = append(h.Events, EventOp{ID: ids.id('e', a.stream, i+1), Order: order, Worker: worker,
-				Actor: name, Qty: int(e.qty), State: e.state, Kind: e.kind, Unknown: e.unknown, CommittedAt: e.committedAt})
+				Actor: name, Qty: int(qty[i]), State: e.state, Kind: e.kind(), Unknown: e.unknown(), CommittedAt: e.committedAt})
 		}
 		if a.chain != nil {
 			h.Reallocations = append(h.Reallocations, a.chain.reallocs...)
@@ -125,18 +131,23 @@ func (r *run) history(drained bool) *History {
 	h.Sends = make([]SendOp, 0, sends)
 	var unknown []bool // of h.Sends, when any is
 	for _, a := range actors {
+		took := a.took
 		for i, s := range a.sends {
 			id, ok := a.foreign[i]
 			if !ok {
-				id = mintedID(h.Events, first, s.worker, s.seq, &ids)
+				id = mintedID(h.Events, spans, s.stream(), s.seq, &ids)
 			}
-			h.Sends = append(h.Sends, SendOp{Event: id, Actor: a.name, At: s.at, Took: s.took, Err: s.err, Timeout: s.timeout,
-				Accepted: s.accepted, Publish: s.publish})
-			if s.unknown && unknown == nil {
+			op := SendOp{Event: id, Actor: a.name, At: s.at, Err: s.has(sendErr), Timeout: s.has(sendTimeout),
+				Accepted: s.has(sendAccepted), Publish: s.has(sendPublish)}
+			if s.has(sendTimed) {
+				op.Took, took = took[0], took[1:]
+			}
+			h.Sends = append(h.Sends, op)
+			if s.has(sendUnknown) && unknown == nil {
 				unknown = make([]bool, sends)
 			}
 			if unknown != nil {
-				unknown[len(h.Sends)-1] = s.unknown
+				unknown[len(h.Sends)-1] = s.has(sendUnknown)
 			}
 		}
 	}
@@ -156,15 +167,15 @@ func (r *run) history(drained bool) *History {
 	return h
 }
 
-// mintedID is the ID of event seq of stream: its EventOp's, when the history has it, or else
-// spelled out anew.
-func mintedID(events []EventOp, first []int, stream, seq int32, ids *idText) string {
-	if s := int(stream); s < len(first) && first[s] >= 0 {
-		if i := first[s] + int(seq) - 1; seq >= 1 && i < len(events) {
-			if w, q, ok := parseEventID(events[i].ID); ok && w == stream && q == seq {
-				return events[i].ID
-			}
-		}
+// span is where a stream's events are in the history's: n of them from first.
+type span struct{ first, n int }
+
+// mintedID is the ID of event seq of stream: its EventOp's, when the history has it (each
+// stream's events are its actor's log, in order, so event seq is the seq-th of its span), or
+// else spelled out anew.
+func mintedID(events []EventOp, spans []span, stream, seq int32, ids *idText) string {
+	if s := int(stream); s < len(spans) && seq >= 1 && int(seq) <= spans[s].n {
+		return events[spans[s].first+int(seq)-1].ID
 	}
 	return ids.id('e', int(stream), int(seq))
 }
@@ -224,11 +235,12 @@ func (r *run) historyBytes() uint64 {
 	var n uintptr
 	for _, w := range r.workers {
 		n += uintptr(cap(w.events))*unsafe.Sizeof(eventRec{}) + uintptr(cap(w.orders))*unsafe.Sizeof(OrderOp{}) +
-			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{})
+			uintptr(cap(w.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(w.took))*unsafe.Sizeof(time.Duration(0))
 	}
 	for _, a := range r.allActors() {
 		if a.w == nil { // a reallocation's events too (Config.QuantityChanges)
-			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{})
+			n += uintptr(cap(a.sends))*unsafe.Sizeof(sendRec{}) + uintptr(cap(a.events))*unsafe.Sizeof(eventRec{}) +
+				uintptr(cap(a.took))*unsafe.Sizeof(time.Duration(0))
 		}
 	}
 	return uint64(n)

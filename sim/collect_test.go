@@ -54,3 +54,36 @@ func TestEventsCommitWithinTheirOrdersRequest(t *testing.T) {
 	}
 	require.Positive(t, checked, "no committed event of a recorded order")
 }
+
+// A worker's publication, untimed in a run with no broker report, takes its dispatch's end as its
+// time: after its event's commit and within its order's request, like a timed one.
+func TestAWorkersPublicationsHappenWithinTheirOrdersRequest(t *testing.T) {
+	for _, strategy := range []string{sim.Sync, sim.SyncRetry} {
+		t.Run(strategy, func(t *testing.T) {
+			cfg := sim.Default()
+			cfg.Strategy, cfg.Orders, cfg.Workers, cfg.Mailer, cfg.Record = strategy, 600, 2, sim.FixedLatency(0), true
+			r, err := sim.Run(context.Background(), cfg)
+			require.NoError(t, err)
+			h := r.History
+			orders, events := map[string]sim.OrderOp{}, map[string]sim.EventOp{}
+			for _, o := range h.Orders {
+				orders[o.ID] = o
+			}
+			for _, e := range h.Events {
+				events[e.ID] = e
+			}
+			checked := 0
+			for _, s := range h.Sends {
+				e, ok := events[s.Event]
+				if !s.Publish || !ok {
+					continue
+				}
+				o := orders[e.Order]
+				checked++
+				assert.GreaterOrEqual(t, s.At, e.CommittedAt, "publication of %s (%s) before its commit", s.Event, o.ID)
+				assert.LessOrEqual(t, s.At, o.End, "publication of %s after its order %s ended", s.Event, o.ID)
+			}
+			require.Positive(t, checked, "no publication of a worker's event")
+		})
+	}
+}

@@ -234,6 +234,7 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 			assert.Equal(t, order.ID, c.Order, "crash %d is on the order of commit %d", c.Seq, v)
 			assert.Equal(t, order.ID, events[c.Carried[0]].Order, "crash %d carried the event of commit %d", c.Seq, v)
 			assert.Equal(t, sim.Unknown, order.Outcome, "the client of order %s never learned the outcome", order.ID)
+			assert.True(t, events[c.Carried[0]].Unknown, "crash %d: event %s is marked as its client never learned", c.Seq, c.Carried[0])
 			assert.Equal(t, c.Carried, c.InFlight, "crash %d: the process held nothing else", c.Seq)
 			want := sim.KindOutOfStock
 			if v <= 500 {
@@ -254,6 +255,13 @@ func TestFigure3ACrashAfterCommitLosesWhatWasInMemory(t *testing.T) {
 		assert.Len(t, h.Mails, 500-oosLost, "a mail for every other OutOfStock")
 		assert.Equal(t, 500, lines(h), "a crash after commit keeps what it stored")
 		assert.EqualValues(t, len(afterCommitPlan), r.Counts.Unknown, "one unknown outcome per crash")
+		unknown := 0
+		for _, e := range h.Events {
+			if e.Unknown {
+				unknown++
+			}
+		}
+		assert.Equal(t, len(afterCommitPlan), unknown, "only the crashed requests' events are marked unknown")
 	})
 	for _, tc := range []struct {
 		strategy string

@@ -166,3 +166,34 @@ func TestAnActorFindsOnlyItsOwnEvents(t *testing.T) {
 		assert.Same(t, &a.events[row.want], got, "event(%q)", row.id)
 	}
 }
+
+// A worker's transactions are timed in one wrapper that each reuses once the last is rolled back,
+// so timing them allocates nothing beyond the store's own Begin; a transaction begun while
+// another is open gets a wrapper of its own.
+func TestAWorkersTransactionsShareOneTimedWrapper(t *testing.T) {
+	r, w := recordRun(t)
+	timed := timedStore{r.store}
+	bare := testing.AllocsPerRun(100, func() {
+		tx, err := r.store.Begin(w.ctx)
+		require.NoError(t, err)
+		tx.Rollback()
+	})
+	wrapped := testing.AllocsPerRun(100, func() {
+		tx, err := timed.Begin(w.ctx)
+		require.NoError(t, err)
+		tx.Rollback()
+	})
+	assert.Equal(t, bare, wrapped, "allocations per Begin and Rollback, timed against the store's own")
+
+	first, err := timed.Begin(w.ctx)
+	require.NoError(t, err)
+	nested, err := timed.Begin(w.ctx)
+	require.NoError(t, err)
+	assert.NotSame(t, first, nested, "a transaction begun while another is open has its own wrapper")
+	nested.Rollback()
+	first.Rollback()
+	again, err := timed.Begin(w.ctx)
+	require.NoError(t, err)
+	assert.Same(t, first, again, "the worker's wrapper serves the next transaction")
+	again.Rollback()
+}

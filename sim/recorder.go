@@ -53,36 +53,50 @@ func (m recorder) end(a *actor, start time.Duration, cause domain.Event, publish
 	}
 	r := m.r
 	defer r.exit()
-	at := r.now()
+	at := sendAtDispatchEnd
+	if !publish || start > 0 || a.w == nil || !a.w.untimedSends {
+		at = r.now()
+	}
 	var id string
 	if cause != nil {
 		id = cause.Identity().ID
 	}
-	op := sendRec{at: at, err: err != nil, accepted: err == nil, publish: publish}
-	if !publish {
+	op := sendRec{at: at}
+	flags := sendAccepted
+	if err != nil {
+		flags = sendErr
+	}
+	if publish {
+		flags |= sendPublish
+	} else {
 		a.sendCount++ // the model's r counts requests that mailed
 	}
 	if !publish || start > 0 { // a publication is timed only with a broker report
-		op.took = at - start
+		flags |= sendTimed
+		a.took = append(a.took, at-start)
 	}
 	if err != nil {
 		var te *fakes.TimeoutError
 		switch {
 		case errors.As(err, &te):
-			op.timeout, op.accepted = true, te.Delivered
+			flags |= sendTimeout
+			if te.Delivered {
+				flags |= sendAccepted
+			}
 		case errors.Is(err, service.ErrMailUnknown): // resolved from the server's record after the run
-			op.timeout, op.unknown = true, true
+			flags |= sendTimeout | sendUnknown
 		}
 	}
-	if op.accepted {
+	if flags&sendAccepted != 0 {
 		r.release(id)
 	}
 	if err == nil && r.strategy.Durable() {
 		r.sentUnmarked(id) // an outbox relay's send: the row waits for its mark
 	}
-	if worker, seq, ok := parseEventID(id); ok {
-		op.worker, op.seq = worker, seq
+	if stream, seq, ok := a.parseID(id); ok && stream <= sendStreamMask {
+		op.seq, op.cause = seq, uint32(stream)|flags
 	} else {
+		op.cause = flags
 		if a.foreign == nil {
 			a.foreign = map[int]string{}
 		}

@@ -46,25 +46,38 @@ type StoreOpener func(ctx context.Context) (Store, func() error, error)
 // timed, and the time spent inside the store's commit goes to the worker's commit histogram.
 type timedStore struct{ Store }
 
+// Begin begins a transaction, in a worker's own timedTx when the worker has none open: its units
+// of work run one at a time on its goroutine (the Transactor rolls each attempt back, a no-op
+// after its commit, before the next begins), so one wrapper serves them all and a worker's
+// request allocates none.
 func (s timedStore) Begin(ctx context.Context) (service.Tx, error) {
 	tx, err := s.Store.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return timedTx{tx}, nil
+	a := actorOf(ctx)
+	if a == nil || a.w == nil {
+		return tx, nil // nothing to time
+	}
+	if w := a.w; !w.tx.open {
+		w.tx = timedTx{Tx: tx, w: w, open: true}
+		return &w.tx, nil
+	}
+	return &timedTx{Tx: tx, w: a.w, open: true}, nil
 }
 
-type timedTx struct{ service.Tx }
+// timedTx is a worker's transaction, timed. open is true from Begin to the first Rollback.
+type timedTx struct {
+	service.Tx
+	w    *worker
+	open bool
+}
 
 // Commit commits and records how long the store took, on the worker's log (no lock), and when a
 // commit that succeeded ended: the dispatch of its events starts there (dispatchEvents), one
 // reading of the clock fewer per order (a reading costs 60-100 ns on this machine).
-func (t timedTx) Commit(ctx context.Context) error {
-	a := actorOf(ctx)
-	if a == nil || a.w == nil {
-		return t.Tx.Commit(ctx)
-	}
-	w := a.w
+func (t *timedTx) Commit(ctx context.Context) error {
+	w := t.w
 	start := w.run.now()
 	err := t.Tx.Commit(ctx)
 	end := w.run.now()
@@ -73,6 +86,12 @@ func (t timedTx) Commit(ctx context.Context) error {
 		w.committedAt = end
 	}
 	return err
+}
+
+// Rollback rolls back and lets the worker's wrapper serve its next transaction.
+func (t *timedTx) Rollback() {
+	t.Tx.Rollback()
+	t.open = false
 }
 
 // crashStore is the store as the workers see it when the process can crash: every commit is

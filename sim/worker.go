@@ -27,10 +27,16 @@ type worker struct {
 
 	dispatch    time.Duration // spent in Dispatch during the current request
 	committedAt time.Duration // when the last commit that succeeded ended, until its dispatch starts
+	// untimedSends is set while the worker dispatches in a run that cannot crash: a publication
+	// that is not timed then takes the dispatch's end as its At (recorder.end), one clock reading
+	// fewer per order. No figure reads a closer time of it: the accounting compares a
+	// publication's At with the end of the faults alone, which comes after every order.
+	untimedSends bool
 
 	lat, disp     *Histogram
 	commit        *Histogram      // time inside the store's commit, of measured requests
 	commits       []time.Duration // the current request's commits, timed by timedStore
+	tx            timedTx         // the wrapper of its open transaction (timedStore.Begin)
 	genLag, delay *Histogram      // open model: due to emitted, emitted to picked up
 	counts        Counts
 	totals        Totals
@@ -104,41 +110,62 @@ func (w *worker) dispatchEvents(ctx context.Context, events []domain.Event) erro
 	}
 	w.committedAt = 0
 	w.markCommitted(events, at)
+	from, outer := len(w.sends), w.untimedSends
+	w.untimedSends = !w.run.life.on
 	err := w.run.strategy.Dispatch(ctx, events)
-	w.dispatch += w.run.now() - at
+	w.untimedSends = outer
+	end := w.run.now()
+	w.dispatch += end - at
+	for i := from; i < len(w.sends); i++ {
+		if w.sends[i].at == sendAtDispatchEnd {
+			w.sends[i].at = end
+		}
+	}
 	return err
 }
 
 // allocate sends the order once. When the process dies under the request (a crash anywhere, or
-// the request's own), the client never learns the outcome: Unknown, and the events the attempt
-// raised are marked so.
+// the request's own), the client never learns the outcome: Unknown (request marks the events the
+// attempt raised so).
 func (w *worker) allocate(o Order) (outcome Outcome, ref string, publishErr bool) {
-	r := w.run
+	died, err := w.request(func() (err error) {
+		orderID, sku, qty := o.Args()
+		ref, err = service.Allocate(w.ctx, w.run.uow, orderID, sku, qty)
+		return err
+	})
+	if died {
+		return Unknown, "", false // the process died before the client had its answer
+	}
+	return classify(err), ref, errors.Is(err, service.ErrPublish)
+}
+
+// request runs send as one request of the live process on the worker's goroutine: the worker
+// takes the process's current life, and a crash that unwinds the request (a crashed panic) ends
+// send with errCrashed. When the request's life died before it returned (a crash anywhere, or the
+// request's own), its client never learns the outcome: request marks the events the request raised
+// so and reports died. Any other panic goes on up.
+func (w *worker) request(send func() error) (died bool, err error) {
 	var inc *incarnation
-	if r.life.on {
-		inc = r.life.cur.Load()
+	if w.run.life.on {
+		inc = w.run.life.cur.Load()
 		w.inc.Store(inc)
 	}
 	from := len(w.events)
 	defer func() {
-		if p := recover(); p != nil {
+		p := recover()
+		if p != nil {
 			if _, ok := p.(crashed); !ok {
 				panic(p)
 			}
-			outcome, ref, publishErr = Unknown, "", false
+			err = errCrashed
 		}
-		if outcome == Unknown {
+		if died = p != nil || inc != nil && inc.isDead(); died {
 			for i := from; i < len(w.events); i++ {
-				w.events[i].unknown = true
+				w.events[i].markUnknown()
 			}
 		}
 	}()
-	orderID, sku, qty := o.Args()
-	ref, err := service.Allocate(w.ctx, r.uow, orderID, sku, qty)
-	if inc != nil && inc.isDead() {
-		return Unknown, "", false // the process died before the client had its answer
-	}
-	return classify(err), ref, errors.Is(err, service.ErrPublish)
+	return false, send()
 }
 
 func classify(err error) Outcome {

@@ -143,9 +143,14 @@ type EventOp struct {
 // SendOp is one call to the mailer (or, for events other than OutOfStock, to the publisher),
 // recorded by the goroutine that made it.
 type SendOp struct {
-	Event   string        `json:"event"` // the ID of the event that caused the mail
-	Actor   string        `json:"actor"` // "w3" worker, "h1" async handler, "r0" outbox relay sender
-	At      time.Duration `json:"at_ns"` // when Send returned
+	Event string `json:"event"` // the ID of the event that caused the mail
+	Actor string `json:"actor"` // "w3" worker, "h1" async handler, "r0" outbox relay sender
+	// At is when Send returned; for a publication a worker made in a run with no broker report and
+	// no crashes, when the dispatch that made it returned (later by what the bus's other handlers
+	// did after it, still inside the order's request): no figure reads a closer time of those
+	// (the accounting compares it with the end of the faults, after every order), and it saves
+	// a reading of the clock per order.
+	At      time.Duration `json:"at_ns"`
 	Took    time.Duration `json:"took_ns"`
 	Err     bool          `json:"error,omitempty"`
 	Timeout bool          `json:"timeout,omitempty"` // given up after the mailer's timeout: the sender does not know the outcome
