@@ -459,7 +459,10 @@ func (b *Bus) drain(d *dispatch, lone domain.Message) {
 // messages, they join the queue (see join), and the call goes on as handle's would.
 func (b *Bus) handleOne(ctx context.Context, outer *callCtx, m domain.Message, r *route) error {
 	d := b.getDispatch()
-	o := one{m: m, r: r, parent: ctx, outer: outer}
+	// Field by field: a composite literal is built in a temporary with 8-byte stores and then
+	// copied with 16-byte loads, which stall on them (a failed store forward).
+	var o one
+	o.m, o.r, o.parent, o.outer = m, r, ctx, outer
 	for !b.runOne(d, &o) && !d.stop {
 	}
 	if len(d.queue) > 0 && !d.stop { // the handlers handed the bus more: handle them after m
