@@ -591,11 +591,15 @@ func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
 		meta := *(*domain.Meta)(unsafe.Add(dataOf(m), first.metaAt))
 		if meta.ID != "" || (d.sourced && d.source == nil) {
 			stamped := meta.ID == ""
-			if stamped {
-				meta = domain.Meta{ID: d.ids.id(&b.ids), CausationID: d.cur.ID}
-			}
 			e := d.push()
-			e.m, e.r, e.meta, e.identified, e.stamped = m, first, meta, true, stamped
+			e.m, e.r, e.identified, e.stamped = m, first, true, stamped
+			if stamped {
+				// Into the entry, not through a local Meta: copying one just written (with
+				// 8-byte stores) would stall on its 16-byte loads. The entry is read later.
+				e.meta.ID, e.meta.CausationID = d.ids.id(&b.ids), d.cur.ID
+			} else {
+				e.meta = meta
+			}
 			return nil
 		}
 	}
