@@ -459,7 +459,10 @@ func (b *Bus) drain(d *dispatch, lone domain.Message) {
 // messages, they join the queue (see join), and the call goes on as handle's would.
 func (b *Bus) handleOne(ctx context.Context, outer *callCtx, m domain.Message, r *route) error {
 	d := b.getDispatch()
-	o := one{m: m, r: r, parent: ctx, outer: outer}
+	// Field by field: a composite literal is built in a temporary with 8-byte stores and then
+	// copied with 16-byte loads, which stall on them (a failed store forward).
+	var o one
+	o.m, o.r, o.parent, o.outer = m, r, ctx, outer
 	for !b.runOne(d, &o) && !d.stop {
 	}
 	if len(d.queue) > 0 && !d.stop { // the handlers handed the bus more: handle them after m
@@ -588,11 +591,15 @@ func (b *Bus) join(d *dispatch, first *route, msgs batch) (err error) {
 		meta := *(*domain.Meta)(unsafe.Add(dataOf(m), first.metaAt))
 		if meta.ID != "" || (d.sourced && d.source == nil) {
 			stamped := meta.ID == ""
-			if stamped {
-				meta = domain.Meta{ID: d.ids.id(&b.ids), CausationID: d.cur.ID}
-			}
 			e := d.push()
-			e.m, e.r, e.meta, e.identified, e.stamped = m, first, meta, true, stamped
+			e.m, e.r, e.identified, e.stamped = m, first, true, stamped
+			if stamped {
+				// Into the entry, not through a local Meta: copying one just written (with
+				// 8-byte stores) would stall on its 16-byte loads. The entry is read later.
+				e.meta.ID, e.meta.CausationID = d.ids.id(&b.ids), d.cur.ID
+			} else {
+				e.meta = meta
+			}
 			return nil
 		}
 	}

@@ -231,6 +231,31 @@ func TestHandleOnAnotherBusInsideAHandlerIsSeparate(t *testing.T) {
 	assert.Equal(t, []string{"outer a", "inner x", "outer b"}, j.get())
 }
 
+// A message handed to another bus from inside a handler is caused by the message that handler is
+// handling, whether it is sent alone (the bus's one-message path) or with others.
+func TestAMessageOnAnotherBusPointsAtTheMessageBeingHandled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send []domain.Message
+	}{
+		{"alone", []domain.Message{note{Name: "x"}}},
+		{"with another", []domain.Message{note{Name: "x"}, note{Name: "y"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner, outer := service.NewBus(), service.NewBus()
+			var seen []domain.Meta
+			service.Subscribe(inner, func(_ context.Context, n note) error { seen = append(seen, n.Meta); return nil })
+			service.Subscribe(outer, func(ctx context.Context, n note) error { return inner.Handle(ctx, tc.send...) })
+			require.NoError(t, outer.Handle(context.Background(), note{Meta: domain.Meta{ID: "ev-cause"}, Name: "a"}))
+			require.Len(t, seen, len(tc.send), "inner handler calls")
+			for i, m := range seen {
+				assert.NotEmpty(t, m.ID, "ID of inner message %d", i)
+				assert.Equal(t, "ev-cause", m.CausationID, "cause of inner message %d", i)
+			}
+		})
+	}
+}
+
 // kind[N] gives as many distinct event types as a test needs.
 type kind[N any] struct{ domain.Meta }
 
