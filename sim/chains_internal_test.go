@@ -190,7 +190,7 @@ func TestARelayCrashBetweenSendAndMarkLosesNoDeallocated(t *testing.T) {
 	plan := &heldSends{sent: make(chan string), release: make(chan bool)}
 	plan.hold.Store(true)
 	cfg := Default()
-	cfg.Strategy, cfg.QuantityChanges, cfg.Workers, cfg.Relays, cfg.Handlers = Outbox, 0.02, 1, 1, 1 // one send in flight: the test holds each
+	cfg.Strategy, cfg.QuantityChanges, cfg.Workers, cfg.Relays = Outbox, 0.02, 1, 1
 	cfg.Mailer, cfg.Record, cfg.Faults = FixedLatency(0), true, plan
 	require.NoError(t, cfg.Validate())
 	r, err := newRun(cfg, nil)

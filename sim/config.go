@@ -129,7 +129,7 @@ type Config struct {
 
 	// Dispatch.
 	Strategy string `json:"strategy"` // Sync, Async or Outbox
-	Handlers int    `json:"handlers"` // async handler goroutines; outbox sends in flight per relay
+	Handlers int    `json:"handlers"` // async handler goroutines; outbox sends in flight per relay (1 with QuantityChanges)
 	// Relays is how many outbox relays (outbox.Relay, each with Handlers sends in flight) share
 	// the outbox table: 1 to MaxRelays, and more than 1 only with the Outbox strategy.
 	Relays   int    `json:"relays"`

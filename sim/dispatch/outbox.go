@@ -42,10 +42,11 @@ func relayBackoff(attempt int) time.Duration {
 // Relays outbox.Relay goroutines share the store's outbox table (outbox.Store), each claiming a
 // few rows at a time, handing each row to the bus (Host.Deliver, which mails or publishes it) and
 // marking it done. Commits nudge the relays (Dispatch calls Relay.Notify). Each relay has
-// Options.Handlers sends in flight at once (outbox.WithSends), as async has that many handlers
-// and as the simulator's own relay had senders before it ran the library's: the strategies then
-// meet the same mailer with the same concurrency, and one relay drains Handlers times faster
-// than one send at a time would (a 5 ms mailer: ~800 mails/s instead of ~200). Each slot is an
+// Options.RelaySends sends in flight at once (outbox.WithSends; sim sets it to -handlers, as
+// async has that many handlers and as the simulator's own relay had senders before it ran the
+// library's, but to 1 with reallocation chains, which need commit order): the strategies then
+// meet the same mailer with the same concurrency, and one relay drains RelaySends times faster
+// than one send at a time would (a 5 ms mailer: ~800 mails/s with 4 instead of ~200). Each slot is an
 // actor of its own ("r0", "r0.1", ...; "r0.1@2" in the third life), with its own log and crash
 // visits, since an actor's log takes no lock.
 //
@@ -58,7 +59,7 @@ func relayBackoff(attempt int) time.Duration {
 // and the mailer's de-duplication drops the repeat.
 //
 // Order: one relay starts its sends in the order it claims the rows, oldest first, but with
-// Handlers > 1 a send may overtake an older one still in flight, so mails keep commit order only
+// RelaySends > 1 a send may overtake an older one still in flight, so mails keep commit order only
 // with -handlers 1 and one relay (but for rows sent again after a failure or a crash). With
 // several relays claims of 16 rows go to whichever relay asks, so a newer row may also be mailed
 // before an older one that another relay holds.
@@ -81,7 +82,7 @@ type outboxStrategy struct {
 var _ Strategy = (*outboxStrategy)(nil)
 
 func newOutbox(o Options) Strategy {
-	return &outboxStrategy{relays: o.Relays, sends: min(max(o.Handlers, 1), outbox.MaxSends), dedup: o.Dedup}
+	return &outboxStrategy{relays: o.Relays, sends: min(max(o.RelaySends, 1), outbox.MaxSends), dedup: o.Dedup}
 }
 
 // outboxLife is the relays of one life of the process.

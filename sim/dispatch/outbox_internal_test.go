@@ -109,7 +109,7 @@ func (h *namedHost) Deliver(ctx context.Context, e domain.Event) error {
 	return h.blockingHost.Deliver(ctx, e)
 }
 
-// Each relay has Options.Handlers sends in flight at once, each as an actor of its own (an
+// Each relay has Options.RelaySends sends in flight at once, each as an actor of its own (an
 // actor's log takes no lock): with three, three rows are in delivery together, by r0, r0.1 and
 // r0.2, while the fourth waits for a slot; once they are released every row is marked.
 func TestOutboxRelaysSendHandlersRowsAtOnceEachAsItsOwnActor(t *testing.T) {
@@ -117,7 +117,7 @@ func TestOutboxRelaysSendHandlersRowsAtOnceEachAsItsOwnActor(t *testing.T) {
 	ctx := context.Background()
 	store := fakes.NewStore()
 	h := &namedHost{blockingHost: blockingHost{store: store, entered: make(chan string, 8), release: make(chan struct{})}, by: make(chan string, 8)}
-	s := newOutbox(Options{Relays: 1, Handlers: 3}).(*outboxStrategy)
+	s := newOutbox(Options{Relays: 1, RelaySends: 3}).(*outboxStrategy)
 	require.NoError(t, s.Start(ctx, h))
 	var once, stopOnce sync.Once
 	unblock := func() { once.Do(func() { close(h.release) }) }
