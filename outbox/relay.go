@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,13 @@ const (
 	// DefaultMaxAttempts is how many failed sends park a row as a dead letter even when every
 	// failure was transient.
 	DefaultMaxAttempts = 10
+	// DefaultSends is how many rows a relay sends at once (WithSends): one, so that a relay's
+	// sends keep commit order, which a receiver without de-duplication or versioning may rely on.
+	// A relay then delivers at most one row per send latency (200 rows/s against a 5 ms mailer);
+	// raise it when that is too slow and mail order within a claim does not matter.
+	DefaultSends = 1
+	// MaxSends is the most sends a relay may have in flight (WithSends).
+	MaxSends = 1024
 	// StopMarkTimeout is how long a relay whose context ended may still spend marking done the
 	// rows of its claim that it had already sent: they were delivered, and a stop should not make
 	// them go out again after the lease.
@@ -53,14 +61,17 @@ type Point int
 
 // The points of a row's trip.
 const (
-	// Claimed: the row was claimed and is about to be sent.
+	// Claimed: the row was claimed, holds a send slot (Slot) and is about to be sent.
 	Claimed Point = iota + 1
 	// Sent: the send succeeded; the row waits to be marked done with the other rows of its claim
 	// that were sent. A crash here is the one that duplicates: this row and the rows of the claim
-	// sent before it went out, none is marked, and they are all sent again after the lease.
+	// sent before it (or beside it, in other slots) went out, none is marked, and they are all
+	// sent again after the lease.
 	Sent
 	// Marked: the claim's sent rows were marked done in one Store.Done call (or marking them
-	// failed, see Stats.StoreErrors). It runs once per row, after the call, in the order sent.
+	// failed, see Stats.StoreErrors). It runs once per row, after the call, on Run's goroutine,
+	// in commit order (the claim's order) whatever order concurrent sends ended in, and outside
+	// any slot.
 	Marked
 	// Failed: the send failed and the row is about to be retried later or parked.
 	Failed
@@ -81,10 +92,16 @@ func (p Point) String() string {
 	return fmt.Sprintf("Point(%d)", int(p))
 }
 
-// Hook runs on the relay's goroutine at each Point of each row. Returning an error stops Run at
-// once, as a process dying there would: nothing more is sent, marked or given back, the relay's
-// claimed rows wait out their lease, and Run returns an error wrapping the hook's (return
-// ErrCrash). Crash points and count-based fault plans are hooks.
+// Hook runs at each Point of each row. At Claimed, Sent and Failed it runs on the goroutine of the
+// row's send, with the send's context (Slot tells which slot); with WithSends above 1 the hooks
+// of different rows run concurrently, so the hook must then be safe for concurrent use. Marked
+// runs on Run's goroutine. Returning an error stops Run at once, as a process dying there would:
+// no new send starts, nothing is marked or given back, the relay's claimed rows wait out their
+// lease, and Run returns an error wrapping the hook's (return ErrCrash). Sends already in flight
+// in other slots finish first (Run leaves no goroutine behind), and their outcome is dropped as
+// a dying process's would be: no hook runs for them and they are neither marked nor given back,
+// so a crash still makes a row go out again only if it was not marked. Crash points and
+// count-based fault plans are hooks.
 type Hook func(ctx context.Context, at Point, relay string, row Row) error
 
 // Stats counts what a relay did.
@@ -115,6 +132,16 @@ func WithPoll(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
 // dies within every claim it makes marks nothing and makes no progress.
 func WithBatch(n int) Option { return func(r *Relay) { r.batch = n } }
 
+// WithSends sets how many rows of a claim the relay sends at once, each send in a slot of its
+// own (Slot), 1 to MaxSends (default DefaultSends). The relay starts the sends in commit order,
+// never more than n in flight, and marks the claim's sent rows in one Store.Done call once every
+// send of the claim is over, as with one send at a time: at-least-once delivery, what a crash
+// re-sends and lease takeover are the same. What n changes is order: with n > 1 a mail may
+// arrive before an older one of the same claim (a slow send is overtaken), so one relay keeps
+// commit order only at n = 1. Throughput against a slow receiver grows up to n-fold; a claim
+// then takes as long as its slowest send, so keep the batch a few times n.
+func WithSends(n int) Option { return func(r *Relay) { r.sends = n } }
+
 // WithMaxAttempts sets how many failed sends park a row (default DefaultMaxAttempts; 0: only a
 // permanent failure parks it).
 func WithMaxAttempts(n int) Option { return func(r *Relay) { r.maxAttempts = n } }
@@ -138,12 +165,12 @@ func WithOnDead(f func(DeadLetter)) Option { return func(r *Relay) { r.onDead = 
 // claim waits a poll, a failed mark leaves the claim's sent rows to be sent again after the lease).
 func WithOnError(f func(error)) Option { return func(r *Relay) { r.onError = f } }
 
-// Relay moves rows from a Store to a Sender, one row at a time, in the order it claimed them, and
-// marks each claim's sent rows done in one Store.Done call once the claim's sends are over: a
-// mark costs one statement per claim, not one per row. A row whose send failed is never marked;
-// a relay that dies before the mark leaves all the claim's sent rows to be sent again. Several
-// relays, each with its own name, may share one Store. Its methods are safe for
-// concurrent use; Run runs at most once at a time.
+// Relay moves rows from a Store to a Sender, in the order it claimed them (commit order), one row
+// at a time or, with WithSends, a few at once, and marks each claim's sent rows done in one
+// Store.Done call once the claim's sends are over: a mark costs one statement per claim, not one
+// per row. A row whose send failed is never marked; a relay that dies before the mark leaves all
+// the claim's sent rows to be sent again. Several relays, each with its own name, may share one
+// Store. Its methods are safe for concurrent use; Run runs at most once at a time.
 type Relay struct {
 	name        string
 	store       Store
@@ -151,6 +178,7 @@ type Relay struct {
 	clock       Clock
 	lease, poll time.Duration
 	batch       int
+	sends       int
 	maxAttempts int
 	backoff     func(int) time.Duration
 	retryable   func(error) bool
@@ -169,7 +197,7 @@ type Relay struct {
 func New(name string, store Store, send Sender, opts ...Option) (*Relay, error) {
 	r := &Relay{
 		name: name, store: store, send: send, clock: SystemClock{},
-		lease: DefaultLease, poll: DefaultPoll, batch: DefaultBatch, maxAttempts: DefaultMaxAttempts,
+		lease: DefaultLease, poll: DefaultPoll, batch: DefaultBatch, sends: DefaultSends, maxAttempts: DefaultMaxAttempts,
 		backoff: defaultBackoff, nudge: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
@@ -184,6 +212,8 @@ func New(name string, store Store, send Sender, opts ...Option) (*Relay, error) 
 		return nil, fmt.Errorf("new relay %s: %w: lease %v and poll %v must be positive", name, ErrInvalid, r.lease, r.poll)
 	case r.batch < 1 || r.maxAttempts < 0:
 		return nil, fmt.Errorf("new relay %s: %w: batch %d, max attempts %d", name, ErrInvalid, r.batch, r.maxAttempts)
+	case r.sends < 1 || r.sends > MaxSends:
+		return nil, fmt.Errorf("new relay %s: %w: sends %d, want 1 to %d", name, ErrInvalid, r.sends, MaxSends)
 	}
 	return r, nil
 }
@@ -233,6 +263,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		sent []Row     // the current claim's rows sent and not yet marked, reused across claims
 		ids  []string  // their event IDs, for the mark
 	)
+	c := r.newClaimSender(ctx)
 	for ctx.Err() == nil {
 		now := r.clock.Now()
 		until := now.Add(r.lease)
@@ -259,26 +290,12 @@ func (r *Relay) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		sent = sent[:0]
-		for _, row := range rows {
-			if !r.clock.Now().Before(until) {
-				// The lease is over: another relay may hold the row now. Claim afresh.
-				r.count(func(s *Stats) { s.Skipped++ })
-				continue
-			}
-			ok, notBefore, err := r.deliver(ctx, row)
-			if err != nil {
-				return err // a hook stopped the relay, as a dying process: what it sent stays unmarked
-			}
-			if ok {
-				sent = append(sent, row)
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			if !notBefore.IsZero() && (due.IsZero() || notBefore.Before(due)) {
-				due = notBefore
-			}
+		var notBefore time.Time
+		if sent, notBefore, err = c.sendClaim(ctx, rows, until, sent[:0]); err != nil {
+			return err // a hook stopped the relay, as a dying process: what it sent stays unmarked
+		}
+		if !notBefore.IsZero() && (due.IsZero() || notBefore.Before(due)) {
+			due = notBefore
 		}
 		if ids, err = r.mark(ctx, sent, ids[:0]); err != nil {
 			return err
@@ -287,14 +304,127 @@ func (r *Relay) Run(ctx context.Context) error {
 	return nil
 }
 
+type slotKey struct{}
+
+// Slot returns the slot of the send whose context ctx is (0 to the relay's WithSends value - 1)
+// and true; false outside a send and its Claimed, Sent and Failed hooks. No two sends of one
+// relay are in flight in the same slot at once, so a Sender may keep per-slot state (a
+// connection, a log) without a lock; slots are reused from claim to claim.
+func Slot(ctx context.Context) (int, bool) {
+	n, ok := ctx.Value(slotKey{}).(int)
+	return n, ok
+}
+
+// claimSender sends the rows of one claim after another through the relay's slots. It belongs
+// to one Run and keeps its buffers across claims.
+type claimSender struct {
+	r       *Relay
+	slots   []context.Context // the Run's context with each slot's number
+	free    chan int          // the slots no send holds; nil with one slot (no goroutine)
+	results []delivery        // the current claim's, by row
+	stopped atomic.Bool       // a hook stopped the relay: drop what sends in flight bring back
+}
+
+// delivery is what the send of one row came to.
+type delivery struct {
+	ok        bool      // it succeeded: the row is to be marked
+	notBefore time.Time // when the row was given back for a retry
+	err       error     // a hook stopped the relay
+}
+
+func (r *Relay) newClaimSender(ctx context.Context) *claimSender {
+	c := &claimSender{r: r, slots: make([]context.Context, r.sends)}
+	for i := range c.slots {
+		c.slots[i] = context.WithValue(ctx, slotKey{}, i)
+	}
+	if r.sends > 1 {
+		c.free = make(chan int, r.sends)
+		for i := range r.sends {
+			c.free <- i
+		}
+	}
+	return c
+}
+
+// sendClaim sends rows, starting each in commit order once a slot is free and while the lease
+// and ctx last, and waits for every send it started. It appends to sent (a buffer, given empty)
+// the rows whose send succeeded, in commit order, and returns the earliest not-before time of
+// the rows it gave back, and an error only when a hook stopped the relay.
+func (c *claimSender) sendClaim(ctx context.Context, rows []Row, until time.Time, sent []Row) ([]Row, time.Time, error) {
+	c.results = slices.Grow(c.results[:0], len(rows))[:len(rows)]
+	clear(c.results)
+	if c.free == nil {
+		for i, row := range rows {
+			if !c.startAt(until) {
+				continue
+			}
+			d := &c.results[i]
+			d.ok, d.notBefore, d.err = c.r.deliver(c.slots[0], row, nil)
+			if d.err != nil || ctx.Err() != nil {
+				break
+			}
+		}
+	} else {
+		var wg sync.WaitGroup
+		for i, row := range rows {
+			slot := <-c.free // a slot comes free when a send ends, whether ctx ended or not
+			if c.stopped.Load() || ctx.Err() != nil {
+				c.free <- slot
+				break
+			}
+			if !c.startAt(until) {
+				c.free <- slot
+				continue
+			}
+			wg.Go(func() {
+				defer func() { c.free <- slot }()
+				d := &c.results[i]
+				d.ok, d.notBefore, d.err = c.r.deliver(c.slots[slot], row, &c.stopped)
+				if d.err != nil {
+					c.stopped.Store(true)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var due time.Time
+	for i, d := range c.results {
+		if d.err != nil {
+			c.stopped.Store(false)
+			return sent, time.Time{}, d.err
+		}
+		if d.ok {
+			sent = append(sent, rows[i])
+		}
+		if !d.notBefore.IsZero() && (due.IsZero() || d.notBefore.Before(due)) {
+			due = d.notBefore
+		}
+	}
+	return sent, due, nil
+}
+
+// startAt reports whether the next row may be sent: its claim's lease, until, has not ended. A
+// row whose lease ended is skipped: another relay may hold it now, and the next claim is afresh.
+func (c *claimSender) startAt(until time.Time) bool {
+	if !c.r.clock.Now().Before(until) {
+		c.r.count(func(s *Stats) { s.Skipped++ })
+		return false
+	}
+	return true
+}
+
 // deliver sends one claimed row and records a failure. It reports whether the send succeeded
 // (the row is then the caller's to mark), the row's not-before time when it was given back for a
-// retry, and an error only when a hook stopped the relay.
-func (r *Relay) deliver(ctx context.Context, row Row) (bool, time.Time, error) {
+// retry, and an error only when a hook stopped the relay. Once stopped (nil with one slot) is
+// set by another slot's hook, it drops the send's outcome: no hook, no retry, no park.
+func (r *Relay) deliver(ctx context.Context, row Row, stopped *atomic.Bool) (bool, time.Time, error) {
 	if err := r.at(ctx, Claimed, row); err != nil {
 		return false, time.Time{}, err
 	}
 	sendErr := r.send(ctx, row.Event)
+	if stopped != nil && stopped.Load() {
+		return false, time.Time{}, nil
+	}
 	if sendErr == nil {
 		// Delivered, even if ctx ended meanwhile: mark it rather than send it a second time.
 		return true, time.Time{}, r.at(ctx, Sent, row)

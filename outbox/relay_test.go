@@ -380,6 +380,9 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"negative poll", "r1", store, send, []outbox.Option{outbox.WithPoll(-time.Second)}},
 		{"zero batch", "r1", store, send, []outbox.Option{outbox.WithBatch(0)}},
 		{"negative max attempts", "r1", store, send, []outbox.Option{outbox.WithMaxAttempts(-1)}},
+		{"zero sends", "r1", store, send, []outbox.Option{outbox.WithSends(0)}},
+		{"negative sends", "r1", store, send, []outbox.Option{outbox.WithSends(-2)}},
+		{"too many sends", "r1", store, send, []outbox.Option{outbox.WithSends(outbox.MaxSends + 1)}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			relay, err := outbox.New(c.relay, c.store, c.send, c.opts...)

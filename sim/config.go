@@ -129,9 +129,9 @@ type Config struct {
 
 	// Dispatch.
 	Strategy string `json:"strategy"` // Sync, Async or Outbox
-	Handlers int    `json:"handlers"` // async handler goroutines
-	// Relays is how many outbox relays (outbox.Relay, each sending one row at a time) share the
-	// outbox table: 1 to MaxRelays, and more than 1 only with the Outbox strategy.
+	Handlers int    `json:"handlers"` // async handler goroutines; outbox sends in flight per relay (1 with QuantityChanges)
+	// Relays is how many outbox relays (outbox.Relay, each with Handlers sends in flight) share
+	// the outbox table: 1 to MaxRelays, and more than 1 only with the Outbox strategy.
 	Relays   int    `json:"relays"`
 	Queue    int    `json:"queue"`     // async queue capacity
 	WhenFull string `json:"when_full"` // async: Block or Drop

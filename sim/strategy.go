@@ -45,5 +45,16 @@ func (c Config) dispatchOptions() dispatch.Options {
 		Drop:              c.WhenFull == Drop,
 		Relays:            c.Relays,
 		Dedup:             c.Dedup,
+		RelaySends:        relaySends(c),
 	}
+}
+
+// relaySends is each outbox relay's sends in flight: Handlers, as async has Handlers handlers,
+// but one with reallocation chains, whose Deallocated handlers must see an order's events in
+// commit order (concurrent sends let a stale reallocation mail a false out-of-stock).
+func relaySends(c Config) int {
+	if c.QuantityChanges > 0 {
+		return 1
+	}
+	return c.Handlers
 }

@@ -245,8 +245,8 @@ func dispatchFlags(fs *flag.FlagSet, cfg *sim.Config) {
 			return err
 		})
 	fs.StringVar(&cfg.Strategy, "strategy", cfg.Strategy, "dispatch strategy of a single run: "+strings.Join(sim.StrategyNames(), ", "))
-	fs.IntVar(&cfg.Handlers, "handlers", cfg.Handlers, "async: handler goroutines")
-	fs.IntVar(&cfg.Relays, "relays", cfg.Relays, fmt.Sprintf("outbox: relays (outbox.Relay) sharing the outbox table, 1 to %d; each sends one row at a time, so with more than 1 mails keep commit order only within each relay's claims", sim.MaxRelays))
+	fs.IntVar(&cfg.Handlers, "handlers", cfg.Handlers, "async: handler goroutines; outbox: sends in flight per relay (outbox.WithSends; 1 with -quantity-changes, whose reallocations need commit order)")
+	fs.IntVar(&cfg.Relays, "relays", cfg.Relays, fmt.Sprintf("outbox: relays (outbox.Relay) sharing the outbox table, 1 to %d; each has -handlers sends in flight, so mails keep commit order only with one send in flight and 1 relay", sim.MaxRelays))
 	fs.IntVar(&cfg.Queue, "queue", cfg.Queue, "async: queue capacity")
 	fs.StringVar(&cfg.WhenFull, "when-full", cfg.WhenFull, "async: block or drop when the queue is full")
 	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "retries after a version conflict; -1 never gives up")

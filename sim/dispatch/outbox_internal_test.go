@@ -89,3 +89,61 @@ func eventIDs(rows []outbox.Row) []string {
 	}
 	return ids
 }
+
+type actorName struct{}
+
+// namedHost is a blockingHost whose actors carry their names, and whose deliveries tell which
+// actor made them.
+type namedHost struct {
+	blockingHost
+	by chan string
+}
+
+func (h *namedHost) Actor(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, actorName{}, name)
+}
+
+func (h *namedHost) Deliver(ctx context.Context, e domain.Event) error {
+	name, _ := ctx.Value(actorName{}).(string)
+	h.by <- name
+	return h.blockingHost.Deliver(ctx, e)
+}
+
+// Each relay has Options.RelaySends sends in flight at once, each as an actor of its own (an
+// actor's log takes no lock): with three, three rows are in delivery together, by r0, r0.1 and
+// r0.2, while the fourth waits for a slot; once they are released every row is marked.
+func TestOutboxRelaysSendHandlersRowsAtOnceEachAsItsOwnActor(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	store := fakes.NewStore()
+	h := &namedHost{blockingHost: blockingHost{store: store, entered: make(chan string, 8), release: make(chan struct{})}, by: make(chan string, 8)}
+	s := newOutbox(Options{Relays: 1, RelaySends: 3}).(*outboxStrategy)
+	require.NoError(t, s.Start(ctx, h))
+	var once, stopOnce sync.Once
+	unblock := func() { once.Do(func() { close(h.release) }) }
+	stop := func() { stopOnce.Do(s.Stop) }
+	defer stop()
+	defer unblock()
+	uow := service.NewUnitOfWork(store, service.NewBus(),
+		service.WithDispatcher(func(context.Context, []domain.Event) error { return nil }))
+	require.NoError(t, service.AddBatch(ctx, uow, "b1", "LAMP", 10, time.Time{}))
+	for _, id := range []string{"o1", "o2", "o3", "o4"} {
+		_, err := service.Allocate(ctx, uow, id, "LAMP", 1)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Dispatch(ctx, nil))
+	var actors []string
+	for len(actors) < 3 {
+		select {
+		case name := <-h.by:
+			actors = append(actors, name)
+		case <-time.After(10 * time.Second): // only a relay with fewer sends in flight gets here
+			require.FailNow(t, "deliveries in flight", "%d of 3 (by %v)", len(actors), actors)
+		}
+	}
+	assert.ElementsMatch(t, []string{"r0", "r0.1", "r0.2"}, actors, "the actors of the three sends in flight")
+	unblock()
+	stop()
+	pending, done := store.OutboxCounts()
+	assert.Equal(t, [2]int{0, 4}, [2]int{pending, done}, "every row marked")
+}

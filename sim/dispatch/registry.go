@@ -46,6 +46,9 @@ type Options struct {
 	// mailer de-duplicate by event id.
 	Relays int
 	Dedup  bool
+	// RelaySends is how many sends each outbox relay has in flight (outbox.WithSends); below 1
+	// means 1.
+	RelaySends int
 }
 
 // Errors of the registry.
