@@ -15,6 +15,28 @@ type Product struct {
 	Batches       []*Batch
 	VersionNumber int
 	Events        []Event
+
+	// ids and cause identify the events recorded from now on (see StampEvents); not stored state.
+	ids   IDSource
+	cause string
+}
+
+// StampEvents makes every event that p records from now on carry a Meta: an ID from ids and
+// causationID, the ID of the message being handled. A unit of work sets it on a product it is
+// about to change, so that each event is built once, already identified, instead of being
+// recorded bare and copied with its Meta before commit. A nil ids stops it: events are recorded
+// with an empty Meta again, the default. It is not part of the product's state: Clone and
+// SameState ignore it.
+func (p *Product) StampEvents(ids IDSource, causationID string) {
+	p.ids, p.cause = ids, causationID
+}
+
+// meta returns the Meta of an event p records now: empty unless StampEvents set a source.
+func (p *Product) meta() Meta {
+	if p.ids == nil {
+		return Meta{}
+	}
+	return Meta{ID: p.ids.NextID(), CausationID: p.cause}
 }
 
 // NewProduct returns a product with the given batches and no pending events. It does not validate.
@@ -119,12 +141,12 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 		}
 	}
 	if best == nil {
-		p.Events = append(p.Events, OutOfStock{SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
+		p.Events = append(p.Events, OutOfStock{Meta: p.meta(), SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
 		return "", fmt.Errorf("allocate order %q: %w for %s", line.OrderID, ErrOutOfStock, line.SKU)
 	}
 	best.add(line, hash) // best can take the line and no batch holds its order: checked above
 	p.VersionNumber++
-	p.Events = append(p.Events, Allocated{OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
+	p.Events = append(p.Events, Allocated{Meta: p.meta(), OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
 	return best.Reference, nil
 }
 
