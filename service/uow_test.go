@@ -445,3 +445,40 @@ func TestEventsOutsideACallTakeTheCountersIDs(t *testing.T) {
 		})
 	}
 }
+
+// nudge is an event of the tests' own, whose handler allocates in a unit of work of its own.
+type nudge struct {
+	domain.Meta
+	OrderID string
+}
+
+func (n nudge) WithIdentity(m domain.Meta) domain.Event { n.Meta = m; return n }
+
+// TestWorkOfItsOwnIsStampedBeforeCommit: a unit of work whose fn records events on a product
+// directly (nothing stamps them on record) still commits them identified, caused by the message
+// whose handler ran it.
+func TestWorkOfItsOwnIsStampedBeforeCommit(t *testing.T) {
+	var msgs []domain.Message
+	trace := func(_ context.Context, m domain.Message, _ error) { msgs = append(msgs, m) }
+	store := fakes.NewStore()
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithBusOptions(service.WithTrace(trace)))
+	require.NoError(t, service.AddBatch(ctx, uow, "b1", "LAMP", 10, time.Time{}))
+	service.Subscribe(uow.Bus(), func(ctx context.Context, n nudge) error {
+		return uow.Do(ctx, func(ctx context.Context, repo service.Repository) error {
+			p, err := repo.Get(ctx, "LAMP")
+			if err != nil {
+				return err
+			}
+			_, err = p.Allocate(domain.OrderLine{OrderID: n.OrderID, SKU: "LAMP", Qty: 1})
+			return err
+		})
+	})
+	msgs = nil
+	require.NoError(t, uow.Bus().Handle(ctx, nudge{OrderID: "o1"}))
+	require.Len(t, msgs, 2, "the nudge and its Allocated")
+	cause, ev := msgs[0].Identity(), msgs[1].Identity()
+	require.NotEmpty(t, cause.ID)
+	assert.NotEmpty(t, ev.ID)
+	assert.NotEqual(t, cause.ID, ev.ID)
+	assert.Equal(t, cause.ID, ev.CausationID, "the Allocated's cause")
+}
