@@ -184,6 +184,24 @@ func (b *Batch) add(line OrderLine, hash uint64) {
 	b.count++
 }
 
+// addUnlessHeld is held and, when the batch holds no line of the order and the line fits, add,
+// looking the order up once under one hold of the log's lock. added says whether it added the
+// line. The caller has validated the line; hash is keyHash(line.OrderID, line.SKU).
+func (b *Batch) addUnlessHeld(line OrderLine, hash uint64) (qty int, held, added bool) {
+	if !b.fits(line) {
+		qty, held = b.held(hash, line.OrderID, line.SKU)
+		return qty, held, false
+	}
+	qty, held, lines := b.lines.heldOrWith(line, hash)
+	if held {
+		return qty, true, false
+	}
+	b.lines = lines
+	b.allocated += line.Qty
+	b.count++
+	return 0, false, true
+}
+
 // held returns the quantity of the line of the order (orderID, sku) that the batch holds, if
 // any. hash is keyHash(orderID, sku).
 func (b *Batch) held(hash uint64, orderID, sku string) (qty int, ok bool) {

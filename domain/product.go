@@ -128,26 +128,46 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 	}
 	hash := keyHash(line.OrderID, line.SKU)
 	var best *Batch
-	for _, b := range p.Batches {
-		if qty, held := b.held(hash, line.OrderID, line.SKU); held {
-			if qty != line.Qty {
-				return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
-					line.OrderID, ErrOrderConflict, qty, b.Reference, line.Qty)
-			}
-			return b.Reference, nil
+	added := false
+	if len(p.Batches) == 1 { // the common product: look up and append under one lock
+		b := p.Batches[0]
+		qty, held, ok := b.addUnlessHeld(line, hash)
+		if held {
+			return heldResult(b, line, qty)
 		}
-		if b.fits(line) && (best == nil || b.prefers(best)) { // line is valid: checked above
-			best = b
+		if ok {
+			best, added = b, true
+		}
+	} else {
+		for _, b := range p.Batches {
+			if qty, held := b.held(hash, line.OrderID, line.SKU); held {
+				return heldResult(b, line, qty)
+			}
+			if b.fits(line) && (best == nil || b.prefers(best)) { // line is valid: checked above
+				best = b
+			}
 		}
 	}
 	if best == nil {
 		p.Events = append(p.Events, OutOfStock{Meta: p.meta(), SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
 		return "", fmt.Errorf("allocate order %q: %w for %s", line.OrderID, ErrOutOfStock, line.SKU)
 	}
-	best.add(line, hash) // best can take the line and no batch holds its order: checked above
+	if !added {
+		best.add(line, hash) // best can take the line and no batch holds its order: checked above
+	}
 	p.VersionNumber++
 	p.Events = append(p.Events, Allocated{Meta: p.meta(), OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
 	return best.Reference, nil
+}
+
+// heldResult is what Allocate returns for a line whose order b holds with qty: b's reference
+// when the quantities agree, else an error wrapping ErrOrderConflict.
+func heldResult(b *Batch, line OrderLine, qty int) (string, error) {
+	if qty != line.Qty {
+		return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
+			line.OrderID, ErrOrderConflict, qty, b.Reference, line.Qty)
+	}
+	return b.Reference, nil
 }
 
 // Allocated returns the quantity held by all batches, so a check can compare it with orders.
