@@ -53,3 +53,40 @@ func BenchmarkProductAllocate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkProductAllocateBatches allocates new orders to a product of one batch and of three
+// (the simulator's), each batch holding 100,000 lines: the difference is what looking a new order
+// up in every batch's index costs, the most that an index from order to batch in the product could
+// save. Orders go to the first batch (equal ETAs keep their order). Order ids are made up front
+// for 1<<20 iterations; run it with -benchtime 500000x or fewer.
+func BenchmarkProductAllocateBatches(b *testing.B) {
+	ids := make([]string, 1<<20)
+	for i := range ids {
+		ids[i] = "order-" + strconv.Itoa(i)
+	}
+	for _, batches := range []int{1, 3} {
+		b.Run("batches="+strconv.Itoa(batches), func(b *testing.B) {
+			var bs []*domain.Batch
+			for i := range batches {
+				bt := domain.NewBatch("b"+strconv.Itoa(i), "BENCH-SKU", domain.MaxQty, time.Time{})
+				for j := range 100_000 {
+					bt.Allocate(domain.OrderLine{OrderID: "hist-" + strconv.Itoa(j), SKU: "BENCH-SKU", Qty: 1})
+				}
+				bs = append(bs, bt)
+			}
+			p := domain.NewProduct("BENCH-SKU", bs)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(ids) {
+					b.Fatal("out of order ids: use a smaller -benchtime")
+				}
+				if _, err := p.Allocate(domain.OrderLine{OrderID: ids[i], SKU: "BENCH-SKU", Qty: 1}); err != nil {
+					b.Fatal(err)
+				}
+				p.Events = p.Events[:0]
+				i++
+			}
+		})
+	}
+}

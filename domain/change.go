@@ -28,7 +28,7 @@ func (p *Product) ChangeBatchQuantity(ref string, qty int) error {
 		l := lines[len(lines)-1]
 		lines = lines[:len(lines)-1]
 		b.Deallocate(l)
-		p.Events = append(p.Events, Deallocated{OrderID: l.OrderID, SKU: l.SKU, Qty: l.Qty})
+		p.Events = append(p.Events, Deallocated{Meta: p.meta(), OrderID: l.OrderID, SKU: l.SKU, Qty: l.Qty})
 	}
 	return nil
 }

@@ -1,7 +1,8 @@
 package domain
 
 // Meta identifies a message: its own ID and the ID of the message whose handling recorded it.
-// The aggregate records events with an empty Meta; the unit of work stamps it before commit.
+// The aggregate records events with an empty Meta unless a unit of work gave it an ID source
+// (Product.StampEvents); the unit of work stamps those left empty before commit.
 type Meta struct {
 	ID          string // unique per message; empty until stamped
 	CausationID string // ID of the message being handled when this one was recorded; empty for a root
@@ -9,6 +10,12 @@ type Meta struct {
 
 // Identity returns the message's Meta. Types that embed Meta get it for free.
 func (m Meta) Identity() Meta { return m }
+
+// IDSource hands out message IDs, each unique among every message the source's users handle (see
+// Product.StampEvents). A product calls it from the goroutine that changes the product.
+type IDSource interface {
+	NextID() string
+}
 
 // Event is something that happened in the domain, recorded by an aggregate and published by the
 // unit of work after commit. Implementations are values that embed Meta.

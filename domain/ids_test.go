@@ -26,10 +26,22 @@ var badIDs = []struct {
 	{"invalid UTF-8", "o\xff", "not valid UTF-8"},
 	{"lone continuation byte", "o\x80", "not valid UTF-8"},
 	{"truncated UTF-8", "caf\xc3", "not valid UTF-8"},
+	// Identifiers of 8 bytes or more, whose first 8 the check reads as one word.
+	{"long, spaces only", "                ", "only white space"},
+	{"long, spaces then a no-break space", "        \u00a0", "only white space"},
+	{"control character in the first word", "order-1\x01x", "at byte 7"},
+	{"0x1f in the first word", "\x1forder-12", "at byte 0"},
+	{"DEL in the second word", "order-123456\x7f789", "at byte 12"},
+	{"0x80 in the first word", "ord\x80er-12", "not valid UTF-8"},
+	{"0xa0 in the first word", "ord\xa0er-12", "not valid UTF-8"},
+	{"0xff in the second word", "order-12order\xff12", "not valid UTF-8"},
+	{"C1 control in the first word", "order-\u0085x", "control character"},
+	{"invalid UTF-8 in the first word", "ord\xffer-12", "not valid UTF-8"},
 }
 
 // goodIDs are unusual identifiers that are valid.
-var goodIDs = []string{"o", "order 1", " LAMP", "café", "ランプ", "a-b_c.d/e"}
+var goodIDs = []string{"o", "order 1", " LAMP", "café", "ランプ", "a-b_c.d/e",
+	"order-123", "        x", "x               ", "       x        ", " !~ !~ !~ !~ !~ ", "order-1234-café"}
 
 func TestIdentifiersAreValidated(t *testing.T) {
 	for _, tt := range badIDs {
@@ -71,5 +83,22 @@ func TestABadIdentifierChangesNothing(t *testing.T) {
 			assert.Zero(t, p.VersionNumber)
 			assert.Empty(t, p.Events)
 		})
+	}
+}
+
+// TestEveryByteInEveryPlace puts each byte value at each place of a 10-byte identifier, in the
+// first 8 bytes (read as one word) and after them: only printable ASCII is valid there alone.
+func TestEveryByteInEveryPlace(t *testing.T) {
+	for place := range 10 {
+		for b := range 256 {
+			id := []byte("abcdefghij")
+			id[place] = byte(b)
+			err := domain.OrderLine{OrderID: string(id), SKU: "LAMP", Qty: 1}.Validate()
+			if b >= 0x20 && b < 0x7f {
+				assert.NoError(t, err, "byte %#x at %d", b, place)
+			} else {
+				assert.ErrorIs(t, err, domain.ErrInvalidOrderLine, "byte %#x at %d", b, place)
+			}
+		}
 	}
 }

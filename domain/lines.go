@@ -289,14 +289,25 @@ func (v lineView) find(hash uint64, orderID, sku string) (*logEntry, bool) {
 	i, ok := l.latest(hash)
 	entries, keys := l.entries, l.keys // what is below l.n never changes: read it unlocked
 	l.mu.Unlock()
-	for ok {
+	if !ok {
+		return nil, false
+	}
+	return v.chain(entries, keys, i, orderID, sku)
+}
+
+// chain returns the latest entry for the key that v sees, walking back from position i, the
+// latest entry with the key's hash, in a log with these chunks and arena.
+func (v lineView) chain(entries [][]logEntry, keys [][]byte, i int, orderID, sku string) (*logEntry, bool) {
+	for {
 		e := entryAt(entries, i)
 		if v.sees(i) && is(keys, e, orderID, sku) {
 			return e, true
 		}
-		i, ok = int(e.prev), e.prev >= 0
+		if e.prev < 0 {
+			return nil, false
+		}
+		i = int(e.prev)
 	}
-	return nil, false
 }
 
 // held returns the line of the key that v holds, if any.
@@ -318,6 +329,12 @@ func (v lineView) with(line OrderLine, hash uint64, tombstone bool) lineView {
 		l = &lineLog{}
 	}
 	l.mu.Lock()
+	return v.appendLocked(l, line, hash, tombstone)
+}
+
+// appendLocked is with for the caller that holds l's lock, l being v's log or a new one; it
+// unlocks l.
+func (v lineView) appendLocked(l *lineLog, line OrderLine, hash uint64, tombstone bool) lineView {
 	gaps := v.gaps
 	if end := l.n; end != v.n {
 		if len(gaps.list()) == maxGaps {
@@ -330,6 +347,25 @@ func (v lineView) with(line OrderLine, hash uint64, tombstone bool) lineView {
 	n := l.n
 	l.mu.Unlock()
 	return lineView{log: l, n: n, gaps: gaps}
+}
+
+// heldOrWith looks the line's key up as find does and, when v holds no line of it, returns v
+// with the line allocated as with does, all under one hold of the log's lock: the look-up and
+// the append of a product with one batch. held is the quantity held and ok whether there is one;
+// then the view is v.
+func (v lineView) heldOrWith(line OrderLine, hash uint64) (held int, ok bool, nv lineView) {
+	l := v.log
+	if l == nil {
+		return 0, false, v.with(line, hash, false)
+	}
+	l.mu.Lock()
+	if i, found := l.latest(hash); found {
+		if e, found := v.chain(l.entries, l.keys, i, line.OrderID, line.SKU); found && !e.tombstone {
+			l.mu.Unlock()
+			return int(e.qty), true, v
+		}
+	}
+	return 0, false, v.appendLocked(l, line, hash, false)
 }
 
 // compact returns a view, in a new log, of what v sees, without gaps.

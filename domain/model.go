@@ -49,7 +49,22 @@ type OrderLine struct {
 // common all-ASCII identifier is checked byte by byte, without decoding.
 func checkID(what, s string) error {
 	blank := true
-	for i := 0; i < len(s); i++ {
+	i := 0
+	// Eight bytes at a time while they are ASCII and none is a control character. A byte below
+	// 0x20 or from 0xa0 up sets its top bit in w-0x20…20 (the lowest such byte takes no borrow:
+	// only a byte below 0x20 makes one), and a byte from 0x7f to 0xfe does in w+0x01…01 (0xff
+	// is from 0xa0). A word with any of them is left to the byte loop, which is exact.
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	const spaces = 0x20 * ones
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if ((w-spaces)|(w+ones))&tops != 0 {
+			break
+		}
+		blank = blank && w == spaces
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
 			return checkUnicodeID(what, s)
@@ -182,6 +197,24 @@ func (b *Batch) add(line OrderLine, hash uint64) {
 	b.lines = b.lines.with(line, hash, false)
 	b.allocated += line.Qty
 	b.count++
+}
+
+// addUnlessHeld is held and, when the batch holds no line of the order and the line fits, add,
+// looking the order up once under one hold of the log's lock. added says whether it added the
+// line. The caller has validated the line; hash is keyHash(line.OrderID, line.SKU).
+func (b *Batch) addUnlessHeld(line OrderLine, hash uint64) (qty int, held, added bool) {
+	if !b.fits(line) {
+		qty, held = b.held(hash, line.OrderID, line.SKU)
+		return qty, held, false
+	}
+	qty, held, lines := b.lines.heldOrWith(line, hash)
+	if held {
+		return qty, true, false
+	}
+	b.lines = lines
+	b.allocated += line.Qty
+	b.count++
+	return 0, false, true
 }
 
 // held returns the quantity of the line of the order (orderID, sku) that the batch holds, if

@@ -15,6 +15,28 @@ type Product struct {
 	Batches       []*Batch
 	VersionNumber int
 	Events        []Event
+
+	// ids and cause identify the events recorded from now on (see StampEvents); not stored state.
+	ids   IDSource
+	cause string
+}
+
+// StampEvents makes every event that p records from now on carry a Meta: an ID from ids and
+// causationID, the ID of the message being handled. A unit of work sets it on a product it is
+// about to change, so that each event is built once, already identified, instead of being
+// recorded bare and copied with its Meta before commit. A nil ids stops it: events are recorded
+// with an empty Meta again, the default. It is not part of the product's state: Clone and
+// SameState ignore it.
+func (p *Product) StampEvents(ids IDSource, causationID string) {
+	p.ids, p.cause = ids, causationID
+}
+
+// meta returns the Meta of an event p records now: empty unless StampEvents set a source.
+func (p *Product) meta() Meta {
+	if p.ids == nil {
+		return Meta{}
+	}
+	return Meta{ID: p.ids.NextID(), CausationID: p.cause}
 }
 
 // NewProduct returns a product with the given batches and no pending events. It does not validate.
@@ -106,26 +128,46 @@ func (p *Product) Allocate(line OrderLine) (batchRef string, err error) {
 	}
 	hash := keyHash(line.OrderID, line.SKU)
 	var best *Batch
-	for _, b := range p.Batches {
-		if qty, held := b.held(hash, line.OrderID, line.SKU); held {
-			if qty != line.Qty {
-				return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
-					line.OrderID, ErrOrderConflict, qty, b.Reference, line.Qty)
-			}
-			return b.Reference, nil
+	added := false
+	if len(p.Batches) == 1 { // the common product: look up and append under one lock
+		b := p.Batches[0]
+		qty, held, ok := b.addUnlessHeld(line, hash)
+		if held {
+			return heldResult(b, line, qty)
 		}
-		if b.fits(line) && (best == nil || b.prefers(best)) { // line is valid: checked above
-			best = b
+		if ok {
+			best, added = b, true
+		}
+	} else {
+		for _, b := range p.Batches {
+			if qty, held := b.held(hash, line.OrderID, line.SKU); held {
+				return heldResult(b, line, qty)
+			}
+			if b.fits(line) && (best == nil || b.prefers(best)) { // line is valid: checked above
+				best = b
+			}
 		}
 	}
 	if best == nil {
-		p.Events = append(p.Events, OutOfStock{SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
+		p.Events = append(p.Events, OutOfStock{Meta: p.meta(), SKU: p.SKU, OrderID: line.OrderID, Qty: line.Qty})
 		return "", fmt.Errorf("allocate order %q: %w for %s", line.OrderID, ErrOutOfStock, line.SKU)
 	}
-	best.add(line, hash) // best can take the line and no batch holds its order: checked above
+	if !added {
+		best.add(line, hash) // best can take the line and no batch holds its order: checked above
+	}
 	p.VersionNumber++
-	p.Events = append(p.Events, Allocated{OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
+	p.Events = append(p.Events, Allocated{Meta: p.meta(), OrderID: line.OrderID, SKU: line.SKU, Qty: line.Qty, BatchRef: best.Reference})
 	return best.Reference, nil
+}
+
+// heldResult is what Allocate returns for a line whose order b holds with qty: b's reference
+// when the quantities agree, else an error wrapping ErrOrderConflict.
+func heldResult(b *Batch, line OrderLine, qty int) (string, error) {
+	if qty != line.Qty {
+		return "", fmt.Errorf("allocate order %q: %w: holds %d in batch %s, asked for %d",
+			line.OrderID, ErrOrderConflict, qty, b.Reference, line.Qty)
+	}
+	return b.Reference, nil
 }
 
 // Allocated returns the quantity held by all batches, so a check can compare it with orders.

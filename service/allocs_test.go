@@ -113,11 +113,12 @@ func TestHandleAllocatesFewBytes(t *testing.T) {
 	}
 }
 
-// TestAllocateAllocatesAtMostThree pins service.Allocate on the fakes: the transaction with its
-// copy of the product, the Allocated event and its stamped copy (the fake store keeps a product's
-// state by value, so its commit allocates nothing). BenchmarkAllocate reports two more: its
-// order-ID string, built from strconv.Itoa's string.
-func TestAllocateAllocatesAtMostThree(t *testing.T) {
+// TestAllocateAllocatesAtMostTwo pins service.Allocate on the fakes: the transaction with its
+// copy of the product, and the Allocated event, boxed once with its Meta (the product stamps it
+// on record, so the unit of work copies no event; the fake store keeps a product's state by
+// value, so its commit allocates nothing). BenchmarkAllocate reports two more: its order-ID
+// string, built from strconv.Itoa's string.
+func TestAllocateAllocatesAtMostTwo(t *testing.T) {
 	skipUnderRace(t)
 	for _, history := range []int{10, 20_000} {
 		t.Run("history="+strconv.Itoa(history), func(t *testing.T) {
@@ -142,7 +143,7 @@ func TestAllocateAllocatesAtMostThree(t *testing.T) {
 				}
 				i++
 			})
-			assert.LessOrEqual(t, allocs, 3.0, "allocations per service.Allocate with %d lines held", history)
+			assert.LessOrEqual(t, allocs, 2.0, "allocations per service.Allocate with %d lines held", history)
 			p, _ := store.Product("HOT")
 			assert.Equal(t, history+1001, p.Batches[0].Allocations(), "every order was allocated")
 		})

@@ -25,6 +25,7 @@ func allocate(ctx context.Context, uow UnitOfWork, cmd domain.Allocate) (allocat
 	a := allocating{line: line}
 	var err error
 	if t, ok := uow.(*Transactor); ok {
+		a.t = t
 		err = t.Do(ctx, a.run) // Do keeps no reference to its fn: a stays on the stack
 	} else {
 		escaping := &allocating{line: line}
@@ -41,6 +42,7 @@ func allocate(ctx context.Context, uow UnitOfWork, cmd domain.Allocate) (allocat
 // allocate can keep it off the heap when the unit of work is a Transactor.
 type allocating struct {
 	line  domain.OrderLine
+	t     *Transactor // the unit of work, when it is a Transactor: the product stamps on record
 	found allocation
 }
 
@@ -53,7 +55,11 @@ func (a *allocating) run(ctx context.Context, repo Repository) error {
 	if err != nil {
 		return err
 	}
+	if a.t != nil {
+		a.t.stampOnRecord(ctx, p)
+	}
 	a.found.batchRef, err = p.Allocate(a.line)
+	p.StampEvents(nil, "")
 	if errors.Is(err, domain.ErrOutOfStock) {
 		a.found.outOfStock = err
 		return nil // commit, so that the event is published
@@ -95,6 +101,10 @@ func changeBatchQuantity(ctx context.Context, uow UnitOfWork, cmd domain.ChangeB
 		}
 		if err != nil {
 			return err
+		}
+		if t, ok := uow.(*Transactor); ok {
+			t.stampOnRecord(ctx, p)
+			defer p.StampEvents(nil, "")
 		}
 		return p.ChangeBatchQuantity(cmd.Ref, cmd.Qty)
 	})

@@ -194,17 +194,64 @@ func (t *Transactor) attempt(ctx context.Context, fn func(ctx context.Context, r
 }
 
 // stamp gives every unstamped event an ID and, when a message is being handled on ctx, its
-// causation ID. Events get IDs before commit so that a store can keep them (an outbox).
+// causation ID. Events get IDs before commit so that a store can keep them (an outbox). Events
+// that a product recorded already identified (see stampOnRecord) are left as they are, so a unit
+// of work whose products all stamped on record copies no event.
 func (t *Transactor) stamp(ctx context.Context, seen []*domain.Product) {
-	cause := handling(ctx).ID
+	cause, known := "", false
 	for _, p := range seen {
 		for i, e := range p.Events {
-			if e.Identity().ID == "" {
-				p.Events[i] = e.WithIdentity(domain.Meta{ID: t.nextID(ctx), CausationID: cause})
+			if e.Identity().ID != "" {
+				continue
 			}
+			if !known {
+				cause, known = handling(ctx).ID, true
+			}
+			p.Events[i] = e.WithIdentity(domain.Meta{ID: t.nextID(ctx), CausationID: cause})
 		}
 	}
 }
+
+// stampOnRecord makes p identify the events it records from now on as stamp would before commit:
+// IDs from nextID's source, in the order they are recorded, and the causation ID of the message
+// being handled on ctx. Each event is then boxed once, already carrying its Meta, instead of
+// boxed bare and boxed again by WithIdentity. The caller calls p.StampEvents(nil, "") when done,
+// so that a product kept past the work (a store's copy) holds no call's ID source.
+func (t *Transactor) stampOnRecord(ctx context.Context, p *domain.Product) {
+	p.StampEvents(t.eventIDs(ctx), handling(ctx).ID)
+}
+
+// eventIDs returns the source that nextID(ctx) draws from, as a domain.IDSource: the running
+// call's, the one WithIDs put on ctx, or the counter of the bus (or of t when it has no bus). Each
+// is a pointer or a func, so the conversion to an interface allocates nothing.
+func (t *Transactor) eventIDs(ctx context.Context) domain.IDSource {
+	if t.bus != nil {
+		if outer := callOf(ctx); outer != nil {
+			if d := t.bus.runningFrom(outer); d != nil {
+				return (*runningIDs)(d)
+			}
+		}
+	}
+	if next := idSource(ctx); next != nil {
+		return funcIDs(next)
+	}
+	if t.bus != nil {
+		return (*busIDs)(t.bus)
+	}
+	return (*transactorIDs)(t)
+}
+
+type (
+	runningIDs    dispatch      // the IDs of a running call of the bus
+	funcIDs       func() string // the IDs of WithIDs
+	busIDs        Bus           // the bus's counter, outside any call
+	transactorIDs Transactor    // the counter of a unit of work without a bus
+)
+
+func (d *runningIDs) NextID() string    { return (*dispatch)(d).nextID() }
+func (f funcIDs) NextID() string        { return f() }
+func (b *busIDs) NextID() string        { return (*Bus)(b).nextID(background) }
+func (t *transactorIDs) NextID() string { return (*Transactor)(t).nextID(background) }
 
 // nextID returns the next event ID from the source the bus uses for messages sent without one,
 // so that IDs of events and commands never collide.

@@ -377,3 +377,108 @@ func TestOneTransactorTakesBackoffIDsAndDispatcherPerCall(t *testing.T) {
 	assert.Equal(t, []string{"a-3"}, a.dispatched, "a's dispatcher saw nothing of b's")
 	assert.Equal(t, []string{"Out of stock for LAMP"}, mailer.To(service.StockAddress))
 }
+
+// TestEventsOfWorkInsideACallContinueTheCallsIDs: an Allocate command handed to the bus without
+// an ID gets one from the call's own sequence, and the Allocated that its unit of work records
+// takes the next one from that same sequence, not a number from outside the call.
+func TestEventsOfWorkInsideACallContinueTheCallsIDs(t *testing.T) {
+	var msgs []domain.Message
+	trace := func(_ context.Context, m domain.Message, _ error) { msgs = append(msgs, m) }
+	store := fakes.NewStore()
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithBusOptions(service.WithTrace(trace)))
+	require.NoError(t, service.AddBatch(ctx, uow, "b1", "LAMP", 10, time.Time{}))
+	msgs = nil
+	require.NoError(t, uow.Bus().Handle(ctx, domain.Allocate{OrderID: "o1", SKU: "LAMP", Qty: 1}))
+	require.Len(t, msgs, 2, "the command and its Allocated")
+	cmd, ev := msgs[0].Identity(), msgs[1].Identity()
+	n, err := strconv.Atoi(cmd.ID[len("ev-"):])
+	require.NoError(t, err, "command ID %q", cmd.ID)
+	assert.Equal(t, domain.Meta{ID: "ev-" + strconv.Itoa(n+1), CausationID: cmd.ID}, ev)
+}
+
+// capture is a Publisher that keeps what it is handed.
+type capture struct{ events []domain.Event }
+
+func (c *capture) Publish(_ context.Context, _ string, e domain.Event) error {
+	c.events = append(c.events, e)
+	return nil
+}
+
+// TestEventsOutsideACallTakeTheCountersIDs: service.Allocate called outside any bus call and with
+// no WithIDs numbers its events from the bus's counter, or, for a unit of work without a bus, from
+// the unit of work's own: each event an ID of its own.
+func TestEventsOutsideACallTakeTheCountersIDs(t *testing.T) {
+	tests := []struct {
+		name string
+		// wire returns a unit of work on store whose committed Allocated events land in got.
+		wire func(store *fakes.Store, got *capture) *service.Transactor
+	}{
+		{"bus", func(store *fakes.Store, got *capture) *service.Transactor {
+			return service.Bootstrap(store, fakes.NewMailer(), service.WithPublisher(got))
+		}},
+		{"no bus", func(store *fakes.Store, got *capture) *service.Transactor {
+			return service.NewUnitOfWork(store, nil, service.WithDispatcher(func(_ context.Context, events []domain.Event) error {
+				got.events = append(got.events, events...)
+				return nil
+			}))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, got := fakes.NewStore(), &capture{}
+			seed := service.Bootstrap(store, fakes.NewMailer())
+			require.NoError(t, service.AddBatch(ctx, seed, "b1", "LAMP", 10, time.Time{}))
+			uow := tt.wire(store, got)
+			for _, order := range []string{"o1", "o2", "o3"} {
+				_, err := service.Allocate(ctx, uow, order, "LAMP", 1)
+				require.NoError(t, err)
+			}
+			require.Len(t, got.events, 3, "Allocated events")
+			ids := map[string]bool{}
+			for _, e := range got.events {
+				m := e.Identity()
+				assert.Regexp(t, `^ev-[0-9]+$`, m.ID, "ID of %#v", e)
+				assert.Empty(t, m.CausationID, "a root's cause")
+				ids[m.ID] = true
+			}
+			assert.Len(t, ids, 3, "distinct IDs among %v", got.events)
+		})
+	}
+}
+
+// nudge is an event of the tests' own, whose handler allocates in a unit of work of its own.
+type nudge struct {
+	domain.Meta
+	OrderID string
+}
+
+func (n nudge) WithIdentity(m domain.Meta) domain.Event { n.Meta = m; return n }
+
+// TestWorkOfItsOwnIsStampedBeforeCommit: a unit of work whose fn records events on a product
+// directly (nothing stamps them on record) still commits them identified, caused by the message
+// whose handler ran it.
+func TestWorkOfItsOwnIsStampedBeforeCommit(t *testing.T) {
+	var msgs []domain.Message
+	trace := func(_ context.Context, m domain.Message, _ error) { msgs = append(msgs, m) }
+	store := fakes.NewStore()
+	uow := service.Bootstrap(store, fakes.NewMailer(), service.WithBusOptions(service.WithTrace(trace)))
+	require.NoError(t, service.AddBatch(ctx, uow, "b1", "LAMP", 10, time.Time{}))
+	service.Subscribe(uow.Bus(), func(ctx context.Context, n nudge) error {
+		return uow.Do(ctx, func(ctx context.Context, repo service.Repository) error {
+			p, err := repo.Get(ctx, "LAMP")
+			if err != nil {
+				return err
+			}
+			_, err = p.Allocate(domain.OrderLine{OrderID: n.OrderID, SKU: "LAMP", Qty: 1})
+			return err
+		})
+	})
+	msgs = nil
+	require.NoError(t, uow.Bus().Handle(ctx, nudge{OrderID: "o1"}))
+	require.Len(t, msgs, 2, "the nudge and its Allocated")
+	cause, ev := msgs[0].Identity(), msgs[1].Identity()
+	require.NotEmpty(t, cause.ID)
+	assert.NotEmpty(t, ev.ID)
+	assert.NotEqual(t, cause.ID, ev.ID)
+	assert.Equal(t, cause.ID, ev.CausationID, "the Allocated's cause")
+}
