@@ -176,22 +176,10 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, 
 		published[i]++
 	}
 	reallocated := map[string]bool{}
-	runs := map[string]int{} // Deallocated event ID -> how many times its handler reallocated
 	for _, re := range h.Reallocations {
 		reallocated[re.Cause] = true
-		runs[re.Cause]++
 	}
-	// rerun holds the orders whose reallocation found no stock in a run of the handler of a
-	// Deallocated event that ran more than once (sent again: at-least-once). The reallocation is
-	// not idempotent, so a later run of it may allocate the order: its out-of-stock mail was true
-	// when sent, and is a consequence of the re-delivery, not of a lost or invented event.
-	rerun := map[string]bool{}
-	for _, re := range h.Reallocations {
-		if runs[re.Cause] > 1 && re.Outcome == OutOfStock {
-			rerun[re.Order] = true
-		}
-	}
-	excused := 0
+	rerun, excused := rerunOutOfStock(h), 0
 	faulted := len(h.Crashes) > 0
 	for _, s := range h.Sends {
 		faulted = faulted || s.Err
@@ -227,13 +215,7 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, 
 		if published[i] > 1 && h.Promise.NoDuplicatePublish {
 			dupPublished.Fail("event %s (%s) of order %s published %d times", e.ID, e.Kind, e.Order, published[i])
 		}
-		if mails[i] > 0 && e.Kind == KindOutOfStock && held.get(e.Order) > 0 {
-			if rerun[e.Order] {
-				excused += mails[i]
-			} else {
-				falseOOS.Fail("event %s: out-of-stock mail for order %s, which the store holds", e.ID, e.Order)
-			}
-		}
+		excused += judgeOutOfStock(falseOOS, e, mails[i], held, rerun)
 		delivered := mails[i] > 0
 		switch e.Kind {
 		case KindOutOfStock:
@@ -250,6 +232,19 @@ func checkDeliveries(h *History, held *idIndex) (unexpected, dup, dupPublished, 
 		falseOOS.Note = fmt.Sprintf("%d out-of-stock mails for orders the store holds came from reallocations run again when their Deallocated was sent again (at-least-once; the reallocation is not idempotent)", excused)
 	}
 	return unexpected, dup, dupPublished, lost, falseOOS
+}
+
+// judgeOutOfStock fails v when e is an OutOfStock event mailed for an order the store holds,
+// unless a reallocation run again explains it (rerun): then it returns the mails it excused.
+func judgeOutOfStock(v *Verdict, e EventOp, mails int, held *idIndex, rerun map[string]bool) (excused int) {
+	if mails == 0 || e.Kind != KindOutOfStock || held.get(e.Order) == 0 {
+		return 0
+	}
+	if rerun[e.Order] {
+		return mails
+	}
+	v.Fail("event %s: out-of-stock mail for order %s, which the store holds", e.ID, e.Order)
+	return 0
 }
 
 // checkBadInput checks that every invalid order was rejected with nothing committed for it, that
@@ -373,6 +368,24 @@ func movedOrders(h *History) map[string]*movedOrder {
 		}
 	}
 	return moved
+}
+
+// rerunOutOfStock returns the orders whose reallocation found no stock in a run of the handler
+// of a Deallocated event that ran more than once (sent again: at-least-once). The reallocation
+// is not idempotent, so a later run of it may allocate the order: its out-of-stock mail was true
+// when sent, and follows from the re-delivery, not from a lost or invented event.
+func rerunOutOfStock(h *History) map[string]bool {
+	runs := map[string]int{} // Deallocated event ID -> how many times its handler reallocated
+	for _, re := range h.Reallocations {
+		runs[re.Cause]++
+	}
+	rerun := map[string]bool{}
+	for _, re := range h.Reallocations {
+		if runs[re.Cause] > 1 && re.Outcome == OutOfStock {
+			rerun[re.Order] = true
+		}
+	}
+	return rerun
 }
 
 // movedOrder is what the reallocations of one deallocated order said.
