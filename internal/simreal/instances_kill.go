@@ -25,7 +25,8 @@ import (
 // package fleet's scenario): the orders are paused at this transport, and under sync the sink
 // holds every mail at MAIL FROM, after its commit. Orders are let through one at a time until
 // every request in flight waits on its mail, with one to the victim at least (or no order is
-// left to send, or every worker is held); then the victim is killed, the mails released and the
+// left to send, or every worker is held: then the victim is the instance with the most requests
+// in flight, if the planned one has none); then the victim is killed, the mails released and the
 // victim restarted on its port before the orders resume. Every request to the killed life in
 // flight then has committed and not mailed: lost under sync, exactly the committed events of
 // requests of unknown outcome to the killed life. Under the outbox the kill comes once the
@@ -193,6 +194,11 @@ func (k *killer) kill() error {
 				k.allowance++
 				k.cond.Broadcast()
 			}
+			if done && !ready {
+				// Every other worker is held on other instances: none can reach the planned
+				// victim, so the kill takes the instance with the most requests in flight.
+				k.victim = fallbackVictim(k.victim, k.busyTo)
+			}
 			k.mu.Unlock()
 			if ready || done {
 				break
@@ -255,6 +261,18 @@ func (k *killer) stats(in *fleet.Instance) *httpload.Server {
 	}
 	k.killedStatsErr = fmt.Sprintf("stats of %s's killed life: %v", in.Name(), err)
 	return nil
+}
+
+// fallbackVictim returns the instance to kill when the planned one may have no request in flight:
+// planned when it has as many in flight as any other, else the first with the most.
+func fallbackVictim(planned int, busyTo []int) int {
+	best := planned
+	for n, busy := range busyTo {
+		if busy > busyTo[best] {
+			best = n
+		}
+	}
+	return best
 }
 
 func (k *killer) busyToVictim() int {
