@@ -97,6 +97,7 @@ type config struct {
 	relayLease   time.Duration
 	relayPoll    time.Duration
 	relayBatch   int
+	relaySends   int
 	retries      int
 	maxBody      int64
 	attempts     int
@@ -136,6 +137,7 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 	fs.DurationVar(&cfg.relayLease, "relay-lease", outbox.DefaultLease, "with -strategy outbox: how long a relay's claim holds its rows (a killed instance's rows wait this long)")
 	fs.DurationVar(&cfg.relayPoll, "relay-poll", outbox.DefaultPoll, "with -strategy outbox: how long an idle relay waits before it looks for rows other instances committed")
 	fs.IntVar(&cfg.relayBatch, "relay-batch", outbox.DefaultBatch, "with -strategy outbox: rows one claim takes")
+	fs.IntVar(&cfg.relaySends, "relay-sends", outbox.DefaultSends, "with -strategy outbox: rows of a claim each relay sends at once (1 keeps commit order; more keeps up with a slow mail server)")
 	fs.IntVar(&cfg.retries, "retries", service.DefaultRetries, "retries of a unit of work after a concurrent update; -1 never gives up")
 	fs.IntVar(&cfg.attempts, "handler-attempts", 1, "attempts of a failing event handler in all (a mail refused for now, say); 1 is the book's code, 3 its text")
 	fs.DurationVar(&cfg.backoff, "handler-backoff", 10*time.Millisecond, "with -handler-attempts: ceiling of the first wait between attempts, doubled each time, jittered")
@@ -184,6 +186,8 @@ func parseFlags(args []string, stdout io.Writer) (config, error) {
 		err = fmt.Errorf("-relay-poll must be positive, got %v", cfg.relayPoll)
 	case cfg.relayBatch < 1:
 		err = fmt.Errorf("-relay-batch must be 1 or more, got %d", cfg.relayBatch)
+	case cfg.relaySends < 1 || cfg.relaySends > outbox.MaxSends:
+		err = fmt.Errorf("-relay-sends must be between 1 and %d, got %d", outbox.MaxSends, cfg.relaySends)
 	}
 	if err != nil {
 		return cfg, fmt.Errorf("%w: %w", errUsage, err)

@@ -275,6 +275,8 @@ func TestRunFlags(t *testing.T) {
 		{"no lease", []string{"-strategy", "outbox", "-relay-lease", "0s"}, errUsage, "-relay-lease must be positive"},
 		{"no poll", []string{"-strategy", "outbox", "-relay-poll", "0s"}, errUsage, "-relay-poll must be positive"},
 		{"no batch", []string{"-strategy", "outbox", "-relay-batch", "0"}, errUsage, "-relay-batch must be 1 or more"},
+		{"no sends", []string{"-strategy", "outbox", "-relay-sends", "0"}, errUsage, "-relay-sends must be between 1 and 1024"},
+		{"too many sends", []string{"-strategy", "outbox", "-relay-sends", "1025"}, errUsage, "-relay-sends must be between 1 and 1024"},
 		{"an empty name", []string{"-name", ""}, errUsage, `-name "": want 1 to 32 letters`},
 		{"a name with a dot", []string{"-name", "a.b"}, errUsage, `-name "a.b": want 1 to 32 letters`},
 		{"a bad stream", []string{"-broker", "nats://127.0.0.1:1", "-nats-stream", "a.b"}, errUsage, `-nats-stream "a.b": want letters`},

@@ -198,3 +198,31 @@ func TestRunMailTimeout(t *testing.T) {
 	assert.ErrorIs(t, err, service.ErrPublish, "the mail that timed out")
 	require.NoError(t, s.stop())
 }
+
+// -relay-sends: a relay sends that many rows of its claim at once. Instance a, without relays,
+// commits three out-of-stock rows; instance b's one relay then claims them in one claim at its
+// start, and the sink, holding every mail at MAIL FROM, sees as many at once as -relay-sends
+// allows.
+func TestRunRelaySendsSeveralRowsAtOnce(t *testing.T) {
+	db := fleet.Database(t)
+	gate := fleet.NewGate(false)
+	gate.Close()
+	sink, err := smtptest.Start(smtptest.Config{Dedup: true, Plan: gate.Plan})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, sink.Close()) }()
+	defer gate.Open() // before the sink's Close, which waits for the transactions it holds
+
+	args := []string{"-store", db, "-mailer", "smtp://" + sink.Addr(), "-strategy", "outbox"}
+	a := start(t, append([]string{"-name", "a", "-relays", "0"}, args...)...)
+	require.NoError(t, a.client.AddBatch(t.Context(), "b1", "RUG", 1, noETA))
+	for _, id := range []string{"o1", "o2", "o3"} {
+		_, err := a.client.Allocate(t.Context(), id, "RUG", 2)
+		require.ErrorIs(t, err, domain.ErrOutOfStock, "order %s", id)
+	}
+	b := start(t, append([]string{"-name", "b", "-relays", "1", "-relay-sends", "3", "-relay-poll", "1h"}, args...)...)
+	eventually(t, "three mails held at once", func() bool { return gate.Held() == 3 })
+	gate.Open()
+	eventually(t, "mailed", func() bool { return len(sink.Delivered()) == 3 })
+	require.NoError(t, b.stop())
+	require.NoError(t, a.stop())
+}

@@ -120,6 +120,7 @@ func (st *stack) addRelays(cfg config, store outboxStore, bus *service.Bus, log 
 		// a restarted instance's relays new ones.
 		r, err := outbox.New(st.ids.life+"-r"+strconv.Itoa(i), store, outbox.BusSender(bus),
 			outbox.WithLease(cfg.relayLease), outbox.WithPoll(cfg.relayPoll), outbox.WithBatch(cfg.relayBatch),
+			outbox.WithSends(cfg.relaySends),
 			outbox.WithRetryable(retryable),
 			outbox.WithOnError(func(err error) { log.Warn("relay", "err", err) }),
 			outbox.WithOnDead(func(d outbox.DeadLetter) {
