@@ -2,7 +2,9 @@ package dispatch_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,18 +75,23 @@ func TestRegisterRefusesBadNamesAndTakenOnes(t *testing.T) {
 	assert.True(t, s.Durable(), "the outbox is still the outbox")
 }
 
+// registered numbers the names TestRegisterMakesTheStrategyKnown registers: the registry is the
+// process's, so each run of the test (-count, -cpu 1,2) needs a name of its own.
+var registered atomic.Int64
+
 func TestRegisterMakesTheStrategyKnown(t *testing.T) {
+	name := fmt.Sprintf("nothing-%d", registered.Add(1))
 	var made []dispatch.Options
-	require.NoError(t, dispatch.Register("nothing-0", func(o dispatch.Options) dispatch.Strategy {
+	require.NoError(t, dispatch.Register(name, func(o dispatch.Options) dispatch.Strategy {
 		made = append(made, o)
 		return nothing{}
 	}))
-	assert.Contains(t, dispatch.Names(), "nothing-0")
-	s, err := dispatch.New("nothing-0", dispatch.Options{Seed: 7})
+	assert.Contains(t, dispatch.Names(), name)
+	s, err := dispatch.New(name, dispatch.Options{Seed: 7})
 	require.NoError(t, err)
 	assert.Equal(t, nothing{}, s)
 	assert.Equal(t, []dispatch.Options{{Seed: 7}}, made, "made once, with the run's options")
-	assert.ErrorIs(t, dispatch.Register("nothing-0", func(dispatch.Options) dispatch.Strategy { return nothing{} }), dispatch.ErrRegistered)
+	assert.ErrorIs(t, dispatch.Register(name, func(dispatch.Options) dispatch.Strategy { return nothing{} }), dispatch.ErrRegistered)
 }
 
 // Each strategy's promise and what it asks of the mailer and the bus follow its options: what
